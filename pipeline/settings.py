@@ -1,0 +1,294 @@
+"""Settings: one frozen dataclass per stage and one root :class:`Settings`.
+
+This is the only module that parses values from the command line, the UI or the environment. Each stage
+receives only its own part (``settings.vad`` for VAD, ``settings.transcribe`` for Whisper, …).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pipeline.errors import UsageError
+
+FORMATS = ("srt", "vtt", "json")
+DEVICES = ("auto", "cpu", "cuda")
+COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
+AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
+#: The model name that means "let the optimizer choose".
+AUTO_MODEL = "auto"
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """Decoding: which audio track, and the rate Whisper wants."""
+
+    audio_track: int | None = None
+    sample_rate: int = 16000
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """Speech detection and cutting into segments.
+
+    Attributes:
+        enabled: Run silero-vad; when off, cut at fixed ``fixed_segment_s`` lengths.
+        threshold: Speech probability above which a frame is speech.
+        min_speech_ms: Shorter bursts are ignored.
+        min_silence_ms: A pause must last this long to end a speech span.
+        speech_pad_ms: Padding added on both sides of each span (keeps word onsets and tails).
+        min_segment_s: A segment is at least this long, unless the file is shorter.
+        max_segment_s: A segment is at most this long.
+        target_segment_s: Where a cut is preferred; the longest pause near it wins.
+        skip_silence_s: Silence longer than this is left out of every window.
+        fixed_segment_s: Segment length when VAD is off or fails.
+        window_s: Longest stretch given to Whisper at once (its context is 30 s).
+    """
+
+    enabled: bool = True
+    threshold: float = 0.5
+    min_speech_ms: int = 250
+    min_silence_ms: int = 500
+    speech_pad_ms: int = 200
+    min_segment_s: float = 30.0
+    max_segment_s: float = 90.0
+    target_segment_s: float = 60.0
+    skip_silence_s: float = 2.0
+    fixed_segment_s: float = 60.0
+    window_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which Whisper model, on which device, in which precision."""
+
+    name: str = AUTO_MODEL
+    device: str = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 0
+    #: Allow downloading a standard model from the Hugging Face hub when it is not cached.
+    allow_download: bool = False
+
+
+@dataclass(frozen=True)
+class TranscribeSettings:
+    """Decoding options for Whisper."""
+
+    language: str | None = None
+    batch_size: int = 8
+    beam_size: int = 5
+    word_timestamps: bool = True
+    #: Optional WhisperX alignment: ``auto`` (when a local model exists), ``off``, or a model path.
+    align: str = "auto"
+
+
+@dataclass(frozen=True)
+class SubtitleSettings:
+    """Readability rules for cues (SPEC §4)."""
+
+    max_line_width: int = 42
+    max_lines: int = 2
+    cjk_line_width: int = 16
+    max_cps: float = 20.0
+    min_duration: float = 0.8
+    max_duration: float = 7.0
+    #: How long a cue stays after its last word, when the next speech leaves room.
+    tail: float = 0.3
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where results go and in which formats."""
+
+    output_dir: Path | None = None
+    formats: tuple[str, ...] = ("srt",)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where transcription runs: in-process (``workers=0``), a local cluster, or a remote scheduler."""
+
+    scheduler: str | None = None
+    workers: int | None = 0
+    cpu_affinity: str = "auto"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The job folder and what to keep of it."""
+
+    jobs_dir: Path = field(default_factory=lambda: default_jobs_dir())
+    keep_checkpoints: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one job needs, one part per stage."""
+
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    debug: bool = False
+
+    def replace(self, **parts: Any) -> Settings:
+        """Return a copy with whole parts replaced, e.g. ``replace(vad=VadSettings(enabled=False))``."""
+        return dataclasses.replace(self, **parts)
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The settings that change a job's result (not where files go), as plain JSON values."""
+        return {
+            "audio": dataclasses.asdict(self.audio),
+            "vad": dataclasses.asdict(self.vad),
+            "model": {"name": self.model.name, "compute_type": self.model.compute_type},
+            "transcribe": dataclasses.asdict(self.transcribe),
+            "subtitles": dataclasses.asdict(self.subtitles),
+        }
+
+
+def default_jobs_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The jobs folder: ``VIDEO2SRT_JOBS_DIR``, else the user cache folder (platformdirs)."""
+    env = os.environ if env is None else env
+    if env.get("VIDEO2SRT_JOBS_DIR"):
+        return Path(env["VIDEO2SRT_JOBS_DIR"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("video2srt")) / "jobs"
+
+
+def parse_formats(value: str | Sequence[str]) -> tuple[str, ...]:
+    """Parse ``"srt,vtt"`` (or a list) into a tuple of known formats, in the given order, deduplicated."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        fmt = item.strip().lower().lstrip(".")
+        if not fmt:
+            continue
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown output format {fmt!r}: use one or more of {', '.join(FORMATS)}")
+        if fmt not in out:
+            out.append(fmt)
+    if not out:
+        raise UsageError(f"no output format given: use one or more of {', '.join(FORMATS)}")
+    return tuple(out)
+
+
+def parse_affinity(value: str) -> str:
+    """Check a CPU-affinity strategy: ``auto``, ``half``, ``all``, ``none`` or a list like ``0-3,8``."""
+    value = value.strip().lower().replace(" ", "")
+    if not AFFINITY_RE.match(value):
+        raise UsageError(f"bad --cpu-affinity {value!r}: use half, all, none, or a core list like 0-3,8")
+    return value
+
+
+def _positive(name: str, value: int | float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, got {value}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``video2srt`` command line (SPEC §2)."""
+    p = argparse.ArgumentParser(
+        prog="video2srt",
+        description="Turn video and audio files into readable, well-timed subtitles with Whisper.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video or audio files")
+    p.add_argument("-o", "--output-dir", type=Path, help="where to write results (default: beside each input)")
+    p.add_argument("-f", "--formats", default="srt", help="comma-separated: srt,vtt,json (default: srt)")
+    p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
+    p.add_argument("--language", help="language code, e.g. en; detected when omitted")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES)
+    p.add_argument("--batch-size", type=int, help="windows per Whisper call (default: optimizer's choice)")
+    p.add_argument("--beam-size", type=int, default=TranscribeSettings.beam_size)
+    p.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads per worker (0: automatic)")
+    p.add_argument("--no-vad", action="store_true", help="cut at fixed 60 s instead of at pauses")
+    p.add_argument("--max-line-width", type=int, default=SubtitleSettings.max_line_width)
+    p.add_argument("--max-lines", type=int, default=SubtitleSettings.max_lines)
+    p.add_argument("--max-cps", type=float, default=SubtitleSettings.max_cps, help="reading speed, chars/s")
+    p.add_argument("--min-duration", type=float, default=SubtitleSettings.min_duration)
+    p.add_argument("--max-duration", type=float, default=SubtitleSettings.max_duration)
+    p.add_argument("--audio-track", type=int, help="which audio track to use, from 0 (default: the first)")
+    p.add_argument("--align", default="auto", help="WhisperX alignment: auto, off, or a local model folder")
+    p.add_argument("--cpu-affinity", default=os.environ.get("VIDEO2SRT_CPU_AFFINITY", "auto"))
+    p.add_argument("--scheduler", help="address of a running Dask scheduler")
+    p.add_argument("--workers", type=int, help="Dask workers to start; 0 runs in-process (default)")
+    p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", metavar="JOB_ID", help="resume an unfinished job")
+    resume.add_argument("--resume-all", action="store_true", help="resume every unfinished job")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep audio.wav and segment results")
+    p.add_argument("--hardware", action="store_true", help="print hardware and optimized settings as JSON")
+    p.add_argument("--list-jobs", action="store_true", help="list jobs and their states")
+    p.add_argument("--allow-download", action="store_true", help="let a standard model be downloaded")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return p
+
+
+def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Turn parsed command-line values into :class:`Settings`, checking every value.
+
+    Raises:
+        UsageError: A value is out of range or unknown.
+    """
+    env = os.environ if env is None else env
+    formats = parse_formats(ns.formats)
+    for name in ("max_line_width", "max_lines", "beam_size"):
+        _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
+    for name in ("max_cps", "min_duration", "max_duration"):
+        _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
+    if ns.min_duration > ns.max_duration:
+        raise UsageError("--min-duration must not exceed --max-duration")
+    if ns.batch_size is not None:
+        _positive("--batch-size", ns.batch_size)
+    _positive("--cpu-threads", ns.cpu_threads, allow_zero=True)
+    if ns.audio_track is not None:
+        _positive("--audio-track", ns.audio_track, allow_zero=True)
+    if ns.workers is not None:
+        _positive("--workers", ns.workers, allow_zero=True)
+    language = ns.language.strip().lower() if ns.language else None
+    if language is not None and not re.fullmatch(r"[a-z]{2,3}(_[a-z]+)?", language):
+        raise UsageError(f"bad --language {ns.language!r}: use a code such as en, de or zh")
+    jobs_dir = ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir(env)
+    align = ns.align.strip()
+    if align.lower() in ("auto", "off"):
+        align = align.lower()
+    transcribe = TranscribeSettings(language=language, beam_size=ns.beam_size, align=align)
+    if ns.batch_size is not None:
+        transcribe = dataclasses.replace(transcribe, batch_size=ns.batch_size)
+    return Settings(
+        audio=AudioSettings(audio_track=ns.audio_track),
+        vad=VadSettings(enabled=not ns.no_vad),
+        model=ModelSettings(
+            name=ns.model.strip() or AUTO_MODEL,
+            device=ns.device,
+            compute_type=ns.compute_type,
+            cpu_threads=ns.cpu_threads,
+            allow_download=ns.allow_download or env.get("VIDEO2SRT_ALLOW_DOWNLOAD") == "1",
+        ),
+        transcribe=transcribe,
+        subtitles=SubtitleSettings(
+            max_line_width=ns.max_line_width,
+            max_lines=ns.max_lines,
+            max_cps=ns.max_cps,
+            min_duration=ns.min_duration,
+            max_duration=ns.max_duration,
+        ),
+        output=OutputSettings(output_dir=ns.output_dir, formats=formats),
+        cluster=ClusterSettings(
+            scheduler=ns.scheduler,
+            workers=ns.workers if ns.workers is not None else (None if ns.scheduler else 0),
+            cpu_affinity=parse_affinity(ns.cpu_affinity),
+        ),
+        jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints),
+        debug=ns.debug,
+    )

@@ -1,0 +1,130 @@
+"""Transcription: batched Whisper (faster-whisper) over the windows of one or more segments.
+
+The windows of several segments are laid end to end in one buffer and given to faster-whisper's
+``BatchedInferencePipeline`` as explicit clip timestamps, so one call fills whole batches even when each
+segment has only two or three windows. Each window's text and cross-attention word times are then moved
+back to file time and regrouped per segment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline.models import LoadedModel
+from pipeline.settings import TranscribeSettings
+from pipeline.types import Segment, SegmentResult, TextSegment, Word
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+
+#: Reads float32 samples of [start, end) seconds of the file.
+AudioReader = Callable[[float, float], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SegmentAudio:
+    """A segment and the samples of each of its windows: everything a worker needs, no shared disk."""
+
+    segment: Segment
+    windows: tuple[np.ndarray, ...]
+
+    @classmethod
+    def read(cls, segment: Segment, reader: AudioReader) -> SegmentAudio:
+        return cls(segment, tuple(reader(w.start, w.end) for w in segment.windows))
+
+
+def detect_language(model: LoadedModel, samples: np.ndarray) -> tuple[str, float]:
+    """The language of up to 30 s of speech; ``en`` for English-only models."""
+    if not model.multilingual:
+        return "en", 1.0
+    language, probability, _ = model.model.detect_language(audio=samples[: 30 * SAMPLE_RATE])
+    return language, float(probability)
+
+
+def transcribe_segments(
+    model: LoadedModel,
+    items: Sequence[SegmentAudio],
+    settings: TranscribeSettings,
+    language: str,
+) -> list[SegmentResult]:
+    """Transcribe the windows of ``items`` in full batches and return one result per segment, in order.
+
+    Args:
+        model: The loaded Whisper model.
+        items: Segments with their window samples.
+        settings: Batch size, beam size, word timing.
+        language: The language to decode in (detect it first with :func:`detect_language`).
+    """
+    from faster_whisper import BatchedInferencePipeline
+
+    placed: list[tuple[int, float, float, float]] = []  # (item index, buffer start s, length s, file start s)
+    parts: list[np.ndarray] = []
+    pos = 0
+    for i, item in enumerate(items):
+        for window, samples in zip(item.segment.windows, item.windows):
+            samples = samples[: 30 * SAMPLE_RATE]
+            if samples.size < SAMPLE_RATE // 10:
+                continue  # under 0.1 s: nothing Whisper could read
+            placed.append((i, pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, window.start))
+            parts.append(samples.astype(np.float32, copy=False))
+            pos += samples.size
+    per_item: list[list[TextSegment]] = [[] for _ in items]
+    if parts:
+        buffer = np.concatenate(parts)
+        clips = [{"start": start, "end": start + length} for _, start, length, _ in placed]
+        pipeline = BatchedInferencePipeline(model.model)
+        segments, _ = pipeline.transcribe(
+            buffer,
+            language=language if model.multilingual else "en",
+            clip_timestamps=clips,
+            batch_size=settings.batch_size,
+            beam_size=settings.beam_size,
+            word_timestamps=settings.word_timestamps,
+            without_timestamps=True,
+            vad_filter=False,
+            log_progress=False,
+        )
+        # faster-whisper tags each segment with its clip's offset in frames ("seek"): that names the window.
+        frames_per_second = model.model.frames_per_second
+        by_seek = {
+            int(int(start * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, (_, start, _, _) in enumerate(placed)
+        }
+        for seg in segments:
+            w = by_seek[seg.seek]
+            item_index, buf_start, length, file_start = placed[w]
+            shift = file_start - buf_start
+            text_segment = _to_file_time(seg, shift, file_start, file_start + length)
+            if text_segment is not None:
+                per_item[item_index].append(text_segment)
+    return [
+        SegmentResult(index=item.segment.index, language=language, segments=tuple(per_item[i]))
+        for i, item in enumerate(items)
+    ]
+
+
+def _to_file_time(seg: object, shift: float, lo: float, hi: float) -> TextSegment | None:
+    """Move a faster-whisper segment into file time, clipping its words to their window."""
+    words: list[Word] = []
+    for w in getattr(seg, "words", None) or []:
+        start = min(max(w.start + shift, lo), hi)
+        end = min(max(w.end + shift, start), hi)
+        words.append(Word(w.word, round(start, 3), round(end, 3), round(float(w.probability), 4)))
+    text = seg.text.strip()  # type: ignore[attr-defined]
+    if not text:
+        return None
+    start = words[0].start if words else min(max(seg.start + shift, lo), hi)  # type: ignore[attr-defined]
+    end = words[-1].end if words else min(max(seg.end + shift, start), hi)  # type: ignore[attr-defined]
+    return TextSegment(
+        start=round(start, 3),
+        end=round(end, 3),
+        text=text,
+        words=tuple(words),
+        avg_logprob=round(float(seg.avg_logprob), 4),  # type: ignore[attr-defined]
+        no_speech_prob=round(float(seg.no_speech_prob), 4),  # type: ignore[attr-defined]
+        compression_ratio=round(float(seg.compression_ratio), 4),  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,161 @@
+"""Plain data passed between stages: media → audio → speech spans → segments → timed words → cues.
+
+Times are seconds in file time (from the start of the input) everywhere outside ``transcribe``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSpan:
+    """A stretch of audio that VAD calls speech."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A unit of work: 30–90 s of audio cut at pauses, transcribed as a few windows of at most 30 s.
+
+    Attributes:
+        index: Position in the file, from 0.
+        start: First sample's time.
+        end: Last sample's time.
+        spans: The speech inside, in file time.
+        windows: What is given to Whisper: consecutive spans packed into stretches of at most 30 s.
+    """
+
+    index: int
+    start: float
+    end: float
+    spans: tuple[SpeechSpan, ...]
+    windows: tuple[SpeechSpan, ...]
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "start": self.start,
+            "end": self.end,
+            "spans": [[s.start, s.end] for s in self.spans],
+            "windows": [[w.start, w.end] for w in self.windows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Segment:
+        return cls(
+            index=int(data["index"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            spans=tuple(SpeechSpan(float(a), float(b)) for a, b in data["spans"]),
+            windows=tuple(SpeechSpan(float(a), float(b)) for a, b in data["windows"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its time and the model's confidence."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class TextSegment:
+    """A stretch of recognised text as Whisper returns it, with its words."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...]
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["words"] = [asdict(w) for w in self.words]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextSegment:
+        return cls(
+            start=float(data["start"]),
+            end=float(data["end"]),
+            text=str(data["text"]),
+            words=tuple(Word(**w) for w in data.get("words", [])),
+            avg_logprob=float(data.get("avg_logprob", 0.0)),
+            no_speech_prob=float(data.get("no_speech_prob", 0.0)),
+            compression_ratio=float(data.get("compression_ratio", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentResult:
+    """What transcribing one :class:`Segment` gives: its text segments, in file time."""
+
+    index: int
+    language: str
+    segments: tuple[TextSegment, ...]
+    #: Lines the hallucination guard removed, with the reason, for the log and the JSON.
+    dropped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "language": self.language,
+            "segments": [s.to_dict() for s in self.segments],
+            "dropped": list(self.dropped),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentResult:
+        return cls(
+            index=int(data["index"]),
+            language=str(data["language"]),
+            segments=tuple(TextSegment.from_dict(s) for s in data["segments"]),
+            dropped=tuple(data.get("dropped", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """One subtitle: at most a few short lines shown from ``start`` to ``end``."""
+
+    index: int
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(slots=True)
+class Transcript:
+    """The finished result of one input, ready for the writers."""
+
+    language: str
+    duration: float
+    model: str
+    segments: list[TextSegment]
+    cues: list[Cue]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]

@@ -1,0 +1,418 @@
+"""VAD: silero-vad speech spans, streamed, and the cutting of spans into segments of 30–90 s.
+
+The model is the torch-free *sequence* ONNX export that ships in the ``silero-vad`` pip package: one
+ONNX call covers up to 512 frames (16 s) instead of one call per 32 ms frame, with the LSTM state carried
+across calls so it streams. Decoded chunks go in, :class:`~pipeline.types.Segment` objects come out as
+soon as each cut is certain, so transcription starts long before decoding ends.
+
+Cuts fall in pauses, at the longest pause near the target length; a continuous stretch of speech longer
+than a Whisper window is split at its quietest frame. Silence longer than ``skip_silence_s`` is left out
+of every window. When VAD is off or fails, fixed 60 s cuts are used and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from pipeline.settings import VadSettings
+from pipeline.types import Segment, SpeechSpan
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous frame the model sees
+FRAME_S = FRAME / SAMPLE_RATE
+MAX_FRAMES_PER_CALL = 512
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
+
+
+def model_path() -> Path:
+    """Path of the sequence ONNX model inside the installed ``silero-vad`` package.
+
+    Found without importing the package, whose ``__init__`` imports torch.
+    """
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the silero-vad package is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing from the silero-vad package")
+    return path
+
+
+class SileroVad:
+    """A loaded silero-vad model. Owned by the caller and reusable across files (not across threads)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # One thread: VAD runs beside transcription, which owns the other cores.
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(path or model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+
+    def stream(self) -> VadStream:
+        """A new stream with fresh state, for one file."""
+        return VadStream(self)
+
+
+class VadStream:
+    """Per-frame speech probabilities of audio fed in arbitrary chunks."""
+
+    def __init__(self, model: SileroVad) -> None:
+        self._session = model.session
+        self._hidden = np.zeros((1, 1, 128), dtype=np.float32)
+        self._cell = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+        self._rest = np.zeros(0, dtype=np.float32)
+
+    def feed(self, samples: np.ndarray) -> np.ndarray:
+        """Add float32 samples; return the probabilities of every frame now complete."""
+        audio = np.concatenate((self._rest, samples.astype(np.float32, copy=False)))
+        n = audio.size // FRAME
+        self._rest = audio[n * FRAME :]
+        return self._run(audio[: n * FRAME])
+
+    def finish(self) -> np.ndarray:
+        """Flush the last partial frame, zero-padded, and return its probability."""
+        if not self._rest.size:
+            return np.zeros(0, dtype=np.float32)
+        last = np.zeros(FRAME, dtype=np.float32)
+        last[: self._rest.size] = self._rest
+        self._rest = np.zeros(0, dtype=np.float32)
+        return self._run(last)
+
+    def _run(self, audio: np.ndarray) -> np.ndarray:
+        frames_total = audio.size // FRAME
+        out: list[np.ndarray] = []
+        for first in range(0, frames_total, MAX_FRAMES_PER_CALL):
+            frames = audio[first * FRAME : min(frames_total, first + MAX_FRAMES_PER_CALL) * FRAME].reshape(-1, FRAME)
+            contexts = np.empty((frames.shape[0], CONTEXT), dtype=np.float32)
+            contexts[0] = self._context
+            contexts[1:] = frames[:-1, -CONTEXT:]
+            self._context = frames[-1, -CONTEXT:].copy()
+            block = np.concatenate((contexts, frames), axis=1)
+            probs, self._hidden, self._cell = self._session.run(
+                ["speech_probs", "hn", "cn"], {"input": block, "h": self._hidden, "c": self._cell}
+            )
+            out.append(np.asarray(probs, dtype=np.float32).reshape(-1))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+class SpanTracker:
+    """Turns per-frame probabilities into speech spans (silero's hysteresis), as frames arrive.
+
+    A span ends after ``min_silence_ms`` below the lower threshold; spans shorter than ``min_speech_ms``
+    are dropped; a span reaching ``max_span_s`` is split at its quietest frame in the second half.
+    Spans are returned unpadded, in seconds.
+    """
+
+    def __init__(self, settings: VadSettings) -> None:
+        self.threshold = settings.threshold
+        self.neg_threshold = max(settings.threshold - 0.15, 0.01)
+        self.min_silence = max(1, int(settings.min_silence_ms / 1000 / FRAME_S))
+        self.min_speech = max(1, int(settings.min_speech_ms / 1000 / FRAME_S))
+        self.max_span = max(4, int(settings.window_s / FRAME_S) - int(2 * settings.speech_pad_ms / 1000 / FRAME_S))
+        self.frame = 0
+        self._start: int | None = None
+        self._temp_end: int | None = None
+        self._probs: list[float] = []
+
+    def push(self, probs: np.ndarray) -> list[SpeechSpan]:
+        """Consume frame probabilities; return the spans that closed."""
+        done: list[SpeechSpan] = []
+        for p in probs.tolist():
+            i = self.frame
+            self.frame += 1
+            if self._start is None:
+                if p >= self.threshold:
+                    self._start, self._temp_end, self._probs = i, None, [p]
+                continue
+            self._probs.append(p)
+            if p >= self.threshold:
+                self._temp_end = None
+            elif p < self.neg_threshold:
+                if self._temp_end is None:
+                    self._temp_end = i
+                if i - self._temp_end >= self.min_silence:
+                    self._close(self._temp_end, done)
+                    continue
+            if i + 1 - self._start >= self.max_span:
+                self._split(done)
+        return done
+
+    def finish(self) -> list[SpeechSpan]:
+        """Close the span still open at the end of the audio."""
+        done: list[SpeechSpan] = []
+        if self._start is not None:
+            self._close(self._temp_end if self._temp_end is not None else self.frame, done)
+        return done
+
+    def _emit(self, start: int, end: int, done: list[SpeechSpan]) -> None:
+        if end - start >= self.min_speech:
+            done.append(SpeechSpan(round(start * FRAME_S, 3), round(end * FRAME_S, 3)))
+
+    def _close(self, end: int, done: list[SpeechSpan]) -> None:
+        assert self._start is not None
+        self._emit(self._start, end, done)
+        self._start, self._temp_end, self._probs = None, None, []
+
+    def _split(self, done: list[SpeechSpan]) -> None:
+        assert self._start is not None
+        half = len(self._probs) // 2
+        cut = half + int(np.argmin(self._probs[half:]))
+        split_at = self._start + cut
+        done.append(SpeechSpan(round(self._start * FRAME_S, 3), round(split_at * FRAME_S, 3)))
+        self._probs = self._probs[cut:]
+        self._start = split_at
+        self._temp_end = None
+
+
+@dataclass
+class VadMetrics:
+    """What segmentation found in one file (seed item 10's quality metrics)."""
+
+    mode: str = "silero"
+    reason: str = ""
+    duration: float = 0.0
+    speech_seconds: float = 0.0
+    span_count: int = 0
+    segment_lengths: list[float] = field(default_factory=list)
+    window_count: int = 0
+    silence_skipped: float = 0.0
+
+    @property
+    def speech_ratio(self) -> float:
+        return self.speech_seconds / self.duration if self.duration else 0.0
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.segment_lengths)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "duration": round(self.duration, 3),
+            "speech_ratio": round(self.speech_ratio, 4),
+            "speech_seconds": round(self.speech_seconds, 3),
+            "span_count": self.span_count,
+            "segment_count": self.segment_count,
+            "segment_lengths": [round(x, 2) for x in self.segment_lengths],
+            "window_count": self.window_count,
+            "silence_skipped": round(self.silence_skipped, 3),
+        }
+
+
+def pad_spans(spans: list[SpeechSpan], pad: float, limit: float | None = None) -> list[SpeechSpan]:
+    """Pad each span by ``pad`` seconds on both sides without crossing its neighbours' midpoints."""
+    out: list[SpeechSpan] = []
+    for i, s in enumerate(spans):
+        lo = 0.0 if i == 0 else (spans[i - 1].end + s.start) / 2
+        hi = limit if i == len(spans) - 1 else (s.end + spans[i + 1].start) / 2
+        start = max(lo, s.start - pad)
+        end = s.end + pad if hi is None else min(hi, s.end + pad)
+        out.append(SpeechSpan(round(start, 3), round(end, 3)))
+    return out
+
+
+def pack_windows(spans: Iterable[SpeechSpan], window_s: float, skip_silence_s: float) -> tuple[SpeechSpan, ...]:
+    """Pack consecutive spans into continuous windows of at most ``window_s``; long silences end a window."""
+    windows: list[SpeechSpan] = []
+    cur: SpeechSpan | None = None
+    for s in spans:
+        if cur is not None and s.end - cur.start <= window_s and s.start - cur.end < skip_silence_s:
+            cur = SpeechSpan(cur.start, s.end)
+            continue
+        if cur is not None:
+            windows.append(cur)
+        cur = s
+    if cur is not None:
+        windows.append(cur)
+    return tuple(windows)
+
+
+class Segmenter:
+    """Groups spans into segments of ``min_segment_s``–``max_segment_s``, cutting in pauses, as they come."""
+
+    def __init__(self, settings: VadSettings) -> None:
+        self.s = settings
+        self._pending: list[SpeechSpan] = []
+        self._index = 0
+
+    def push(self, spans: list[SpeechSpan], position: float) -> list[Segment]:
+        """Add closed spans; ``position`` is how far the audio has been analysed, in seconds."""
+        out: list[Segment] = []
+        for span in spans:
+            # A long silence before this span is a natural cut, once the segment is long enough.
+            if (
+                self._pending
+                and span.start - self._pending[-1].end >= self.s.skip_silence_s
+                and self._pending[-1].end - self._pending[0].start >= self.s.min_segment_s
+            ):
+                out.append(self._make(len(self._pending)))
+            self._pending.append(span)
+        while self._pending and max(position, self._pending[-1].end) - self._pending[0].start > self.s.max_segment_s:
+            out.append(self._make(self._choose_cut()))
+        return out
+
+    def finish(self) -> list[Segment]:
+        """Emit what is left at the end of the audio."""
+        out: list[Segment] = []
+        while self._pending and self._pending[-1].end - self._pending[0].start > self.s.max_segment_s:
+            out.append(self._make(self._choose_cut()))
+        if self._pending:
+            out.append(self._make(len(self._pending)))
+        return out
+
+    def _choose_cut(self) -> int:
+        """How many pending spans go into the next segment: the best pause near the target length."""
+        s = self.s
+        origin = self._pending[0].start
+        best, best_score = 1, -1e9
+        fallback = 1
+        for i in range(1, len(self._pending)):
+            end = self._pending[i - 1].end - origin
+            if end > s.max_segment_s:
+                break
+            fallback = i
+            if end < s.min_segment_s:
+                continue
+            gap = self._pending[i].start - self._pending[i - 1].end
+            score = min(gap, 3.0) - 0.05 * abs(end - s.target_segment_s)
+            if score > best_score:
+                best, best_score = i, score
+        return best if best_score > -1e9 else fallback
+
+    def _make(self, count: int) -> Segment:
+        spans, self._pending = self._pending[:count], self._pending[count:]
+        seg = Segment(
+            index=self._index,
+            start=spans[0].start,
+            end=spans[-1].end,
+            spans=tuple(spans),
+            windows=pack_windows(spans, self.s.window_s, self.s.skip_silence_s),
+        )
+        self._index += 1
+        return seg
+
+
+def fixed_segments(duration: float, settings: VadSettings, first_index: int = 0, start: float = 0.0) -> list[Segment]:
+    """Fixed cuts of ``fixed_segment_s`` from ``start`` to ``duration``: the fallback without VAD."""
+    out: list[Segment] = []
+    t, index = start, first_index
+    while duration - t > 0.05:
+        end = min(duration, t + settings.fixed_segment_s)
+        span = SpeechSpan(round(t, 3), round(end, 3))
+        windows = []
+        w = t
+        while end - w > 0.05:
+            windows.append(SpeechSpan(round(w, 3), round(min(end, w + settings.window_s), 3)))
+            w += settings.window_s
+        out.append(Segment(index, span.start, span.end, (span,), tuple(windows)))
+        t, index = end, index + 1
+    return out
+
+
+def segment_stream(
+    chunks: Iterable[np.ndarray],
+    settings: VadSettings,
+    model: SileroVad | None,
+    metrics: VadMetrics | None = None,
+) -> Iterator[Segment]:
+    """Cut streamed 16 kHz int16/float32 chunks into segments, yielding each as soon as it is certain.
+
+    With ``settings.enabled`` false, or ``model`` None, or when the model fails, fixed cuts are used and the
+    reason is logged and kept in ``metrics``.
+    """
+    metrics = metrics if metrics is not None else VadMetrics()
+    pad = settings.speech_pad_ms / 1000
+    samples = 0
+    stream = model.stream() if (settings.enabled and model is not None) else None
+    if stream is None:
+        metrics.mode = "fixed"
+        metrics.reason = "VAD disabled" if not settings.enabled else "no VAD model"
+        log.info("segmentation: fixed %.0f s cuts (%s)", settings.fixed_segment_s, metrics.reason)
+    tracker = SpanTracker(settings)
+    segmenter = Segmenter(settings)
+    spans_raw: list[SpeechSpan] = []
+    emitted_until = 0.0  # fixed mode: end of the last emitted segment
+    fixed_index = 0
+    # Raw spans are held back one, so that padding can see the next span before the segmenter does.
+    held: list[SpeechSpan] = []
+
+    def release(new: list[SpeechSpan], final: bool) -> list[SpeechSpan]:
+        held.extend(new)
+        keep = 0 if final else 1
+        ready, rest = held[: len(held) - keep], held[len(held) - keep :]
+        padded = pad_spans(held, pad, None if not final else samples / SAMPLE_RATE)[: len(ready)]
+        held[:] = rest
+        return padded
+
+    for chunk in chunks:
+        x = chunk.astype(np.float32) / 32768.0 if chunk.dtype == np.int16 else chunk.astype(np.float32, copy=False)
+        samples += x.size
+        position = samples / SAMPLE_RATE
+        if stream is not None:
+            try:
+                probs = stream.feed(x)
+            except Exception as exc:  # noqa: BLE001 - any model failure falls back to fixed cuts
+                log.warning("VAD failed (%s); falling back to fixed %.0f s cuts", exc, settings.fixed_segment_s)
+                metrics.mode, metrics.reason = "fixed", f"VAD failed: {exc}"
+                stream = None
+                # Everything not yet emitted is re-cut at fixed lengths from where the last segment ended.
+                emitted_until = segmenter._pending[0].start if segmenter._pending else emitted_until
+                held.clear()
+                segmenter = Segmenter(settings)
+                continue
+            new = tracker.push(probs)
+            spans_raw.extend(new)
+            for seg in segmenter.push(release(new, False), position - settings.min_silence_ms / 1000):
+                emitted_until, fixed_index = seg.end, seg.index + 1
+                yield seg
+        else:
+            while position - emitted_until >= settings.fixed_segment_s:
+                seg = fixed_segments(emitted_until + settings.fixed_segment_s, settings, fixed_index, emitted_until)[0]
+                emitted_until, fixed_index = seg.end, seg.index + 1
+                yield seg
+    duration = samples / SAMPLE_RATE
+    metrics.duration = duration
+    if stream is not None:
+        tracker.push(stream.finish())
+        new = tracker.finish()
+        spans_raw.extend(new)
+        segs = segmenter.push(release(new, True), duration) + segmenter.finish()
+    else:
+        segs = fixed_segments(duration, settings, fixed_index, emitted_until)
+    yield from segs
+    all_segments_note = segs  # for metrics below; earlier ones were counted as they went
+    del all_segments_note
+    metrics.span_count = len(spans_raw) if metrics.mode == "silero" else 0
+    metrics.speech_seconds = sum(s.duration for s in spans_raw) if metrics.mode == "silero" else duration
+
+
+def segment_audio(samples: np.ndarray, settings: VadSettings, model: SileroVad | None) -> tuple[list[Segment], VadMetrics]:
+    """Segment a whole in-memory signal (tests, notebooks). Returns the segments and their metrics."""
+    metrics = VadMetrics()
+    chunks = (samples[i : i + 32000] for i in range(0, samples.size, 32000))
+    segments = list(segment_stream(chunks, settings, model, metrics))
+    finish_metrics(metrics, segments)
+    return segments, metrics
+
+
+def finish_metrics(metrics: VadMetrics, segments: list[Segment]) -> None:
+    """Fill the per-segment figures of ``metrics`` from the final segment list."""
+    metrics.segment_lengths = [s.duration for s in segments]
+    metrics.window_count = sum(len(s.windows) for s in segments)
+    metrics.silence_skipped = max(0.0, metrics.duration - sum(w.duration for s in segments for w in s.windows))

@@ -1,0 +1,43 @@
+"""Shared fixtures: the real recordings in ../shared/data and one model cache for the whole session."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pipeline.models import ModelCache
+from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA.is_dir(), f"test data not found at {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> ModelCache:
+    """One loaded bundled tiny.en for every test that transcribes."""
+    return ModelCache()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a real run on the bundled model, writing into ``tmp_path``."""
+    return Settings(
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        transcribe=TranscribeSettings(language="en", batch_size=8),
+        output=OutputSettings(output_dir=tmp_path / "out", formats=("srt", "vtt", "json")),
+        jobs=JobSettings(jobs_dir=tmp_path / "jobs"),
+    )
+
+
+def with_parts(settings: Settings, **parts: object) -> Settings:
+    """Copy of ``settings`` with some fields of some parts changed: ``with_parts(s, vad={"enabled": False})``."""
+    changes = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in parts.items()}
+    return settings.replace(**changes)

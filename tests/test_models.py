@@ -1,0 +1,65 @@
+"""Model resolution: bundled, folder path, standard names offline, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline import models
+from pipeline.errors import ModelError
+from pipeline.settings import ModelSettings
+
+
+def test_bundled_tiny_en_resolves_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = models.resolve(ModelSettings(name="tiny.en"))
+    assert spec.source == "bundled" and (Path(spec.path) / "model.bin").exists()
+
+
+def test_auto_on_cpu_is_the_bundled_model() -> None:
+    assert models.resolve(ModelSettings(), device="cpu").name == "tiny.en"
+
+
+def test_auto_on_gpu_without_medium_offline_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(models, "_cached_standard", lambda name: None)
+    with caplog.at_level("WARNING"):
+        spec = models.resolve(ModelSettings(), device="cuda", gpu_memory_mb=24000)
+    assert spec.name == "tiny.en" and "not available offline" in caplog.text
+
+
+def test_folder_path(tmp_path: Path) -> None:
+    folder = tmp_path / "my-model"
+    shutil.copytree(models.bundled_model_path(), folder)
+    spec = models.resolve(ModelSettings(name=str(folder)))
+    assert spec.source == "path" and spec.path == str(folder)
+
+
+def test_folder_without_model_bin(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model.bin"):
+        models.resolve(ModelSettings(name=str(tmp_path)))
+
+
+def test_standard_name_not_cached_lists_what_is_available(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"not in the local cache.*available offline: tiny\.en"):
+        models.resolve(ModelSettings(name="large-v3"))
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(ModelError, match="unknown model 'whisper-9000'"):
+        models.resolve(ModelSettings(name="whisper-9000"))
+
+
+def test_auto_placement_on_this_machine() -> None:
+    placement = models.placement_for(ModelSettings())
+    assert placement.device in ("cpu", "cuda")
+    assert placement.compute_type == ("int8" if placement.device == "cpu" else "float16")
+
+
+def test_cache_loads_once(model_cache: models.ModelCache) -> None:
+    a = model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))
+    b = model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))
+    assert a is b and not a.multilingual
