@@ -270,3 +270,35 @@ class JobStore:
         for path in sorted(self.root.iterdir()):
             if JOB_ID_RE.match(path.name) and (path / "job.json").exists():
                 yield Job(path.name, path)
+
+
+class VadCache:
+    """Segment plans by (audio hash, VAD settings), so the same file is never run through VAD twice.
+
+    Kept in ``<jobs dir>/vad_cache/<key>.json``; a corrupt or foreign entry is ignored.
+    """
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.root = Path(jobs_dir) / "vad_cache"
+
+    @staticmethod
+    def key(input_sha256: str, audio: dict[str, Any], vad: dict[str, Any]) -> str:
+        return fingerprint({"input": input_sha256, "audio": audio, "vad": vad, "v": FORMAT_VERSION})
+
+    def get(self, key: str) -> list[Segment] | None:
+        path = self.root / f"{key}.json"
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("key") != key:
+                return None
+            return [Segment.from_dict(s) for s in data["segments"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, segments: list[Segment]) -> None:
+        try:
+            _write_json(self.root / f"{key}.json", {"key": key, "segments": [s.to_dict() for s in segments]})
+        except OSError:
+            pass  # a cache that cannot be written only costs speed next time

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from pipeline.errors import UsageError
 from pipeline.models import BUNDLED, default_model_name, resolve_compute_type
-from pipeline.settings import AUTO_MODEL, default_jobs_dir
+from pipeline.settings import AUTO_MODEL, Settings, default_jobs_dir
 
 log = logging.getLogger(__name__)
 
@@ -923,3 +923,27 @@ def hardware_report(
         info, device=device, compute_type=compute_type, model=model, cpu_affinity=cpu_affinity
     )
     return {"hardware": info.as_dict(), "optimized": optimized.as_dict(), "summary": summary(info, optimized)}
+
+
+def tune_settings(settings: Settings, detector: CoreHardwareDetector | None = None) -> Settings:
+    """Fill the settings left to the optimizer (batch size 0, CPU threads 0) from this machine.
+
+    Values the user chose are kept. This is how the optimizer becomes the default of every job.
+    """
+    if settings.transcribe.batch_size and settings.model.cpu_threads:
+        return settings
+    detector = detector if detector is not None else CoreHardwareDetector(settings.jobs.jobs_dir)
+    optimized = CoreOptimizer().optimize(
+        detector.detect(),
+        device=settings.model.device,
+        compute_type=settings.model.compute_type,
+        model=settings.model.name,
+        cpu_affinity=settings.cluster.cpu_affinity,
+    )
+    transcribe = settings.transcribe
+    if not transcribe.batch_size:
+        transcribe = dataclasses.replace(transcribe, batch_size=optimized.batch_size)
+    model = settings.model
+    if not model.cpu_threads:
+        model = dataclasses.replace(model, cpu_threads=optimized.cpu_threads)
+    return settings.replace(transcribe=transcribe, model=model)

@@ -8,6 +8,7 @@ SRT grows in order, and progress goes out as :class:`JobEvent` values through a 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -21,12 +22,13 @@ import numpy as np
 
 from pipeline import audio as audio_mod
 from pipeline import subtitles
-from pipeline.checkpoint import Job, JobStore, atomic_write_text, file_sha256
+from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, file_sha256
 from pipeline.errors import CancelledError, InputError, PipelineError
-from pipeline.models import LoadedModel, ModelCache
+from pipeline.hardware import apply_cpu_affinity, tune_settings
+from pipeline.models import LoadedModel, ModelCache, placement_for
 from pipeline.settings import Settings
 from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
-from pipeline.types import SegmentResult, SpeechSpan, TextSegment, Transcript
+from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 
 log = logging.getLogger(__name__)
@@ -84,12 +86,12 @@ class RollingAudio:
         self._size += chunk.size
 
     def read(self, start: float, end: float) -> np.ndarray:
-        """float32 samples in [-1, 1] of [start, end) seconds, which must still be held."""
+        """int16 samples of [start, end) seconds, which must still be held."""
         data = np.concatenate(self._chunks) if len(self._chunks) > 1 else (self._chunks[0] if self._chunks else np.zeros(0, np.int16))
         self._chunks = [data] if data.size else []
         a = max(0, int(round(start * SAMPLE_RATE)) - self._offset)
         b = max(a, min(data.size, int(round(end * SAMPLE_RATE)) - self._offset))
-        return data[a:b].astype(np.float32) / 32768.0
+        return data[a:b].copy()
 
     def drop_before(self, t: float) -> None:
         cut = int(round(t * SAMPLE_RATE)) - self._offset
@@ -125,8 +127,9 @@ class Runner:
     """
 
     def __init__(self, settings: Settings, models: ModelCache | None = None) -> None:
-        self.settings = settings
+        self.settings = tune_settings(settings)
         self.models = models or ModelCache()
+        self.affinity = apply_cpu_affinity(settings.cluster.cpu_affinity, placement_for(settings.model).device)
         self._vad: SileroVad | None = None
         # One thread loads the model and runs every inference call: CTranslate2 on CPU ran 3.5x slower
         # when a model loaded on one thread was used from another (measured: 5.7 s vs 20.6 s on manifesto).
@@ -134,7 +137,7 @@ class Runner:
 
     def preload(self, settings: Settings | None = None) -> Future[LoadedModel]:
         """Start loading the model in the background; the returned future gives it."""
-        s = settings or self.settings
+        s = tune_settings(settings) if settings is not None else self.settings
         return self._pool.submit(self.models.get, s.model)
 
     def _vad_model(self, settings: Settings) -> SileroVad | None:
@@ -162,17 +165,19 @@ class Runner:
             ModelError: The model cannot be had.
             CancelledError: ``cancel`` was set.
         """
-        s = settings or self.settings
+        s = tune_settings(settings) if settings is not None else self.settings
         input_path = Path(input_path)
         started = time.monotonic()
         audio_mod.check_input(input_path)
         info = audio_mod.probe(input_path, s.audio)
         model_future = self.preload(s)
         store = JobStore(s.jobs.jobs_dir)
-        job = store.create(input_path, file_sha256(input_path), s.fingerprint_fields())
+        sha = file_sha256(input_path)
+        job = store.create(input_path, sha, s.fingerprint_fields())
         emit = _Emitter(job.id, input_path, info.duration, started, on_event)
+        stop = _Stop(cancel)
         try:
-            return self._run(job, input_path, s, model_future, emit, cancel or threading.Event(), started)
+            return self._run(job, input_path, s, sha, model_future, emit, stop, started)
         except CancelledError:
             job.update_checkpoint(state="cancelled")
             emit("cancelled", message="cancelled")
@@ -181,22 +186,30 @@ class Runner:
             job.update_checkpoint(state="failed", error=str(exc))
             emit("failed", message=str(exc))
             raise
+        finally:
+            stop.stop()  # the producer, if still running, ends at its next step
 
     def _run(
         self,
         job: Job,
         input_path: Path,
         s: Settings,
+        sha: str,
         model_future: Future[LoadedModel],
         emit: _Emitter,
-        cancel: threading.Event,
+        cancel: _Stop,
         started: float,
     ) -> JobResult:
-        q: queue.Queue[object] = queue.Queue()
+        # Bounded: decoding runs far ahead of transcription, and unbounded it would hold a whole
+        # two-hour file's samples in memory. Two batches' worth keeps the model fed.
+        q: queue.Queue[object] = queue.Queue(maxsize=max(4, 2 * s.transcribe.batch_size))
         produced = _Produced()
+        vad_cache = VadCache(s.jobs.jobs_dir)
+        vad_key = vad_cache.key(sha, dataclasses.asdict(s.audio), dataclasses.asdict(s.vad))
+        cached_plan = vad_cache.get(vad_key) if s.vad.enabled else None
         producer = threading.Thread(
             target=self._produce,
-            args=(job, input_path, s, q, produced, cancel),
+            args=(job, input_path, s, q, produced, cancel, cached_plan),
             name=f"decode-{job.id}",
             daemon=True,
         )
@@ -215,7 +228,7 @@ class Runner:
         plan = []
         transcribe_s = 0.0
         first_result_at: float | None = None
-        last_partial = 0.0
+        last_partial, partial_every = 0.0, PARTIAL_EVERY_S
         finished = False
         for batch, finished in _batches(q, s.transcribe.batch_size):
             if cancel.is_set():
@@ -237,14 +250,19 @@ class Runner:
                 first_result_at = time.monotonic() - started
             done_until = _contiguous_end(results, plan)
             job.update_checkpoint(segments_done=len(results))
-            emit("running", len(results), None, done_until)
-            if time.monotonic() - last_partial >= PARTIAL_EVERY_S:
-                last_partial = time.monotonic()
+            if time.monotonic() - last_partial >= partial_every:
+                t = time.monotonic()
                 self._write_partial(job, results, s, produced.spans)
+                last_partial = time.monotonic()
+                # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
+                partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
+            emit("running", len(results), None, done_until)
         producer.join()
         if isinstance(finished, BaseException):
             raise finished
         job.save_plan(plan)
+        if produced.vad.mode == "silero":
+            vad_cache.put(vad_key, plan)
         total = len(plan)
         job.update_checkpoint(segments_total=total, segments_done=len(results))
 
@@ -284,7 +302,8 @@ class Runner:
         s: Settings,
         q: queue.Queue[object],
         produced: _Produced,
-        cancel: threading.Event,
+        cancel: _Stop,
+        plan: list[Segment] | None,
     ) -> None:
         """Decode → audio.wav + VAD → segments with their samples, onto ``q``. Runs on its own thread."""
         writer = job.audio_writer(s.audio.sample_rate)
@@ -310,18 +329,20 @@ class Runner:
                     produced.audio_seconds += chunk.size / SAMPLE_RATE
                     yield chunk
 
-            for seg in segment_stream(tee(), s.vad, self._vad_model(s), produced.vad):
+            vad_model = None if plan is not None else self._vad_model(s)
+            for seg in segment_stream(tee(), s.vad, vad_model, produced.vad, plan):
                 produced.spans.extend(seg.spans)
-                q.put(SegmentAudio(seg, tuple(rolling.read(w.start, w.end) for w in seg.windows)))
+                if not _put(q, SegmentAudio(seg, tuple(rolling.read(w.start, w.end) for w in seg.windows)), cancel):
+                    return
                 rolling.drop_before(seg.end)
             if cancel.is_set():
                 raise CancelledError(f"{input_path}: cancelled")
             produced.decode_s = decode_s
             produced.vad_s = max(0.0, time.monotonic() - started - decode_s)
             ok = True
-            q.put(_DONE)
+            _put(q, _DONE, cancel)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            q.put(exc if isinstance(exc, PipelineError) else InputError(f"{input_path}: decoding failed: {exc}"))
+            _put(q, exc if isinstance(exc, PipelineError) else InputError(f"{input_path}: decoding failed: {exc}"), cancel)
             if not isinstance(exc, PipelineError):
                 log.debug("producer failed", exc_info=True)
         finally:
@@ -375,6 +396,31 @@ class _Emitter:
                 time.monotonic() - self.started, message,
             )
         )
+
+
+def _put(q: queue.Queue[object], item: object, stop: _Stop) -> bool:
+    """Put with back-pressure, giving up when the job stops; True when the item went in."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class _Stop:
+    """Set when the caller cancels or the job ends for any reason; the producer thread watches it."""
+
+    def __init__(self, cancel: threading.Event | None) -> None:
+        self._cancel = cancel
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def is_set(self) -> bool:
+        return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
 def _batches(q: queue.Queue[object], batch_size: int) -> Iterator[tuple[list[SegmentAudio], object]]:

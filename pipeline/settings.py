@@ -70,6 +70,7 @@ class ModelSettings:
     name: str = AUTO_MODEL
     device: str = "auto"
     compute_type: str = "auto"
+    #: CTranslate2 threads per worker; 0 leaves it to the optimizer.
     cpu_threads: int = 0
     #: Allow downloading a standard model from the Hugging Face hub when it is not cached.
     allow_download: bool = False
@@ -80,7 +81,8 @@ class TranscribeSettings:
     """Decoding options for Whisper."""
 
     language: str | None = None
-    batch_size: int = 8
+    #: Windows per Whisper call; 0 leaves it to the optimizer (pipeline.hardware.tune_settings).
+    batch_size: int = 0
     beam_size: int = 5
     word_timestamps: bool = True
     #: Optional WhisperX alignment: ``auto`` (when a local model exists), ``off``, or a model path.

@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pysubs2
 
@@ -53,7 +53,7 @@ _SENTENCE_END = re.compile(f"(?<!\\.)[.?!\u3002\uff1f\uff01\u203c\u2047\u2048\u2
 _CLAUSE_END = re.compile(f"(?:[,;:\u2014\u2013\uff0c\u3001\uff1b\uff1a\u2026]|\\.\\.\\.)[{_CLOSERS}]*$")
 # Abbreviations whose full stop does not end a sentence (lower-cased, without the stop).
 _ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "no", "mt", "fig"}
+    {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "e.g", "i.e", "mt", "fig"}
 )
 
 _NO_BREAK, _CLAUSE, _SENTENCE = 0, 1, 2
@@ -61,12 +61,16 @@ _NO_BREAK, _CLAUSE, _SENTENCE = 0, 1, 2
 # Cue-cutting weights (dimensionless). One cue costs _CUE; an emptier cue costs up to _FILL more, which
 # makes the split of a long sentence balanced; a cut away from punctuation costs _CUT[kind], less when it
 # falls in a pause; a 1–2-word cue inside a longer sentence costs _ORPHAN; reading too fast costs _CPS.
-_CUE = 1.0
+_CUE = 0.5
 _FILL = 2.0
 _CUT = {_NO_BREAK: 1.0, _CLAUSE: 0.3, _SENTENCE: 0.0}
 _PAUSE_BONUS_S = 0.5
 _ORPHAN = 1.0
 _CPS = 0.5
+# Ending a cue or a line on a short word ("the", "of", "for") splits a phrase; it costs _WEAK more, or
+# _WEAK_CHARS characters of imbalance for a line.
+_WEAK = 0.4
+_WEAK_CHARS = 8.0
 # Line balancing: a top line shorter than the bottom one costs this much more per character than the other
 # way round; a break at punctuation wins when the top line is at least _MIN_TOP of the bottom one and the
 # bottom at least 1/_MIN_BOTTOM of the top; with three or more lines it is worth this share of a line.
@@ -94,6 +98,7 @@ class _Words:
         self.starts = [t.start for t in tokens]
         self.ends = [t.end for t in tokens]
         self.breaks = [_break_kind(t.text) for t in tokens]
+        self.weak = [len(t.text) <= 3 and t.text.isascii() and t.text.isalpha() for t in tokens]
         self.seps = [""] + [_separator(a, b) for a, b in zip(tokens, tokens[1:])]
         self.width = settings.max_line_width
         self.cjk_width = settings.cjk_line_width
@@ -168,7 +173,7 @@ def build_cues(
 # --- words -------------------------------------------------------------------------------------------
 
 
-def _prefix(values: Any) -> list[int]:
+def _prefix(values: Iterable[int]) -> list[int]:
     out = [0]
     for v in values:
         out.append(out[-1] + v)
@@ -341,7 +346,8 @@ def _cue_cost(words: _Words, i: int, j: int, sentence_words: int, settings: Subt
     if words.breaks[j - 1] != _SENTENCE and j < len(words):
         pause_s = (words.starts[j] - words.ends[j - 1]) / 1000
         if pause_s * 1000 <= MAX_PAUSE_MS:
-            cost += max(0.0, _CUT[words.breaks[j - 1]] - min(pause_s, _PAUSE_BONUS_S))
+            cut = _CUT[words.breaks[j - 1]] + (_WEAK if words.weak[j - 1] else 0.0)
+            cost += max(0.0, cut - min(pause_s, _PAUSE_BONUS_S))
     if j - i <= 2 < sentence_words:
         cost += _ORPHAN
     shown_s = max((words.ends[j - 1] - words.starts[i]) / 1000 + settings.tail, settings.min_duration, 1e-3)
@@ -441,7 +447,8 @@ def _layout_two(words: _Words, a: int, b: int) -> tuple[str, str]:
     """Two lines: the strongest punctuation among breaks whose lines are not too uneven, then balance.
 
     "Not too uneven": the top line at least 60% of the bottom one and the bottom at least a third of the
-    top. Among equals the most balanced break wins, a top line shorter than the bottom counting extra.
+    top. Among equals the most balanced break wins, a top line shorter than the bottom counting extra, and
+    a top line ending on a short word too.
     """
     best_k, best = a + 1, (math.inf, math.inf)
     for k in range(a + 1, b):
@@ -449,7 +456,7 @@ def _layout_two(words: _Words, a: int, b: int) -> tuple[str, str]:
             continue
         top, bottom = words.text_len(a, k), words.text_len(k, b)
         even = top >= _MIN_TOP * bottom and bottom * _MIN_BOTTOM >= top
-        key = (-words.breaks[k - 1] if even else 1, _imbalance(top, bottom))
+        key = (-words.breaks[k - 1] if even else 1, _imbalance(top, bottom) + _WEAK_CHARS * words.weak[k - 1])
         if key < best:
             best_k, best = k, key
     return words.line(a, best_k), words.line(best_k, b)

@@ -28,7 +28,10 @@ AudioReader = Callable[[float, float], np.ndarray]
 
 @dataclass(frozen=True)
 class SegmentAudio:
-    """A segment and the samples of each of its windows: everything a worker needs, no shared disk."""
+    """A segment and the samples of each of its windows: everything a worker needs, no shared disk.
+
+    Samples are 16 kHz mono, int16 (half the memory and bytes on the wire) or float32 in [-1, 1].
+    """
 
     segment: Segment
     windows: tuple[np.ndarray, ...]
@@ -71,7 +74,7 @@ def transcribe_segments(
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
             placed.append((i, pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, window.start))
-            parts.append(samples.astype(np.float32, copy=False))
+            parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
             pos += samples.size
     per_item: list[list[TextSegment]] = [[] for _ in items]
     if parts:
@@ -111,14 +114,14 @@ def _to_file_time(seg: object, shift: float, lo: float, hi: float) -> TextSegmen
     """Move a faster-whisper segment into file time, clipping its words to their window."""
     words: list[Word] = []
     for w in getattr(seg, "words", None) or []:
-        start = min(max(w.start + shift, lo), hi)
-        end = min(max(w.end + shift, start), hi)
+        start = min(max(float(w.start) + shift, lo), hi)
+        end = min(max(float(w.end) + shift, start), hi)
         words.append(Word(w.word, round(start, 3), round(end, 3), round(float(w.probability), 4)))
     text = seg.text.strip()  # type: ignore[attr-defined]
     if not text:
         return None
-    start = words[0].start if words else min(max(seg.start + shift, lo), hi)  # type: ignore[attr-defined]
-    end = words[-1].end if words else min(max(seg.end + shift, start), hi)  # type: ignore[attr-defined]
+    start = words[0].start if words else min(max(float(seg.start) + shift, lo), hi)  # type: ignore[attr-defined]
+    end = words[-1].end if words else min(max(float(seg.end) + shift, start), hi)  # type: ignore[attr-defined]
     return TextSegment(
         start=round(start, 3),
         end=round(end, 3),

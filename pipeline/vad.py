@@ -16,7 +16,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -325,81 +325,143 @@ def fixed_segments(duration: float, settings: VadSettings, first_index: int = 0,
     return out
 
 
+class _SileroCutter:
+    """Cuts with the VAD model: probabilities → spans (padded once the next span is known) → segments."""
+
+    mode = "silero"
+
+    def __init__(self, settings: VadSettings, model: SileroVad) -> None:
+        self.settings = settings
+        self.stream = model.stream()
+        self.tracker = SpanTracker(settings)
+        self.segmenter = Segmenter(settings)
+        self.spans: list[SpeechSpan] = []  # raw spans, for the metrics
+        self._held: list[SpeechSpan] = []  # raw spans not yet padded: the last waits for its successor
+        self.emitted_until = 0.0
+        self.next_index = 0
+
+    def _release(self, new: list[SpeechSpan], end: float | None) -> list[SpeechSpan]:
+        self.spans.extend(new)
+        self._held.extend(new)
+        keep = 0 if end is not None else 1
+        count = max(0, len(self._held) - keep)
+        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end)[:count]
+        self._held = self._held[count:]
+        return padded
+
+    def _emitted(self, segments: list[Segment]) -> list[Segment]:
+        if segments:
+            self.emitted_until, self.next_index = segments[-1].end, segments[-1].index + 1
+        return segments
+
+    def feed(self, x: np.ndarray, position: float) -> list[Segment]:
+        spans = self._release(self.tracker.push(self.stream.feed(x)), None)
+        # Spans close min_silence after they end, so nothing new can start before this point.
+        return self._emitted(self.segmenter.push(spans, position - self.settings.min_silence_ms / 1000))
+
+    def finish(self, duration: float) -> list[Segment]:
+        self.tracker.push(self.stream.finish())
+        spans = self._release(self.tracker.finish(), duration)
+        return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
+
+    def pending_start(self) -> float:
+        """Where audio not yet in an emitted segment begins (the fallback re-cuts from here)."""
+        return self.emitted_until
+
+
+class _FixedCutter:
+    """Fixed cuts of ``fixed_segment_s``: VAD off, or VAD failed (from where it failed)."""
+
+    mode = "fixed"
+
+    def __init__(self, settings: VadSettings, start: float = 0.0, first_index: int = 0) -> None:
+        self.settings = settings
+        self.emitted_until = start
+        self.next_index = first_index
+        self.spans: list[SpeechSpan] = []
+
+    def feed(self, x: np.ndarray, position: float) -> list[Segment]:
+        out: list[Segment] = []
+        while position - self.emitted_until >= self.settings.fixed_segment_s:
+            end = self.emitted_until + self.settings.fixed_segment_s
+            out += fixed_segments(end, self.settings, self.next_index, self.emitted_until)
+            self.emitted_until, self.next_index = end, out[-1].index + 1
+        return out
+
+    def finish(self, duration: float) -> list[Segment]:
+        return fixed_segments(duration, self.settings, self.next_index, self.emitted_until)
+
+
+class _PlanCutter:
+    """Replays a known segment plan (a cache hit, or a resumed job), each segment once its audio is in."""
+
+    mode = "plan"
+
+    def __init__(self, plan: Sequence[Segment]) -> None:
+        self.plan = list(plan)
+        self.spans = [span for seg in self.plan for span in seg.spans]
+        self._next = 0
+
+    def feed(self, x: np.ndarray, position: float) -> list[Segment]:
+        start = self._next
+        while self._next < len(self.plan) and self.plan[self._next].end <= position:
+            self._next += 1
+        return self.plan[start : self._next]
+
+    def finish(self, duration: float) -> list[Segment]:
+        rest, self._next = self.plan[self._next :], len(self.plan)
+        return rest
+
+
 def segment_stream(
     chunks: Iterable[np.ndarray],
     settings: VadSettings,
     model: SileroVad | None,
     metrics: VadMetrics | None = None,
+    plan: Sequence[Segment] | None = None,
 ) -> Iterator[Segment]:
     """Cut streamed 16 kHz int16/float32 chunks into segments, yielding each as soon as it is certain.
 
-    With ``settings.enabled`` false, or ``model`` None, or when the model fails, fixed cuts are used and the
-    reason is logged and kept in ``metrics``.
+    Args:
+        chunks: Decoded audio, in order.
+        settings: VAD and segment-length settings.
+        model: The VAD model; None (or ``settings.enabled`` false) cuts at fixed lengths.
+        metrics: Filled with what segmentation found (mode, reason, spans, speech).
+        plan: Known segments (from the VAD cache or a resumed job): replayed instead of running VAD.
+
+    When the model fails mid-file, the rest is cut at fixed lengths and the reason is logged and kept in
+    ``metrics``.
     """
     metrics = metrics if metrics is not None else VadMetrics()
-    pad = settings.speech_pad_ms / 1000
-    samples = 0
-    stream = model.stream() if (settings.enabled and model is not None) else None
-    if stream is None:
-        metrics.mode = "fixed"
+    cutter: _SileroCutter | _FixedCutter | _PlanCutter
+    if plan is not None:
+        cutter = _PlanCutter(plan)
+        metrics.reason = "segment plan reused"
+    elif settings.enabled and model is not None:
+        cutter = _SileroCutter(settings, model)
+    else:
+        cutter = _FixedCutter(settings)
         metrics.reason = "VAD disabled" if not settings.enabled else "no VAD model"
         log.info("segmentation: fixed %.0f s cuts (%s)", settings.fixed_segment_s, metrics.reason)
-    tracker = SpanTracker(settings)
-    segmenter = Segmenter(settings)
-    spans_raw: list[SpeechSpan] = []
-    emitted_until = 0.0  # fixed mode: end of the last emitted segment
-    fixed_index = 0
-    # Raw spans are held back one, so that padding can see the next span before the segmenter does.
-    held: list[SpeechSpan] = []
-
-    def release(new: list[SpeechSpan], final: bool) -> list[SpeechSpan]:
-        held.extend(new)
-        keep = 0 if final else 1
-        ready, rest = held[: len(held) - keep], held[len(held) - keep :]
-        padded = pad_spans(held, pad, None if not final else samples / SAMPLE_RATE)[: len(ready)]
-        held[:] = rest
-        return padded
-
+    samples = 0
     for chunk in chunks:
         x = chunk.astype(np.float32) / 32768.0 if chunk.dtype == np.int16 else chunk.astype(np.float32, copy=False)
         samples += x.size
-        position = samples / SAMPLE_RATE
-        if stream is not None:
-            try:
-                probs = stream.feed(x)
-            except Exception as exc:  # noqa: BLE001 - any model failure falls back to fixed cuts
-                log.warning("VAD failed (%s); falling back to fixed %.0f s cuts", exc, settings.fixed_segment_s)
-                metrics.mode, metrics.reason = "fixed", f"VAD failed: {exc}"
-                stream = None
-                # Everything not yet emitted is re-cut at fixed lengths from where the last segment ended.
-                emitted_until = segmenter._pending[0].start if segmenter._pending else emitted_until
-                held.clear()
-                segmenter = Segmenter(settings)
-                continue
-            new = tracker.push(probs)
-            spans_raw.extend(new)
-            for seg in segmenter.push(release(new, False), position - settings.min_silence_ms / 1000):
-                emitted_until, fixed_index = seg.end, seg.index + 1
-                yield seg
-        else:
-            while position - emitted_until >= settings.fixed_segment_s:
-                seg = fixed_segments(emitted_until + settings.fixed_segment_s, settings, fixed_index, emitted_until)[0]
-                emitted_until, fixed_index = seg.end, seg.index + 1
-                yield seg
+        try:
+            yield from cutter.feed(x, samples / SAMPLE_RATE)
+        except Exception as exc:  # noqa: BLE001 - any model failure falls back to fixed cuts (seed item 10)
+            if not isinstance(cutter, _SileroCutter):
+                raise
+            log.warning("VAD failed (%s); falling back to fixed %.0f s cuts", exc, settings.fixed_segment_s)
+            metrics.reason = f"VAD failed: {exc}"
+            cutter = _FixedCutter(settings, cutter.pending_start(), cutter.next_index)
+            yield from cutter.feed(np.zeros(0, np.float32), samples / SAMPLE_RATE)
     duration = samples / SAMPLE_RATE
+    yield from cutter.finish(duration)
+    metrics.mode = cutter.mode
     metrics.duration = duration
-    if stream is not None:
-        tracker.push(stream.finish())
-        new = tracker.finish()
-        spans_raw.extend(new)
-        segs = segmenter.push(release(new, True), duration) + segmenter.finish()
-    else:
-        segs = fixed_segments(duration, settings, fixed_index, emitted_until)
-    yield from segs
-    all_segments_note = segs  # for metrics below; earlier ones were counted as they went
-    del all_segments_note
-    metrics.span_count = len(spans_raw) if metrics.mode == "silero" else 0
-    metrics.speech_seconds = sum(s.duration for s in spans_raw) if metrics.mode == "silero" else duration
+    metrics.span_count = len(cutter.spans)
+    metrics.speech_seconds = sum(s.duration for s in cutter.spans) if cutter.spans or cutter.mode != "fixed" else duration
 
 
 def segment_audio(samples: np.ndarray, settings: VadSettings, model: SileroVad | None) -> tuple[list[Segment], VadMetrics]:
