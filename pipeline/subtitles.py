@@ -269,6 +269,10 @@ def _separator(a: _Token, b: _Token) -> str:
         return ""
     if _SEA.match(last) and _SEA.match(first) and not b.lead_space:
         return ""
+    # Whisper marks a new word with a leading space; a piece without one that starts with punctuation
+    # continues the previous word ("www" + ".example" + ".org", "3" + ",000").
+    if not b.lead_space and not first.isalnum():
+        return ""
     return " "
 
 

@@ -1,0 +1,131 @@
+"""The Gradio workbench (first cut): upload media, get subtitles; hardware at a glance; HTTP API beside it.
+
+UI values become :class:`~pipeline.settings.Settings` in one place and go to one pipeline call. Progress
+arrives as :class:`~pipeline.runner.JobEvent` values and is turned into Gradio progress here, at the edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+from pipeline.hardware import hardware_report
+from pipeline.runner import JobEvent, Runner
+from pipeline.settings import FORMATS, OutputSettings, Settings, TranscribeSettings, parse_formats
+
+log = logging.getLogger(__name__)
+
+
+class Workbench:
+    """The state behind the UI: one runner (so one model cache) for every job."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._runner: Runner | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def runner(self) -> Runner:
+        with self._lock:
+            if self._runner is None:
+                self._runner = Runner(self.settings)
+            return self._runner
+
+    def preload(self) -> None:
+        """Start loading the default model in the background."""
+        self.runner.preload()
+
+    def job_settings(self, formats: list[str], language: str, max_line_width: int) -> Settings:
+        """UI values → Settings for one job."""
+        s = self.settings
+        out_dir = s.jobs.jobs_dir / "_ui_outputs"
+        return s.replace(
+            output=OutputSettings(output_dir=out_dir, formats=parse_formats(formats or ["srt"])),
+            transcribe=dataclasses.replace(s.transcribe, language=(language or "").strip().lower() or None),
+            subtitles=dataclasses.replace(s.subtitles, max_line_width=int(max_line_width)),
+        )
+
+    def transcribe(self, files: list[str] | None, formats: list[str], language: str, max_line_width: int, progress: Any) -> tuple[str, str, list[str]]:
+        """Run each uploaded file; return (status markdown, the first SRT, output files)."""
+        import gradio as gr
+
+        if not files:
+            raise gr.Error("Upload at least one video or audio file first.")
+        try:
+            settings = self.job_settings(formats, language, max_line_width)
+        except PipelineError as exc:
+            raise gr.Error(str(exc)) from exc
+        lines, outputs, first_srt = [], [], ""
+        for path in files:
+            name = Path(path).name
+
+            def on_event(event: JobEvent) -> None:
+                frac = event.audio_done / event.duration if event.duration else 0.0
+                progress(min(frac, 1.0), desc=f"{name}: {event.stage} ({event.segments_done} segments)")
+
+            try:
+                result = self.runner.run(Path(path), settings, on_event)
+            except PipelineError as exc:
+                lines.append(f"- **{name}**: {exc}")
+                continue
+            t = result.transcript
+            lines.append(
+                f"- **{name}**: {len(t.cues)} cues, {t.duration:.0f} s of audio in {t.timings.get('total', 0):.1f} s "
+                f"({t.language}, {t.model})"
+            )
+            outputs += [str(p) for p in result.outputs.values()]
+            if not first_srt and "srt" in result.outputs:
+                first_srt = result.outputs["srt"].read_text(encoding="utf-8")
+        return "\n".join(lines), first_srt, outputs
+
+
+def build_app(settings: Settings):  # noqa: ANN201 - gradio.Blocks, imported lazily
+    """Build the Gradio Blocks UI for ``settings``."""
+    import gradio as gr
+
+    bench = Workbench(settings)
+    with gr.Blocks(title="video2srt") as demo:
+        gr.Markdown("# video2srt\nTurn video and audio into readable, well-timed subtitles — offline, with Whisper.")
+        with gr.Tab("Transcribe"):
+            with gr.Row():
+                with gr.Column():
+                    files = gr.File(label="Video or audio files", file_count="multiple", type="filepath")
+                    formats = gr.CheckboxGroup(list(FORMATS), value=["srt", "vtt", "json"], label="Formats")
+                    with gr.Accordion("Advanced", open=False):
+                        language = gr.Textbox(label="Language (blank: detect)", value="")
+                        width = gr.Slider(20, 80, value=settings.subtitles.max_line_width, step=1, label="Max line width")
+                    start = gr.Button("Start", variant="primary")
+                with gr.Column():
+                    status = gr.Markdown()
+                    srt_text = gr.Textbox(label="Subtitles (SRT)", lines=18)
+                    downloads = gr.File(label="Downloads", file_count="multiple")
+
+            def run(files, formats, language, width, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
+                return bench.transcribe(files, formats, language, width, progress)
+
+            start.click(run, [files, formats, language, width], [status, srt_text, downloads], concurrency_id="gpu", concurrency_limit=1)
+        with gr.Tab("Hardware"):
+            report = hardware_report(settings.jobs.jobs_dir)
+            gr.Markdown("**" + report["summary"].replace(" / ", "** · **") + "**")
+            gr.JSON(report, label="Detected hardware and optimized settings")
+        demo.load(bench.preload)
+    return demo
+
+
+def build_server(settings: Settings):  # noqa: ANN201 - fastapi.FastAPI
+    """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from workbench.api_hardware import hardware_router
+
+    app = FastAPI(title="video2srt")
+    app.include_router(hardware_router(settings.jobs.jobs_dir))
+    return gr.mount_gradio_app(app, build_app(settings), path="/")
+
+
+__all__ = ["Workbench", "build_app", "build_server", "TranscribeSettings"]
