@@ -23,7 +23,7 @@ import numpy as np
 from pipeline import audio as audio_mod
 from pipeline import subtitles
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, file_sha256
-from pipeline.errors import CancelledError, InputError, PipelineError
+from pipeline.errors import CancelledError, InputError, PipelineError, TranscriptionError
 from pipeline.hardware import apply_cpu_affinity, tune_settings
 from pipeline.models import LoadedModel, ModelCache, placement_for
 from pipeline.settings import Settings
@@ -186,6 +186,14 @@ class Runner:
             job.update_checkpoint(state="failed", error=str(exc))
             emit("failed", message=str(exc))
             raise
+        except Exception as exc:
+            # A fault below us (CTranslate2, the disk): one clear line for the user, the details in the log.
+            log.debug("job %s failed", job.id, exc_info=True)
+            error = TranscriptionError(f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
+                                       "run again with --debug for details")
+            job.update_checkpoint(state="failed", error=str(error))
+            emit("failed", message=str(error))
+            raise error from exc
         finally:
             stop.stop()  # the producer, if still running, ends at its next step
 

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 
+#: Silence laid between windows in the shared buffer. faster-whisper's word timing treats a first word
+#: differently when less than ~2.8 s (4 × the median word) separates it from the previous speech; with
+#: this gap every window is "after a pause", so a window's result never depends on which windows were
+#: batched with it — the same cuts give the same output in process, on a cluster, or after a resume.
+_GAP = np.zeros(3 * SAMPLE_RATE, dtype=np.float32)
+_FRAME = SAMPLE_RATE // 100  # one Whisper feature frame (10 ms)
+_NUDGE = 8  # samples (0.5 ms) past the frame boundary where each window starts
+
 #: Reads float32 samples of [start, end) seconds of the file.
 AudioReader = Callable[[float, float], np.ndarray]
 
@@ -73,13 +81,19 @@ def transcribe_segments(
             samples = samples[: 30 * SAMPLE_RATE]
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
+            # Every window starts after a gap, just past a 10 ms frame boundary (_NUDGE samples), so that
+            # faster-whisper's float arithmetic lands on that frame whatever the position.
+            lead = _GAP.size + (-pos % _FRAME) + _NUDGE
+            pos += lead
+            parts.append(np.zeros(lead, np.float32))
             placed.append((i, pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, window.start))
             parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
             pos += samples.size
     per_item: list[list[TextSegment]] = [[] for _ in items]
     if parts:
         buffer = np.concatenate(parts)
-        clips = [{"start": start, "end": start + length} for _, start, length, _ in placed]
+        # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
+        clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for _, start, length, _ in placed]
         pipeline = BatchedInferencePipeline(model.model)
         segments, _ = pipeline.transcribe(
             buffer,
@@ -95,13 +109,14 @@ def transcribe_segments(
         # faster-whisper tags each segment with its clip's offset in frames ("seek"): that names the window.
         frames_per_second = model.model.frames_per_second
         by_seek = {
-            int(int(start * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, (_, start, _, _) in enumerate(placed)
+            int(int(clip["start"] * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, clip in enumerate(clips)
         }
         for seg in segments:
             w = by_seek[seg.seek]
-            item_index, buf_start, length, file_start = placed[w]
-            shift = file_start - buf_start
-            text_segment = _to_file_time(seg, shift, file_start, file_start + length)
+            item_index, _, length, file_start = placed[w]
+            # faster-whisper reports times from seek / frames_per_second (the window's start, to within the
+            # 0.5 ms nudge); times inside the window are whole centiseconds.
+            text_segment = _to_file_time(seg, seg.seek / frames_per_second, file_start, file_start + length)
             if text_segment is not None:
                 per_item[item_index].append(text_segment)
     return [
@@ -110,21 +125,29 @@ def transcribe_segments(
     ]
 
 
-def _to_file_time(seg: object, shift: float, lo: float, hi: float) -> TextSegment | None:
-    """Move a faster-whisper segment into file time, clipping its words to their window."""
+def _to_file_time(seg: object, origin: float, lo: float, hi: float) -> TextSegment | None:
+    """Move a faster-whisper segment into file time (its window starts at ``lo``), clipped to the window.
+
+    Times are rebuilt as window start + time within the window rounded to the centisecond, so the same
+    window gives the same file times wherever it sat in the batch buffer.
+    """
+
+    def place(t: float) -> float:
+        return min(max(round(lo + round(float(t) - origin, 2), 3), lo), hi)
+
     words: list[Word] = []
     for w in getattr(seg, "words", None) or []:
-        start = min(max(float(w.start) + shift, lo), hi)
-        end = min(max(float(w.end) + shift, start), hi)
-        words.append(Word(w.word, round(start, 3), round(end, 3), round(float(w.probability), 4)))
+        start = place(w.start)
+        end = max(place(w.end), start)
+        words.append(Word(w.word, start, end, round(float(w.probability), 4)))
     text = seg.text.strip()  # type: ignore[attr-defined]
     if not text:
         return None
-    start = words[0].start if words else min(max(float(seg.start) + shift, lo), hi)  # type: ignore[attr-defined]
-    end = words[-1].end if words else min(max(float(seg.end) + shift, start), hi)  # type: ignore[attr-defined]
+    start = words[0].start if words else place(seg.start)  # type: ignore[attr-defined]
+    end = words[-1].end if words else max(place(seg.end), start)  # type: ignore[attr-defined]
     return TextSegment(
-        start=round(start, 3),
-        end=round(end, 3),
+        start=start,
+        end=end,
         text=text,
         words=tuple(words),
         avg_logprob=round(float(seg.avg_logprob), 4),  # type: ignore[attr-defined]

@@ -1,0 +1,65 @@
+"""Batched transcription over windows: file-time mapping, and results independent of batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from media import concat_speech, speech_clips
+from pipeline.models import ModelCache
+from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
+from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
+from pipeline.types import Segment, SpeechSpan
+from pipeline.vad import SileroVad, segment_audio
+
+SETTINGS = TranscribeSettings(language="en", batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def model(model_cache: ModelCache):  # noqa: ANN201
+    return model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))
+
+
+def _items(samples: np.ndarray, segments: list[Segment]) -> list[SegmentAudio]:
+    return [SegmentAudio.read(s, lambda a, b: samples[round(a * 16000) : round(b * 16000)]) for s in segments]
+
+
+def test_words_land_in_file_time(model, data_dir: Path) -> None:  # noqa: ANN001
+    jfk, _ = sf.read(data_dir / "jfk" / "jfk.wav", dtype="float32")
+    alone = Segment(0, 0.0, 11.0, (SpeechSpan(0.0, 11.0),), (SpeechSpan(0.0, 11.0),))
+    (ref,) = transcribe_segments(model, _items(jfk, [alone]), SETTINGS, "en")
+    padded = np.concatenate([np.zeros(100 * 16000, np.float32), jfk])
+    later = Segment(3, 100.0, 111.0, (SpeechSpan(100.0, 111.0),), (SpeechSpan(100.0, 111.0),))
+    (moved,) = transcribe_segments(model, _items(padded, [later]), SETTINGS, "en")
+    assert moved.index == 3
+    a = [w for s in ref.segments for w in s.words]
+    b = [w for s in moved.segments for w in s.words]
+    assert [w.word for w in a] == [w.word for w in b] and len(a) > 15
+    for x, y in zip(a, b):
+        assert y.start == pytest.approx(x.start + 100, abs=0.0011)
+        assert y.end == pytest.approx(x.end + 100, abs=0.0011)
+
+
+def test_results_do_not_depend_on_how_segments_are_batched(model, data_dir: Path) -> None:  # noqa: ANN001
+    """The same cuts give the same output whether segments share a call or not (cluster, resume)."""
+    samples = concat_speech(speech_clips(data_dir)[4:], 100, pauses=(0.7, 1.1))
+    segments, _ = segment_audio(samples, VadSettings(min_segment_s=30, max_segment_s=45), SileroVad())
+    assert len(segments) >= 2
+    items = _items(samples, segments)
+    together = transcribe_segments(model, items, SETTINGS, "en")
+    apart = [r for item in items for r in transcribe_segments(model, [item], SETTINGS, "en")]
+    one_by_one = transcribe_segments(model, items, TranscribeSettings(language="en", batch_size=1), "en")
+    assert [r.to_dict() for r in together] == [r.to_dict() for r in apart] == [r.to_dict() for r in one_by_one]
+
+
+def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001
+    assert detect_language(model, np.zeros(16000, np.float32)) == ("en", 1.0)
+
+
+def test_empty_and_tiny_windows_give_empty_results(model) -> None:  # noqa: ANN001
+    seg = Segment(0, 0.0, 0.05, (SpeechSpan(0.0, 0.05),), (SpeechSpan(0.0, 0.05),))
+    (result,) = transcribe_segments(model, [SegmentAudio(seg, (np.zeros(800, np.int16),))], SETTINGS, "en")
+    assert result.segments == ()
