@@ -188,6 +188,28 @@ class Job:
         _write_json(self.dir / "checkpoint.json", data)
         return data
 
+    def append_history(self, entries: list[dict[str, Any]]) -> None:
+        """Add retry/failure records to ``checkpoint.json``'s history."""
+        data = self.read_checkpoint()
+        self.update_checkpoint(history=list(data.get("history") or []) + entries)
+
+    def summary(self) -> JobSummary:
+        try:
+            job = _read_json(self.dir / "job.json")
+            cp = self.read_checkpoint()
+        except CheckpointError as exc:
+            return JobSummary(self.id, "?", "corrupt", 0, None, 0.0, 0.0, str(exc))
+        return JobSummary(
+            job_id=self.id,
+            input_name=str(job.get("input_name", "?")),
+            state=str(cp.get("state", "?")),
+            segments_done=int(cp.get("segments_done") or 0),
+            segments_total=cp.get("segments_total"),
+            created=float(job.get("created") or 0.0),
+            updated=float(cp.get("updated") or job.get("created") or 0.0),
+            error=str(cp.get("error") or ""),
+        )
+
     # segment results ------------------------------------------------------------------------------
     def save_result(self, result: SegmentResult) -> None:
         body = result.to_dict()
@@ -233,7 +255,16 @@ class JobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def create(self, input_path: Path, input_sha256: str, settings: dict[str, Any]) -> Job:
+    def create(self, input_path: Path, input_sha256: str, settings: dict[str, Any], fingerprint_of: dict[str, Any]) -> Job:
+        """A new job folder for ``input_path``, in state ``queued``.
+
+        Args:
+            input_path: The original input (referenced, not copied: a resume re-reads it only when the
+                job's own audio.wav is incomplete).
+            input_sha256: Its hash, checked before a resume trusts anything.
+            settings: The job's full settings, as JSON values.
+            fingerprint_of: The settings that change results; their hash must match on resume.
+        """
         job_id = new_job_id()
         job = Job(job_id, self.root / job_id)
         try:
@@ -250,7 +281,7 @@ class JobStore:
                 "input_path": str(input_path.resolve()),
                 "input_sha256": input_sha256,
                 "settings": settings,
-                "settings_fingerprint": fingerprint(settings),
+                "settings_fingerprint": fingerprint(fingerprint_of),
                 "segment_plan": None,
                 "created": time.time(),
             },
@@ -270,6 +301,69 @@ class JobStore:
         for path in sorted(self.root.iterdir()):
             if JOB_ID_RE.match(path.name) and (path / "job.json").exists():
                 yield Job(path.name, path)
+
+    def summaries(self) -> list[JobSummary]:
+        """Every job with its state, unfinished ones first, newest first within each group."""
+        out = [job.summary() for job in self.jobs()]
+        return sorted(out, key=lambda j: (j.state in FINISHED_STATES, -j.created))
+
+    def unfinished(self) -> list[Job]:
+        """Jobs a crash, a kill or a failure left behind (not done, not cancelled), oldest first."""
+        return [job for job in self.jobs() if job.summary().state not in (*FINISHED_STATES, "cancelled")]
+
+    def delete(self, job_id: str) -> None:
+        job = self.open(job_id)
+        shutil.rmtree(job.dir, ignore_errors=True)
+
+    def expire(self, max_age_days: float, now: float | None = None) -> list[str]:
+        """Remove unfinished jobs untouched for ``max_age_days``; return their ids. 0 keeps everything."""
+        if max_age_days <= 0:
+            return []
+        now = time.time() if now is None else now
+        removed = []
+        for job in self.jobs():
+            summary = job.summary()
+            if summary.state != "done" and now - summary.updated > max_age_days * 86400:
+                shutil.rmtree(job.dir, ignore_errors=True)
+                removed.append(job.id)
+        return removed
+
+
+FINISHED_STATES = ("done",)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of ``--list-jobs``."""
+
+    job_id: str
+    input_name: str
+    state: str
+    segments_done: int
+    segments_total: int | None
+    created: float
+    updated: float
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
+    """Refuse early when ``folder``'s file system cannot hold ``need_bytes`` (plus a 64 MiB margin).
+
+    Raises:
+        CheckpointError: Not enough free space, with both figures and what to do.
+    """
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need_bytes + (64 << 20):
+        raise CheckpointError(
+            f"not enough free space for {what} in {folder}: it needs about {need_bytes / 1e6:.0f} MB and "
+            f"{free / 1e6:.0f} MB are free; free some space or use --jobs-dir on a bigger disk"
+        )
 
 
 class VadCache:

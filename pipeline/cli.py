@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -78,6 +77,54 @@ def _run_inputs(settings: Settings, inputs: Sequence[str]) -> int:
     return 1 if failures else 0
 
 
+def _list_jobs(settings: Settings) -> int:
+    import time
+
+    from pipeline.checkpoint import JobStore
+
+    rows = JobStore(settings.jobs.jobs_dir).summaries()
+    if not rows:
+        print(f"no jobs in {settings.jobs.jobs_dir}", file=sys.stderr)
+        return 0
+    print(f"{'JOB ID':26} {'STATE':18} {'SEGMENTS':>9}  {'CREATED':16}  INPUT")
+    for j in rows:
+        total = "?" if j.segments_total is None else str(j.segments_total)
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.created)) if j.created else "?"
+        line = f"{j.job_id:26} {j.state:18} {j.segments_done:>4}/{total:<4}  {created:16}  {j.input_name}"
+        print(line + (f"  ({j.error})" if j.error and j.state != "done" else ""))
+    return 0
+
+
+def _resume(settings: Settings, job_id: str | None, on_tty: bool) -> int:
+    from pipeline.checkpoint import JobStore
+    from pipeline.runner import Runner
+
+    store = JobStore(settings.jobs.jobs_dir)
+    ids = [job_id] if job_id else [job.id for job in store.unfinished()]
+    if not ids:
+        print(f"no unfinished jobs in {settings.jobs.jobs_dir}", file=sys.stderr)
+        return 0
+    runner = Runner(settings)
+    on_event, close_bars = _progress_callback(on_tty)
+    failures = 0
+    try:
+        for one in ids:
+            try:
+                result = runner.resume(one, on_event)
+            except PipelineError as exc:
+                if exc.exit_code == 2:
+                    raise
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            for out in result.outputs.values():
+                print(out)
+    finally:
+        close_bars()
+        runner.close()
+    return 1 if failures else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``video2srt``; returns the exit code (0 ok, 1 processing failure, 2 usage error)."""
     parser = build_parser()
@@ -90,8 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(json.dumps(hardware_report(settings.jobs.jobs_dir), indent=2))
             return 0
-        if ns.list_jobs or ns.resume or ns.resume_all:
-            raise UsageError("--list-jobs, --resume and --resume-all arrive with resumable jobs; not available yet")
+        if ns.list_jobs:
+            return _list_jobs(settings)
+        if ns.resume or ns.resume_all:
+            if ns.inputs:
+                raise UsageError("--resume and --resume-all take no input files")
+            return _resume(settings, ns.resume, on_tty=sys.stderr.isatty())
         if not ns.inputs:
             parser.print_usage(sys.stderr)
             raise UsageError("give at least one input file (or --hardware)")

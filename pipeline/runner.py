@@ -22,11 +22,13 @@ import numpy as np
 
 from pipeline import audio as audio_mod
 from pipeline import subtitles
-from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, file_sha256
-from pipeline.errors import CancelledError, InputError, PipelineError, TranscriptionError
+from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
+from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, TranscriptionError
+from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
 from pipeline.models import LoadedModel, ModelCache, placement_for
-from pipeline.settings import Settings
+from pipeline.settings import AudioSettings, Settings
+from pipeline.timing import refine_words, speech_edges
 from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 #: Seconds between rewrites of the partial SRT while a job runs.
 PARTIAL_EVERY_S = 2.0
+#: First retry waits this long; each further one twice as long.
+RETRY_BACKOFF_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,8 @@ class Runner:
         self.settings = tune_settings(settings)
         self.models = models or ModelCache()
         self.affinity = apply_cpu_affinity(settings.cluster.cpu_affinity, placement_for(settings.model).device)
+        for job_id in JobStore(self.settings.jobs.jobs_dir).expire(self.settings.jobs.expire_days):
+            log.warning("removed job %s: unfinished for more than %g days", job_id, self.settings.jobs.expire_days)
         self._vad: SileroVad | None = None
         # One thread loads the model and runs every inference call: CTranslate2 on CPU ran 3.5x slower
         # when a model loaded on one thread was used from another (measured: 5.7 s vs 20.6 s on manifesto).
@@ -151,6 +157,24 @@ class Runner:
                 return None
         return self._vad
 
+    def create_job(self, input_path: Path, settings: Settings | None = None) -> Job:
+        """Check the input and make its job folder (state ``queued``); nothing is decoded yet.
+
+        Raises:
+            InputError: The file is missing, unreadable or has no audio track.
+            CheckpointError: The jobs folder cannot hold the job (no space, not writable).
+        """
+        s = tune_settings(settings) if settings is not None else self.settings
+        input_path = Path(input_path)
+        audio_mod.check_input(input_path)
+        info = audio_mod.probe(input_path, s.audio)
+        # audio.wav is 16 kHz PCM16: 32 kB per second, plus the results and outputs (small).
+        check_free_space(s.jobs.jobs_dir, int(info.duration * s.audio.sample_rate * 2), f"{input_path.name}'s job")
+        store = JobStore(s.jobs.jobs_dir)
+        job = store.create(input_path, file_sha256(input_path), s.to_dict(), s.fingerprint_fields())
+        job.update_job(duration=info.duration)
+        return job
+
     def run(
         self,
         input_path: Path,
@@ -163,21 +187,45 @@ class Runner:
         Raises:
             InputError: The file is missing, unreadable or has no audio.
             ModelError: The model cannot be had.
+            TranscriptionError: A segment kept failing after its retries.
             CancelledError: ``cancel`` was set.
         """
-        s = tune_settings(settings) if settings is not None else self.settings
-        input_path = Path(input_path)
+        return self.run_job(self.create_job(input_path, settings), on_event, cancel, _fresh=True)
+
+    def resume(self, job_id: str, on_event: EventCallback | None = None, cancel: threading.Event | None = None) -> JobResult:
+        """Finish an unfinished job from its last finished segment.
+
+        Integrity first: the folder's format, the input's hash (when the input is still needed) and the
+        settings fingerprint must match; stored results whose checksum fails are recomputed.
+
+        Raises:
+            CheckpointError: No such job, an unknown folder format, a changed input or changed settings.
+        """
+        job = JobStore(self.settings.jobs.jobs_dir).open(job_id)
+        return self.run_job(job, on_event, cancel)
+
+    def run_job(
+        self,
+        job: Job,
+        on_event: EventCallback | None = None,
+        cancel: threading.Event | None = None,
+        _fresh: bool = False,
+    ) -> JobResult:
+        """Run (or continue) the job in ``job``'s folder to the end."""
+        meta = job.read_job()
+        s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
+        if fingerprint(s.fingerprint_fields()) != meta.get("settings_fingerprint"):
+            raise CheckpointError(f"job {job.id}: its stored settings do not match their fingerprint; start it again")
+        input_path = Path(meta["input_path"])
         started = time.monotonic()
-        audio_mod.check_input(input_path)
-        info = audio_mod.probe(input_path, s.audio)
-        model_future = self.preload(s)
-        store = JobStore(s.jobs.jobs_dir)
-        sha = file_sha256(input_path)
-        job = store.create(input_path, sha, s.fingerprint_fields())
-        emit = _Emitter(job.id, input_path, info.duration, started, on_event)
         stop = _Stop(cancel)
+        emit = _Emitter(job.id, input_path, float(meta.get("duration") or 0.0), started, on_event)
         try:
-            return self._run(job, input_path, s, sha, model_future, emit, stop, started)
+            # A fresh job's input was hashed a moment ago by create_job.
+            source = input_path if _fresh else self._audio_source(job, meta, input_path)
+            done = job.load_results()
+            model_future = self.preload(s)
+            return self._run(job, input_path, source, s, meta, done, model_future, emit, stop, started)
         except CancelledError:
             job.update_checkpoint(state="cancelled")
             emit("cancelled", message="cancelled")
@@ -197,12 +245,34 @@ class Runner:
         finally:
             stop.stop()  # the producer, if still running, ends at its next step
 
+    @staticmethod
+    def _audio_source(job: Job, meta: dict, input_path: Path) -> Path:
+        """Where a (resumed) job reads its audio: its own complete audio.wav, else the original input.
+
+        The input is referenced, not copied. Whenever it is still there its hash must match; when it is
+        gone, a job whose audio.wav was complete carries on from that, and any other job is refused.
+        """
+        if input_path.is_file():
+            if file_sha256(input_path) != meta.get("input_sha256"):
+                raise CheckpointError(
+                    f"job {job.id}: {input_path} changed since the job started (its sha256 differs); "
+                    "start a new job for the new file"
+                )
+        elif not job.audio_path.exists():
+            raise CheckpointError(
+                f"job {job.id}: its input {input_path} is gone and its decoded audio is incomplete; "
+                "start a new job from the file"
+            )
+        return job.audio_path if job.audio_path.exists() else input_path
+
     def _run(
         self,
         job: Job,
         input_path: Path,
+        source: Path,
         s: Settings,
-        sha: str,
+        meta: dict,
+        done: dict[int, SegmentResult],
         model_future: Future[LoadedModel],
         emit: _Emitter,
         cancel: _Stop,
@@ -213,11 +283,16 @@ class Runner:
         q: queue.Queue[object] = queue.Queue(maxsize=max(4, 2 * s.transcribe.batch_size))
         produced = _Produced()
         vad_cache = VadCache(s.jobs.jobs_dir)
-        vad_key = vad_cache.key(sha, dataclasses.asdict(s.audio), dataclasses.asdict(s.vad))
-        cached_plan = vad_cache.get(vad_key) if s.vad.enabled else None
+        vad_key = vad_cache.key(meta["input_sha256"], dataclasses.asdict(s.audio), dataclasses.asdict(s.vad))
+        stored_plan = meta.get("segment_plan")
+        if stored_plan is not None:
+            plan_in: list[Segment] | None = [Segment.from_dict(d) for d in stored_plan]
+        else:
+            plan_in = vad_cache.get(vad_key) if s.vad.enabled else None
+        write_wav = source != job.audio_path
         producer = threading.Thread(
             target=self._produce,
-            args=(job, input_path, s, q, produced, cancel, cached_plan),
+            args=(job, source, s, q, produced, cancel, plan_in, write_wav),
             name=f"decode-{job.id}",
             daemon=True,
         )
@@ -228,35 +303,36 @@ class Runner:
         t = time.monotonic()
         model = model_future.result()
         model_wait = time.monotonic() - t
-        job.update_checkpoint(state="running")
-        emit("running")
+        job.update_checkpoint(state="running", error=None)
+        emit("running", len(done))
 
         language = s.transcribe.language
-        results: dict[int, SegmentResult] = {}
-        plan = []
+        results: dict[int, SegmentResult] = dict(done)
+        if done and language is None:
+            language = next(iter(done.values())).language
+        plan: list[Segment] = []
         transcribe_s = 0.0
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
-        finished = False
-        for batch, finished in _batches(q, s.transcribe.batch_size):
+        finished: object = False
+        for batch, finished in _batches(q, s.transcribe.batch_size, skip=set(done)):
             if cancel.is_set():
                 raise CancelledError(f"{input_path}: cancelled")
-            if not batch:
-                continue
             plan.extend(item.segment for item in batch)
+            todo = [item for item in batch if item.segment.index not in done]
+            if not todo:
+                continue
             if language is None:
-                first = next((w for item in batch for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
+                first = next((w for item in todo for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
                 language, prob = self._pool.submit(detect_language, model, first).result()
                 log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
             t = time.monotonic()
-            batch_results = self._pool.submit(transcribe_segments, model, batch, s.transcribe, language).result()
-            for r in batch_results:
+            for r in self._transcribe_with_retries(job, model, todo, s, language):
                 job.save_result(r)
                 results[r.index] = r
             transcribe_s += time.monotonic() - t
             if first_result_at is None:
                 first_result_at = time.monotonic() - started
-            done_until = _contiguous_end(results, plan)
             job.update_checkpoint(segments_done=len(results))
             if time.monotonic() - last_partial >= partial_every:
                 t = time.monotonic()
@@ -264,11 +340,10 @@ class Runner:
                 last_partial = time.monotonic()
                 # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
                 partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
-            emit("running", len(results), None, done_until)
+            emit("running", len(results), None, _contiguous_end(results, plan))
         producer.join()
         if isinstance(finished, BaseException):
             raise finished
-        job.save_plan(plan)
         if produced.vad.mode == "silero":
             vad_cache.put(vad_key, plan)
         total = len(plan)
@@ -277,6 +352,11 @@ class Runner:
         emit("writing", len(results), total, produced.audio_seconds)
         t = time.monotonic()
         text_segments = [seg for i in sorted(results) for seg in results[i].segments]
+        # Lines repeated across batches (each batch already removed its own), then word times refined
+        # with the speech edges (pipeline.timing).
+        text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
+        speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
+        text_segments = refine_words(text_segments, speech)
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
         subtitles_s = time.monotonic() - t
         transcript = Transcript(
@@ -303,18 +383,50 @@ class Runner:
         emit("done", total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
 
+    def _transcribe_with_retries(
+        self, job: Job, model: LoadedModel, todo: list[SegmentAudio], s: Settings, language: str
+    ) -> list[SegmentResult]:
+        """Transcribe, retrying transient failures with backoff (out of memory: half the batch)."""
+        transcribe = s.transcribe
+        attempt = 0
+        while True:
+            try:
+                return self._pool.submit(transcribe_segments, model, todo, transcribe, language).result()
+            except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
+                transient = is_transient(exc)
+                attempt += 1
+                job.append_history(
+                    [
+                        {"segment": item.segment.index, "attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
+                         "transient": transient, "time": time.time()}
+                        for item in todo
+                    ]
+                )
+                if not transient or attempt > s.jobs.max_retries:
+                    indexes = ", ".join(str(item.segment.index) for item in todo)
+                    raise TranscriptionError(
+                        f"{job.id}: segment(s) {indexes} failed"
+                        + (f" after {attempt - 1} retries" if transient else "")
+                        + f": {exc}"
+                    ) from exc
+                if _out_of_memory(exc):
+                    transcribe = dataclasses.replace(transcribe, batch_size=max(1, transcribe.batch_size // 2))
+                log.warning("segment(s) failed (%s); retry %d of %d", exc, attempt, s.jobs.max_retries)
+                time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
+
     def _produce(
         self,
         job: Job,
-        input_path: Path,
+        source: Path,
         s: Settings,
         q: queue.Queue[object],
         produced: _Produced,
         cancel: _Stop,
         plan: list[Segment] | None,
+        write_wav: bool,
     ) -> None:
         """Decode → audio.wav + VAD → segments with their samples, onto ``q``. Runs on its own thread."""
-        writer = job.audio_writer(s.audio.sample_rate)
+        writer = job.audio_writer(s.audio.sample_rate) if write_wav else None
         rolling = RollingAudio()
         ok = False
         try:
@@ -323,7 +435,8 @@ class Runner:
 
             def tee() -> Iterator[np.ndarray]:
                 nonlocal decode_s
-                chunks = audio_mod.decode(input_path, s.audio)
+                # The job's own audio.wav is already 16 kHz mono: no track choice applies to it.
+                chunks = audio_mod.decode(source, s.audio if write_wav else AudioSettings())
                 while True:
                     if cancel.is_set():
                         return
@@ -332,29 +445,39 @@ class Runner:
                     decode_s += time.monotonic() - t
                     if chunk is None:
                         return
-                    writer.write(chunk)
+                    if writer is not None:
+                        writer.write(chunk)
                     rolling.append(chunk)
                     produced.audio_seconds += chunk.size / SAMPLE_RATE
                     yield chunk
 
             vad_model = None if plan is not None else self._vad_model(s)
+            cut: list[Segment] = []
             for seg in segment_stream(tee(), s.vad, vad_model, produced.vad, plan):
                 produced.spans.extend(seg.spans)
+                cut.append(seg)
                 if not _put(q, SegmentAudio(seg, tuple(rolling.read(w.start, w.end) for w in seg.windows)), cancel):
                     return
                 rolling.drop_before(seg.end)
             if cancel.is_set():
-                raise CancelledError(f"{input_path}: cancelled")
+                raise CancelledError(f"{source}: cancelled")
             produced.decode_s = decode_s
             produced.vad_s = max(0.0, time.monotonic() - started - decode_s)
+            if writer is not None:
+                writer.close(keep=True)
+                writer = None
+            # The exact cuts, saved as soon as they are known: a resume cuts the same way.
+            if plan is None:
+                job.save_plan(cut)
             ok = True
             _put(q, _DONE, cancel)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            _put(q, exc if isinstance(exc, PipelineError) else InputError(f"{input_path}: decoding failed: {exc}"), cancel)
+            _put(q, exc if isinstance(exc, PipelineError) else InputError(f"{source}: decoding failed: {exc}"), cancel)
             if not isinstance(exc, PipelineError):
                 log.debug("producer failed", exc_info=True)
         finally:
-            writer.close(keep=ok)
+            if writer is not None:
+                writer.close(keep=ok)
 
     def _write_partial(self, job: Job, results: dict[int, SegmentResult], s: Settings, spans: list[SpeechSpan]) -> None:
         prefix: list[TextSegment] = []
@@ -431,11 +554,15 @@ class _Stop:
         return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
-def _batches(q: queue.Queue[object], batch_size: int) -> Iterator[tuple[list[SegmentAudio], object]]:
-    """Group queued segments so each Whisper call gets about ``batch_size`` windows.
+def _batches(
+    q: queue.Queue[object], batch_size: int, skip: set[int] | None = None
+) -> Iterator[tuple[list[SegmentAudio], object]]:
+    """Group queued segments so each Whisper call gets about ``batch_size`` windows still to transcribe.
 
-    Yields (batch, finished) where finished is False, True (producer done) or the producer's exception.
+    Segments in ``skip`` (already done) ride along without counting. Yields (batch, finished) where
+    finished is False, True (producer done) or the producer's exception.
     """
+    skip = skip or set()
     finished: object = False
     while finished is False:
         batch: list[SegmentAudio] = []
@@ -450,8 +577,23 @@ def _batches(q: queue.Queue[object], batch_size: int) -> Iterator[tuple[list[Seg
                 break
             assert isinstance(item, SegmentAudio)
             batch.append(item)
-            windows += len(item.windows)
+            if item.segment.index not in skip:
+                windows += len(item.windows)
         yield batch, finished
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may help: out of memory, a lost worker, a timeout, an I/O hiccup."""
+    if isinstance(exc, PipelineError):
+        return exc.transient
+    if isinstance(exc, (MemoryError, TimeoutError, ConnectionError, OSError)):
+        return True
+    return _out_of_memory(exc)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "cuda error" in text
 
 
 def _contiguous_end(results: dict[int, SegmentResult], plan: list) -> float:

@@ -126,6 +126,10 @@ class JobSettings:
 
     jobs_dir: Path = field(default_factory=lambda: default_jobs_dir())
     keep_checkpoints: bool = False
+    #: Transient failures of a segment are retried this many times, with backoff.
+    max_retries: int = 3
+    #: Unfinished jobs older than this are removed when a runner starts (0 keeps them forever).
+    expire_days: float = 7.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,39 @@ class Settings:
         """Return a copy with whole parts replaced, e.g. ``replace(vad=VadSettings(enabled=False))``."""
         return dataclasses.replace(self, **parts)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every part as plain JSON values (paths as strings), for the job folder."""
+        return json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], jobs_dir: Path | None = None) -> Settings:
+        """Rebuild settings stored by :meth:`to_dict`; unknown keys are ignored, missing ones take defaults.
+
+        Raises:
+            UsageError: A stored value is of the wrong kind.
+        """
+        parts: dict[str, Any] = {}
+        try:
+            for f in dataclasses.fields(cls):
+                value = data.get(f.name)
+                if f.name == "debug":
+                    parts["debug"] = bool(value)
+                    continue
+                part_cls = type(getattr(cls(), f.name)) if f.name != "jobs" else JobSettings
+                if not isinstance(value, Mapping):
+                    continue
+                known = {k.name for k in dataclasses.fields(part_cls)}
+                kwargs = {k: v for k, v in value.items() if k in known}
+                if f.name == "output":
+                    kwargs["output_dir"] = Path(kwargs["output_dir"]) if kwargs.get("output_dir") else None
+                    kwargs["formats"] = tuple(kwargs.get("formats") or ("srt",))
+                if f.name == "jobs":
+                    kwargs["jobs_dir"] = Path(jobs_dir or kwargs.get("jobs_dir") or default_jobs_dir())
+                parts[f.name] = part_cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"stored settings are not readable: {exc}") from exc
+        return cls(**parts)
+
     def fingerprint_fields(self) -> dict[str, Any]:
         """The settings that change a job's result (not where files go), as plain JSON values."""
         return {
@@ -155,6 +192,17 @@ class Settings:
             "transcribe": dataclasses.asdict(self.transcribe),
             "subtitles": dataclasses.asdict(self.subtitles),
         }
+
+
+def json_safe(value: Any) -> Any:
+    """Paths to strings and tuples to lists, recursively, so ``value`` can be written as JSON."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def default_jobs_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -214,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=TranscribeSettings.beam_size)
     p.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads per worker (0: automatic)")
     p.add_argument("--no-vad", action="store_true", help="cut at fixed 60 s instead of at pauses")
+    p.add_argument("--segment-length", default=None, metavar="MIN-MAX",
+                   help="segment length range in seconds, cut at pauses (default: 30-90)")
     p.add_argument("--max-line-width", type=int, default=SubtitleSettings.max_line_width)
     p.add_argument("--max-lines", type=int, default=SubtitleSettings.max_lines)
     p.add_argument("--max-cps", type=float, default=SubtitleSettings.max_cps, help="reading speed, chars/s")
@@ -267,9 +317,18 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
     transcribe = TranscribeSettings(language=language, beam_size=ns.beam_size, align=align)
     if ns.batch_size is not None:
         transcribe = dataclasses.replace(transcribe, batch_size=ns.batch_size)
+    vad = VadSettings(enabled=not ns.no_vad)
+    if ns.segment_length:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*", ns.segment_length)
+        low, high = (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
+        if not m or not 5 <= low <= high or high < vad.window_s:
+            raise UsageError(
+                f"bad --segment-length {ns.segment_length!r}: use MIN-MAX seconds with 5 <= MIN <= MAX and MAX >= 30"
+            )
+        vad = dataclasses.replace(vad, min_segment_s=low, max_segment_s=high, target_segment_s=(low + high) / 2)
     return Settings(
         audio=AudioSettings(audio_track=ns.audio_track),
-        vad=VadSettings(enabled=not ns.no_vad),
+        vad=vad,
         model=ModelSettings(
             name=ns.model.strip() or AUTO_MODEL,
             device=ns.device,

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pipeline.guard import GuardSettings, Problem, drop_repeated_lines, judge
 from pipeline.models import LoadedModel
 from pipeline.settings import TranscribeSettings
 from pipeline.types import Segment, SegmentResult, TextSegment, Word
@@ -62,67 +63,162 @@ def transcribe_segments(
     items: Sequence[SegmentAudio],
     settings: TranscribeSettings,
     language: str,
+    guard: GuardSettings | None = None,
 ) -> list[SegmentResult]:
     """Transcribe the windows of ``items`` in full batches and return one result per segment, in order.
+
+    Each window's result passes the hallucination guard (:mod:`pipeline.guard`): a window that loops is
+    decoded once more with fallback settings, all such windows in one more batched call; what still fails
+    is dropped, logged and listed in ``SegmentResult.dropped``.
 
     Args:
         model: The loaded Whisper model.
         items: Segments with their window samples.
         settings: Batch size, beam size, word timing.
         language: The language to decode in (detect it first with :func:`detect_language`).
+        guard: Hallucination guard thresholds; defaults to :class:`~pipeline.guard.GuardSettings`.
     """
-    from faster_whisper import BatchedInferencePipeline
-
-    placed: list[tuple[int, float, float, float]] = []  # (item index, buffer start s, length s, file start s)
-    parts: list[np.ndarray] = []
-    pos = 0
+    guard = guard or GuardSettings()
+    owner: list[int] = []  # the item of each window
+    starts: list[float] = []  # each window's start in file time
+    audio: list[np.ndarray] = []
     for i, item in enumerate(items):
         for window, samples in zip(item.segment.windows, item.windows):
             samples = samples[: 30 * SAMPLE_RATE]
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
-            # Every window starts after a gap, just past a 10 ms frame boundary (_NUDGE samples), so that
-            # faster-whisper's float arithmetic lands on that frame whatever the position.
-            lead = _GAP.size + (-pos % _FRAME) + _NUDGE
-            pos += lead
-            parts.append(np.zeros(lead, np.float32))
-            placed.append((i, pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, window.start))
-            parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
-            pos += samples.size
+            owner.append(i)
+            starts.append(window.start)
+            audio.append(samples)
+    decoded = _decode(model, audio, starts, settings, language)
+    dropped: list[list[str]] = [[] for _ in items]
+    _apply_guard(model, audio, starts, decoded, settings, language, guard, [dropped[i] for i in owner])
+    # Lines repeated across the windows of this call, in file order.
+    flat = [(w, seg) for w, segs in enumerate(decoded) for seg in segs]
+    kept, notes = drop_repeated_lines([seg for _, seg in flat], guard)
+    for k, reason in notes:
+        w, seg = flat[k]
+        _note(dropped[owner[w]], seg, reason)
     per_item: list[list[TextSegment]] = [[] for _ in items]
-    if parts:
-        buffer = np.concatenate(parts)
-        # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
-        clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for _, start, length, _ in placed]
-        pipeline = BatchedInferencePipeline(model.model)
-        segments, _ = pipeline.transcribe(
-            buffer,
-            language=language if model.multilingual else "en",
-            clip_timestamps=clips,
-            batch_size=settings.batch_size,
-            beam_size=settings.beam_size,
-            word_timestamps=settings.word_timestamps,
-            without_timestamps=True,
-            vad_filter=False,
-            log_progress=False,
-        )
-        # faster-whisper tags each segment with its clip's offset in frames ("seek"): that names the window.
-        frames_per_second = model.model.frames_per_second
-        by_seek = {
-            int(int(clip["start"] * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, clip in enumerate(clips)
-        }
-        for seg in segments:
-            w = by_seek[seg.seek]
-            item_index, _, length, file_start = placed[w]
-            # faster-whisper reports times from seek / frames_per_second (the window's start, to within the
-            # 0.5 ms nudge); times inside the window are whole centiseconds.
-            text_segment = _to_file_time(seg, seg.seek / frames_per_second, file_start, file_start + length)
-            if text_segment is not None:
-                per_item[item_index].append(text_segment)
+    for (w, _), seg in zip(flat, kept):
+        if seg is not None:
+            per_item[owner[w]].append(seg)
     return [
-        SegmentResult(index=item.segment.index, language=language, segments=tuple(per_item[i]))
+        SegmentResult(
+            index=item.segment.index, language=language, segments=tuple(per_item[i]), dropped=tuple(dropped[i])
+        )
         for i, item in enumerate(items)
     ]
+
+
+def _apply_guard(
+    model: LoadedModel,
+    audio: list[np.ndarray],
+    starts: list[float],
+    decoded: list[list[TextSegment]],
+    settings: TranscribeSettings,
+    language: str,
+    guard: GuardSettings,
+    dropped: list[list[str]],
+) -> None:
+    """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it."""
+    retry: list[tuple[int, Problem]] = []
+    for w, segs in enumerate(decoded):
+        problem = judge(segs, guard, audio[w])
+        if problem is None:
+            continue
+        if problem.retry:
+            retry.append((w, problem))
+        else:
+            for seg in segs:
+                _note(dropped[w], seg, problem.reason)
+            decoded[w] = []
+    if not retry:
+        return
+    # The fallback may not repeat any 3-gram. Tried on looping windows (reversed speech, babble, slowed
+    # and looped speech): greedy decoding looped as much or more, and sampling at a temperature is no
+    # option (the batched pipeline decodes with top-k 1, where the temperature changes nothing); the same
+    # beam with 3-grams blocked ended every loop and left real speech as it was.
+    again = _decode(
+        model, [audio[w] for w, _ in retry], [starts[w] for w, _ in retry], settings, language, no_repeat_ngram_size=3
+    )
+    for (w, problem), segs in zip(retry, again):
+        second = judge(segs, guard, audio[w])
+        if second is None:
+            log.info("window at %.2f s re-decoded (%s): %r", starts[w], problem.reason, _text(segs)[:80])
+            decoded[w] = segs
+            continue
+        for seg in decoded[w]:
+            _note(dropped[w], seg, f"{problem.reason}; after re-decoding: {second.reason}")
+        decoded[w] = []
+
+
+def _note(dropped: list[str], seg: TextSegment, reason: str) -> None:
+    entry = f"{seg.start:.2f}-{seg.end:.2f} s: {reason}: {seg.text[:120]!r}"
+    log.info("hallucination guard dropped %s", entry)
+    dropped.append(entry)
+
+
+def _text(segs: Sequence[TextSegment]) -> str:
+    return " ".join(s.text for s in segs)
+
+
+def _decode(
+    model: LoadedModel,
+    audio: Sequence[np.ndarray],
+    starts: Sequence[float],
+    settings: TranscribeSettings,
+    language: str,
+    no_repeat_ngram_size: int = 0,
+) -> list[list[TextSegment]]:
+    """Decode windows (samples, file start) in batched calls; the text segments of each, in file time."""
+    from faster_whisper import BatchedInferencePipeline
+
+    placed: list[tuple[float, float, float]] = []  # (buffer start s, length s, file start s)
+    parts: list[np.ndarray] = []
+    pos = 0
+    for file_start, samples in zip(starts, audio):
+        # Every window starts after a gap, just past a 10 ms frame boundary (_NUDGE samples), so that
+        # faster-whisper's float arithmetic lands on that frame whatever the position.
+        lead = _GAP.size + (-pos % _FRAME) + _NUDGE
+        pos += lead
+        parts.append(np.zeros(lead, np.float32))
+        placed.append((pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, file_start))
+        parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
+        pos += samples.size
+    out: list[list[TextSegment]] = [[] for _ in placed]
+    if not parts:
+        return out
+    buffer = np.concatenate(parts)
+    # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
+    clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length, _ in placed]
+    pipeline = BatchedInferencePipeline(model.model)
+    segments, _ = pipeline.transcribe(
+        buffer,
+        language=language if model.multilingual else "en",
+        clip_timestamps=clips,
+        batch_size=settings.batch_size,
+        beam_size=settings.beam_size,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        word_timestamps=settings.word_timestamps,
+        without_timestamps=True,
+        vad_filter=False,
+        log_progress=False,
+    )
+    # faster-whisper tags each segment with its clip's offset in frames ("seek"): that names the window.
+    frames_per_second = model.model.frames_per_second
+    by_seek = {
+        int(int(clip["start"] * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, clip in enumerate(clips)
+    }
+    for seg in segments:
+        w = by_seek[seg.seek]
+        _, length, file_start = placed[w]
+        # faster-whisper reports times from seek / frames_per_second (the window's start, to within the
+        # 0.5 ms nudge); times inside the window are whole centiseconds.
+        text_segment = _to_file_time(seg, seg.seek / frames_per_second, file_start, file_start + length)
+        if text_segment is not None:
+            out[w].append(text_segment)
+    return out
 
 
 def _to_file_time(seg: object, origin: float, lo: float, hi: float) -> TextSegment | None:

@@ -1,0 +1,220 @@
+"""Resumable jobs: kill at random points and resume to identical output; retries; integrity; cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from conftest import with_parts
+from media import concat_speech, speech_clips
+from pipeline import runner as runner_mod
+from pipeline.checkpoint import JobStore
+from pipeline.errors import CheckpointError, ModelError, TransientError, TranscriptionError
+from pipeline.runner import Runner
+from pipeline.settings import Settings
+
+SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
+
+
+@pytest.fixture(scope="module")
+def long_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 80 s of speech: cut at 15–30 s, four or five segments."""
+    path = tmp_path_factory.mktemp("media") / "two_minutes.wav"
+    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
+    return path
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *args, "--model", "tiny.en", "--language", "en", "--batch-size", "1",
+            "--segment-length", "15-30"]
+
+
+@pytest.fixture(scope="module")
+def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]:
+    """The SRT of an uninterrupted run, and how long that run took."""
+    root = tmp_path_factory.mktemp("reference")
+    t = time.monotonic()
+    proc = subprocess.run(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return (root / "two_minutes.srt").read_bytes(), time.monotonic() - t
+
+
+def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
+    return {
+        str(p.relative_to(jobs)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in jobs.glob("*/segments_results/*.json")
+    }
+
+
+def test_sigkill_at_random_points_then_resume_all(long_input: Path, reference: tuple[bytes, float], tmp_path: Path) -> None:
+    expected, duration = reference
+    rng = random.Random(20261129)
+    resumed_from_results = 0
+    for attempt in range(5):
+        root = tmp_path / f"kill{attempt}"
+        jobs = root / "jobs"
+        proc = subprocess.Popen(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.25, 0.95) * duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # Nothing half-written: every checkpoint and result that exists parses.
+        for cp in jobs.glob("*/checkpoint.json"):
+            json.loads(cp.read_text())
+        before = _result_files(jobs)
+        resumed_from_results += bool(before)
+        resume = subprocess.run(_cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True)
+        assert resume.returncode == 0, resume.stderr
+        if not (root / "two_minutes.srt").exists():
+            # Killed before the job folder existed, or after it finished: nothing to resume; run it again.
+            assert "no unfinished jobs" in resume.stderr or not list(jobs.glob("*/job.json"))
+            continue
+        assert (root / "two_minutes.srt").read_bytes() == expected, f"attempt {attempt}"
+        # Finished segments were not transcribed again: their files are untouched (while kept).
+        after = _result_files(jobs)
+        assert all(after.get(k, v) == v for k, v in before.items())
+    assert resumed_from_results >= 2, "most kills should land after some segments finished"
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_mod, "RETRY_BACKOFF_S", 0.01)
+
+
+def _flaky(monkeypatch: pytest.MonkeyPatch, segment: int, errors: list[Exception]) -> None:
+    """Make transcription of ``segment`` raise each of ``errors`` once, in turn, then work."""
+    real = runner_mod.transcribe_segments
+
+    def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
+        if errors and any(item.segment.index == segment for item in items):
+            raise errors.pop(0)
+        return real(model, items, settings, language)
+
+    monkeypatch.setattr(runner_mod, "transcribe_segments", flaky)
+
+
+def _settings(settings: Settings) -> Settings:
+    return with_parts(settings, transcribe={"batch_size": 2}, jobs={"keep_checkpoints": True}, vad=SHORT_SEGMENTS)
+
+
+def test_transient_failures_are_retried(long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries) -> None:  # noqa: ANN001
+    _flaky(monkeypatch, 1, [TransientError("worker lost"), RuntimeError("CUDA failed: out of memory")])
+    s = _settings(settings)
+    result = Runner(s, model_cache).run(long_input, s)
+    history = json.loads((result.job_dir / "checkpoint.json").read_text())["history"]
+    mine = [h for h in history if h["segment"] == 1]
+    assert [h["attempt"] for h in mine] == [1, 2] and all(h["transient"] for h in mine)
+    assert "out of memory" in mine[1]["error"]
+    assert json.loads((result.job_dir / "checkpoint.json").read_text())["state"] == "done"
+
+
+def test_permanent_failure_keeps_finished_segments_and_resumes(
+    long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries, reference  # noqa: ANN001
+) -> None:
+    _flaky(monkeypatch, 2, [ModelError("model files are broken")])
+    s = _settings(settings)
+    runner = Runner(s, model_cache)
+    with pytest.raises(TranscriptionError, match="segment\\(s\\) .*2.* failed: model files are broken"):
+        runner.run(long_input, s)
+    (job,) = JobStore(s.jobs.jobs_dir).jobs()
+    cp = job.read_checkpoint()
+    assert cp["state"] == "failed" and "model files are broken" in cp["error"]
+    assert [h["transient"] for h in cp["history"]] == [False] * len(cp["history"])
+    kept = sorted(p.name for p in job.results_dir.glob("*.json"))
+    assert kept[:2] == ["00000.json", "00001.json"]
+    # The cause went away: the resume finishes it, and the subtitles match an uninterrupted run.
+    monkeypatch.setattr(runner_mod, "transcribe_segments", _real_transcribe())
+    result = runner.resume(job.id)
+    assert result.outputs["srt"].read_bytes() == _reference_with(settings, long_input, model_cache)
+
+
+def _real_transcribe():  # noqa: ANN202
+    from pipeline.transcribe import transcribe_segments
+
+    return transcribe_segments
+
+
+def _reference_with(settings: Settings, path: Path, model_cache) -> bytes:  # noqa: ANN001
+    s = with_parts(settings, jobs={"jobs_dir": settings.jobs.jobs_dir.parent / "ref_jobs"},
+                   output={"output_dir": settings.jobs.jobs_dir.parent / "ref_out"}, transcribe={"batch_size": 2},
+                   vad=SHORT_SEGMENTS)
+    return Runner(s, model_cache).run(path, s).outputs["srt"].read_bytes()
+
+
+def test_corrupt_result_is_recomputed(long_input: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+    s = _settings(settings)
+    runner = Runner(s, model_cache)
+    first = runner.run(long_input, s)
+    job = JobStore(s.jobs.jobs_dir).open(first.job_id)
+    path = job.results_dir / "00001.json"
+    path.write_text(path.read_text().replace("e", "E", 3))  # checksum no longer holds
+    job.update_checkpoint(state="running")
+    assert 1 not in job.load_results()
+    again = runner.resume(job.id)
+    assert again.outputs["srt"].read_bytes() == first.outputs["srt"].read_bytes()
+
+
+def test_changed_input_is_refused(tmp_path: Path, data_dir: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+    src = tmp_path / "clip.wav"
+    src.write_bytes((data_dir / "jfk" / "jfk.wav").read_bytes())
+    runner = Runner(settings, model_cache)
+    job = runner.create_job(src, settings)
+    src.write_bytes((data_dir / "ljspeech" / "LJ001-0001.wav").read_bytes())
+    with pytest.raises(CheckpointError, match="changed since the job started"):
+        runner.resume(job.id)
+    src.unlink()
+    with pytest.raises(CheckpointError, match="is gone"):
+        runner.resume(job.id)
+
+
+def test_unknown_folder_format_and_bad_ids(tmp_path: Path, data_dir: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+    runner = Runner(settings, model_cache)
+    job = runner.create_job(data_dir / "jfk" / "jfk.wav", settings)
+    data = json.loads((job.dir / "job.json").read_text())
+    data["format_version"] = 99
+    (job.dir / "job.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="format 99"):
+        runner.resume(job.id)
+    for bad in ("../etc", "/tmp/x", "20260101-000000-zzzzzzzz", "..%2F..%2Fetc"):
+        with pytest.raises(CheckpointError, match="not a job id"):
+            runner.resume(bad)
+
+
+def test_disk_space_guard(data_dir: Path, settings: Settings, model_cache, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    from pipeline import checkpoint
+
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(CheckpointError, match="not enough free space .* needs about .* MB and 1 MB are free"):
+        Runner(settings, model_cache).run(data_dir / "jfk" / "jfk.wav", settings)
+
+
+def test_unfinished_jobs_expire(data_dir: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+    runner = Runner(settings, model_cache)
+    old = runner.create_job(data_dir / "jfk" / "jfk.wav", settings)
+    fresh = runner.create_job(data_dir / "jfk" / "jfk.wav", settings)
+    data = json.loads((old.dir / "checkpoint.json").read_text())
+    data["updated"] = time.time() - 8 * 86400
+    (old.dir / "checkpoint.json").write_text(json.dumps(data))
+    Runner(settings, model_cache)  # a new runner cleans up on start
+    assert not old.dir.exists() and fresh.dir.exists()
+
+
+def test_list_jobs_shows_unfinished_first(data_dir: Path, tmp_path: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+    runner = Runner(settings, model_cache)
+    runner.run(data_dir / "jfk" / "jfk.wav", settings)
+    pending = runner.create_job(data_dir / "jfk" / "jfk.flac", settings)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "--list-jobs", "--jobs-dir", str(settings.jobs.jobs_dir)],
+                          capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and pending.id in lines[1] and "queued" in lines[1] and "done" in lines[2]
