@@ -190,7 +190,7 @@ class Runner:
             TranscriptionError: A segment kept failing after its retries.
             CancelledError: ``cancel`` was set.
         """
-        return self.run_job(self.create_job(input_path, settings), on_event, cancel, _fresh=True)
+        return self.run_job(self.create_job(input_path, settings), on_event, cancel, fresh=True)
 
     def resume(self, job_id: str, on_event: EventCallback | None = None, cancel: threading.Event | None = None) -> JobResult:
         """Finish an unfinished job from its last finished segment.
@@ -209,9 +209,16 @@ class Runner:
         job: Job,
         on_event: EventCallback | None = None,
         cancel: threading.Event | None = None,
-        _fresh: bool = False,
+        fresh: bool = False,
     ) -> JobResult:
-        """Run (or continue) the job in ``job``'s folder to the end."""
+        """Run (or continue) the job in ``job``'s folder to the end.
+
+        Args:
+            job: The job folder, from :meth:`create_job` or :class:`~pipeline.checkpoint.JobStore`.
+            on_event: Progress callback.
+            cancel: Set it to stop the job at its next step.
+            fresh: The job was just created from its input (skips re-hashing the input).
+        """
         meta = job.read_job()
         s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
         if fingerprint(s.fingerprint_fields()) != meta.get("settings_fingerprint"):
@@ -222,7 +229,7 @@ class Runner:
         emit = _Emitter(job.id, input_path, float(meta.get("duration") or 0.0), started, on_event)
         try:
             # A fresh job's input was hashed a moment ago by create_job.
-            source = input_path if _fresh else self._audio_source(job, meta, input_path)
+            source = input_path if fresh else self._audio_source(job, meta, input_path)
             done = job.load_results()
             model_future = self.preload(s)
             return self._run(job, input_path, source, s, meta, done, model_future, emit, stop, started)
@@ -315,7 +322,7 @@ class Runner:
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
         finished: object = False
-        for batch, finished in _batches(q, s.transcribe.batch_size, skip=set(done)):
+        for batch, finished in _batches(q, s.transcribe.batch_size, cancel, skip=set(done)):
             if cancel.is_set():
                 raise CancelledError(f"{input_path}: cancelled")
             plan.extend(item.segment for item in batch)
@@ -555,7 +562,7 @@ class _Stop:
 
 
 def _batches(
-    q: queue.Queue[object], batch_size: int, skip: set[int] | None = None
+    q: queue.Queue[object], batch_size: int, stop: _Stop, skip: set[int] | None = None
 ) -> Iterator[tuple[list[SegmentAudio], object]]:
     """Group queued segments so each Whisper call gets about ``batch_size`` windows still to transcribe.
 
@@ -568,7 +575,14 @@ def _batches(
         batch: list[SegmentAudio] = []
         windows = 0
         while windows < batch_size:
-            item = q.get()
+            try:
+                item = q.get(timeout=0.2)
+            except queue.Empty:
+                # A stopped producer may never put anything again: do not wait for it.
+                if stop.is_set():
+                    finished = CancelledError("cancelled")
+                    break
+                continue
             if item is _DONE:
                 finished = True
                 break

@@ -240,6 +240,20 @@ def parse_affinity(value: str) -> str:
     return value
 
 
+def parse_language(value: str | None) -> str | None:
+    """A language code such as ``en`` or ``zh``; blank means "detect".
+
+    Raises:
+        UsageError: Not a language code.
+    """
+    language = value.strip().lower() if value else ""
+    if not language:
+        return None
+    if not re.fullmatch(r"[a-z]{2,3}(_[a-z]+)?", language):
+        raise UsageError(f"bad --language {value!r}: use a code such as en, de or zh")
+    return language
+
+
 def _positive(name: str, value: int | float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, got {value}")
@@ -307,9 +321,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
         _positive("--audio-track", ns.audio_track, allow_zero=True)
     if ns.workers is not None:
         _positive("--workers", ns.workers, allow_zero=True)
-    language = ns.language.strip().lower() if ns.language else None
-    if language is not None and not re.fullmatch(r"[a-z]{2,3}(_[a-z]+)?", language):
-        raise UsageError(f"bad --language {ns.language!r}: use a code such as en, de or zh")
+    language = parse_language(ns.language)
     jobs_dir = ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir(env)
     align = ns.align.strip()
     if align.lower() in ("auto", "off"):

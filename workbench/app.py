@@ -122,9 +122,14 @@ def build_server(settings: Settings):  # noqa: ANN201 - fastapi.FastAPI
     from fastapi import FastAPI
 
     from workbench.api_hardware import hardware_router
+    from workbench.api_jobs import jobs_router
+    from workbench.jobs import JobManager
 
     app = FastAPI(title="video2srt")
     app.include_router(hardware_router(settings.jobs.jobs_dir))
+    # One job manager for the API and (later) the UI: one worker thread, one model cache.
+    app.state.jobs = JobManager(settings)
+    app.include_router(jobs_router(app.state.jobs))
     return gr.mount_gradio_app(app, build_app(settings), path="/")
 
 

@@ -1,0 +1,310 @@
+"""The jobs HTTP API: upload, poll, fetch results; bad inputs; id validation; cancel; resume after a failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import srt
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from conftest import with_parts
+from pipeline import runner as runner_mod
+from pipeline.errors import ModelError
+from pipeline.models import ModelCache
+from pipeline.runner import Runner
+from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from workbench.api_jobs import jobs_router
+from workbench.jobs import JobManager
+
+SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
+UNKNOWN_ID = "20260101-120000-1a2b3c4d"
+
+
+def _client(manager: JobManager) -> TestClient:
+    # Just the jobs router: the Gradio mount is covered once, in test_build_server_serves_the_jobs_api.
+    app = FastAPI()
+    app.include_router(jobs_router(manager))
+    return TestClient(app)
+
+
+def _upload(client: TestClient, path: Path, name: str | None = None, **form: str) -> Any:
+    with open(path, "rb") as fh:
+        return client.post("/api/jobs", files={"file": (name or path.name, fh)}, data=form)
+
+
+def _wait(client: TestClient, job_id: str, timeout: float = 300.0, on_poll: Any = None) -> dict[str, Any]:
+    # Until the job has finished and the worker has let go of it (so resume and delete see it idle).
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        status = r.json()
+        if on_poll is not None:
+            on_poll(status)
+        if status["state"] in ("done", "failed", "cancelled") and not status["active"]:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s: {status}")
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("api")
+    return Settings(
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        transcribe=TranscribeSettings(language="en", batch_size=8),
+        output=OutputSettings(output_dir=root / "out"),
+        jobs=JobSettings(jobs_dir=root / "jobs"),
+    )
+
+
+@pytest.fixture(scope="module")
+def shared(module_settings: Settings, model_cache: ModelCache) -> Iterator[tuple[TestClient, JobManager]]:
+    manager = JobManager(module_settings, Runner(module_settings, model_cache))
+    with _client(manager) as client:
+        yield client, manager
+    manager.close()
+
+
+@pytest.fixture(scope="module")
+def manifesto_job(shared: tuple[TestClient, JobManager], data_dir: Path) -> dict[str, Any]:
+    """manifesto.mp4 through the API to the end; what was seen while it ran."""
+    client, _ = shared
+    r = _upload(client, data_dir / "video" / "manifesto.mp4", formats="srt,json", language="en")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    seen: dict[str, Any] = {"stages": set(), "partials": []}
+
+    def on_poll(status: dict[str, Any]) -> None:
+        seen["stages"].add(status["stage"])
+        assert 0.0 <= status["progress"] <= 1.0
+        if status["state"] == "running":
+            res = client.get(f"/api/jobs/{job_id}/result.srt")
+            if res.status_code == 200:
+                seen["partials"].append((res.headers["x-partial"], res.text))
+            else:
+                assert res.status_code == 404 and "yet" in res.json()["detail"]
+
+    t = time.monotonic()
+    seen["final"] = _wait(client, job_id, on_poll=on_poll)
+    seen["seconds"] = time.monotonic() - t
+    seen["job_id"] = job_id
+    return seen
+
+
+def test_upload_poll_and_fetch_results(shared: tuple[TestClient, JobManager], manifesto_job: dict[str, Any]) -> None:
+    client, manager = shared
+    job_id, final = manifesto_job["job_id"], manifesto_job["final"]
+    assert final["state"] == "done" and final["progress"] == 1.0, final
+    assert final["input_name"] == "manifesto.mp4" and final["error"] is None
+    assert final["segments_done"] == final["segments_total"] >= 1 and final["duration"] > 80
+    for key in ("stage", "created"):
+        assert key in final
+    r = client.get(f"/api/jobs/{job_id}/result.srt")
+    assert r.status_code == 200 and r.headers["x-partial"] == "0"
+    assert r.headers["content-type"].startswith("text/plain") and "utf-8" in r.headers["content-type"]
+    cues = list(srt.parse(r.text))
+    assert len(cues) >= 10 and "communist" in r.text.lower()
+    # While it ran: the growing partial SRT (marked so) or, in its last moments, the final one.
+    for flag, text in manifesto_job["partials"]:
+        assert flag == "1" or (flag == "0" and text == r.text)
+        list(srt.parse(text))
+    r = client.get(f"/api/jobs/{job_id}/result.json")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    data = r.json()
+    assert {"language", "duration", "model", "segments", "cues", "timings"} <= set(data)
+    assert {"start", "end", "text", "words"} <= set(data["segments"][0])
+    # vtt was not asked for: a clear 404.
+    r = client.get(f"/api/jobs/{job_id}/result.vtt")
+    assert r.status_code == 404 and "formats" in r.json()["detail"]
+    assert job_id in [j["job_id"] for j in client.get("/api/jobs").json()]
+    # Done: nothing to resume or cancel; the upload is gone, the results stay.
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
+    assert not any(manager.uploads_root.iterdir())
+
+
+def test_bad_uploads_are_refused_and_leave_nothing(
+    shared: tuple[TestClient, JobManager], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, manager = shared
+    text = tmp_path / "notes.txt"
+    text.write_text("not media at all\n" * 100)
+    r = _upload(client, text, "fake.mp4")
+    assert r.status_code == 400 and "fake.mp4" in r.json()["detail"] and str(tmp_path) not in r.text
+    r = _upload(client, text)
+    assert r.status_code == 415 and "notes.txt" in r.json()["detail"]
+    # A client-side path in the file name never leaves the uploads folder.
+    r = _upload(client, text, "../../../escape.mp4")
+    assert r.status_code == 400 and not list(manager.settings.jobs.jobs_dir.parent.rglob("escape.mp4"))
+    r = _upload(client, data_dir / "jfk" / "jfk.wav", formats="srt,doc")
+    assert r.status_code == 400 and "doc" in r.json()["detail"]
+    r = _upload(client, data_dir / "jfk" / "jfk.wav", max_line_width="wide")
+    assert r.status_code == 400
+    r = client.post("/api/jobs", data={"formats": "srt"})
+    assert r.status_code == 400 and "file" in r.json()["detail"]
+    monkeypatch.setattr(manager, "max_upload_bytes", 100_000)
+    r = _upload(client, data_dir / "jfk" / "jfk.wav")  # 352 kB
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert not any(manager.uploads_root.iterdir())
+
+
+@pytest.mark.parametrize(
+    "path, codes",
+    [
+        ("/api/jobs/..%2F..%2Fetc%2Fpasswd", (400,)),
+        ("/api/jobs/..%2F..%2Fetc%2Fpasswd/result.srt", (400,)),
+        ("/api/jobs/%2Fetc%2Fpasswd", (400,)),
+        ("/api/jobs/%2e%2e/result.json", (400,)),
+        ("/api/jobs/../../etc/passwd", (400, 404)),
+        ("/api/jobs/not-a-job", (400,)),
+        (f"/api/jobs/{UNKNOWN_ID}", (404,)),
+        (f"/api/jobs/{UNKNOWN_ID}/result.srt", (404,)),
+    ],
+)
+def test_job_ids_are_validated(shared: tuple[TestClient, JobManager], path: str, codes: tuple[int, ...]) -> None:
+    client, _ = shared
+    r = client.get(path)
+    assert r.status_code in codes, (r.status_code, r.text)
+    assert "root:" not in r.text and isinstance(r.json()["detail"], str)
+
+
+def test_every_job_route_validates_ids(shared: tuple[TestClient, JobManager]) -> None:
+    client, _ = shared
+    for job_id, code in (("..%2Fjobs", 400), ("bad-id", 400), (UNKNOWN_ID, 404)):
+        assert client.post(f"/api/jobs/{job_id}/resume").status_code == code
+        assert client.post(f"/api/jobs/{job_id}/cancel").status_code == code
+        assert client.delete(f"/api/jobs/{job_id}").status_code == code
+        assert client.get(f"/api/jobs/{job_id}/result.vtt").status_code == code
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(
+    settings: Settings, model_cache: ModelCache, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = Runner(settings, model_cache)
+    real, gate, started = runner.run_job, threading.Event(), []
+
+    def gated(job, on_event=None, cancel=None, fresh=False):  # noqa: ANN001, ANN202
+        started.append(job.id)
+        assert gate.wait(60)
+        return real(job, on_event, cancel, fresh=fresh)
+
+    monkeypatch.setattr(runner, "run_job", gated)
+    manager = JobManager(settings, runner)
+    with _client(manager) as client:
+        first = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
+        second = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
+        assert client.get(f"/api/jobs/{second}").json()["state"] == "queued"
+        r = client.post(f"/api/jobs/{second}/cancel")
+        assert r.status_code == 202 and r.json()["state"] == "cancelled"
+        gate.set()
+        assert _wait(client, first)["state"] == "done"
+        status = _wait(client, second)
+        assert status["state"] == "cancelled" and status["segments_done"] == 0
+        assert started == [first]
+        assert client.get(f"/api/jobs/{second}/result.srt").status_code == 404
+        # Deleting removes the job folder and its upload.
+        assert client.delete(f"/api/jobs/{second}").status_code == 204
+        assert client.get(f"/api/jobs/{second}").status_code == 404
+        assert not (settings.jobs.jobs_dir / second).exists() and not any(manager.uploads_root.iterdir())
+    manager.close()
+
+
+def test_cancelling_a_running_job_never_stalls_the_queue(
+    settings: Settings, model_cache: ModelCache, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = Runner(settings, model_cache)
+    real, gate = runner.run_job, threading.Event()
+
+    def gated(job, on_event=None, cancel=None, fresh=False):  # noqa: ANN001, ANN202
+        gate.wait(60)
+        return real(job, on_event, cancel, fresh=fresh)
+
+    monkeypatch.setattr(runner, "run_job", gated)
+    # The cancel lands before the runner has decoded anything: the runner must stop at once, and a
+    # runner that did not would still not stall the queue (the grace period).
+    manager = JobManager(settings, runner, cancel_grace_s=2.0)
+    with _client(manager) as client:
+        first = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
+        second = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/jobs/{first}").json()["stage"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = client.post(f"/api/jobs/{first}/cancel")
+        assert r.status_code == 202 and r.json()["state"] == "running"
+        gate.set()
+        assert _wait(client, first, timeout=60)["state"] == "cancelled"
+        assert _wait(client, second)["state"] == "done"
+    manager.close()
+
+
+def test_resume_through_the_api_after_a_permanent_failure(
+    settings: Settings, model_cache: ModelCache, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = with_parts(settings, transcribe={"batch_size": 1}, vad=SHORT_SEGMENTS, jobs={"keep_checkpoints": True})
+    real, errors = runner_mod.transcribe_segments, [ModelError("model files are broken")]
+
+    def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
+        if errors and any(item.segment.index == 1 for item in items):
+            raise errors.pop(0)
+        return real(model, items, settings, language)
+
+    monkeypatch.setattr(runner_mod, "transcribe_segments", flaky)
+    manager = JobManager(s, Runner(s, model_cache))
+    harvard = data_dir / "harvard" / "harvard-sentences-list30.mp3"
+    with _client(manager) as client:
+        failing = _upload(client, harvard).json()["job_id"]
+        status = _wait(client, failing)
+        assert status["state"] == "failed" and "model files are broken" in status["error"]
+        kept = s.jobs.jobs_dir / failing / "segments_results" / "00000.json"
+        assert kept.exists() and not kept.with_name("00001.json").exists()
+        kept_mtime = kept.stat().st_mtime_ns
+        # What was finished before the failure stays available, marked partial.
+        r = client.get(f"/api/jobs/{failing}/result.srt")
+        assert r.status_code == 200 and r.headers["x-partial"] == "1" and list(srt.parse(r.text))
+        assert client.get(f"/api/jobs/{failing}/result.json").status_code == 404
+        # The cause went away: a normal run of the same file is the reference.
+        normal = _upload(client, harvard).json()["job_id"]
+        assert _wait(client, normal)["state"] == "done"
+        r = client.post(f"/api/jobs/{failing}/resume")
+        assert r.status_code == 202
+        assert client.post(f"/api/jobs/{failing}/resume").status_code == 409  # already queued or running
+        status = _wait(client, failing)
+        assert status["state"] == "done" and status["error"] is None
+        resumed = client.get(f"/api/jobs/{failing}/result.srt").text
+        assert resumed.strip() and resumed == client.get(f"/api/jobs/{normal}/result.srt").text
+        assert kept.stat().st_mtime_ns == kept_mtime  # the finished segment was not transcribed again
+        history = json.loads((s.jobs.jobs_dir / failing / "checkpoint.json").read_text())["history"]
+        assert [h["transient"] for h in history] == [False]
+    manager.close()
+
+
+def test_old_uploads_without_a_job_are_pruned_at_start(settings: Settings) -> None:
+    uploads = settings.jobs.jobs_dir / "uploads"
+    orphan, fresh = uploads / "0123456789abcdef", uploads / "fedcba9876543210"
+    for folder in (orphan, fresh):
+        folder.mkdir(parents=True)
+        (folder / "clip.mp4").write_bytes(b"x")
+    day_ago = time.time() - 2 * 86400
+    os.utime(orphan, (day_ago, day_ago))
+    manager = JobManager(settings)
+    assert not orphan.exists() and fresh.exists()  # a recent one may be an upload in progress
+    assert manager.unfinished_at_start == []
+
+
+def test_build_server_serves_the_jobs_api(settings: Settings) -> None:
+    from workbench.app import build_server
+
+    app = build_server(settings)
+    assert isinstance(app.state.jobs, JobManager)
+    with TestClient(app) as client:
+        assert client.get("/api/jobs").json() == []
+        assert client.get("/api/jobs/..%2F..%2Fetc%2Fpasswd").status_code == 400
+        assert client.get(f"/api/jobs/{UNKNOWN_ID}").status_code == 404

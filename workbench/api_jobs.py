@@ -1,0 +1,126 @@
+"""HTTP routes for jobs (SPEC §2): upload, list, status, results, resume, cancel, delete.
+
+The workbench mounts the router that :func:`jobs_router` builds over one shared
+:class:`~workbench.jobs.JobManager`. Every route that names a job validates its id first (400 when
+malformed, 404 when unknown); no route opens a path taken from the request. Errors are JSON
+``{"detail": "one line"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from pipeline.errors import InputError, PipelineError, UsageError
+from workbench.jobs import JobManager, JobsError, one_line
+
+_MEDIA_TYPES = {"srt": "text/plain; charset=utf-8", "vtt": "text/plain; charset=utf-8",
+                "json": "application/json; charset=utf-8"}
+
+
+def _http_error(exc: PipelineError) -> HTTPException:
+    # The manager's own errors carry their status; a bad input or value is 400; any other refusal (a job
+    # folder that cannot be used as asked) is a conflict with the job's state, never a 500.
+    if isinstance(exc, JobsError):
+        status = exc.status_code
+    elif isinstance(exc, (InputError, UsageError)):
+        status = 400
+    else:
+        status = 409
+    return HTTPException(status, one_line(str(exc)))
+
+
+def jobs_router(manager: JobManager) -> APIRouter:
+    """Build the ``/api/jobs`` routes over ``manager``.
+
+    Args:
+        manager: The job manager the routes submit to and read from (shared with the UI).
+
+    Returns:
+        A router with ``POST /api/jobs`` (202), ``GET /api/jobs``, ``GET /api/jobs/{id}``,
+        ``GET /api/jobs/{id}/result.{srt,vtt,json}``, ``POST /api/jobs/{id}/resume`` (202),
+        ``POST /api/jobs/{id}/cancel`` (202) and ``DELETE /api/jobs/{id}`` (204).
+    """
+    router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+    # Plain ``def`` routes: FastAPI runs them in its thread pool, so copying an upload or reading a job folder
+    # never blocks the event loop. Transcription itself runs on the manager's worker thread.
+    @router.post("", status_code=202)
+    def create_job(
+        file: Annotated[UploadFile | None, File(description="the video or audio file")] = None,
+        formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json (default: all)")] = None,
+        language: Annotated[str | None, Form(description="language code such as en; blank or auto: detect")] = None,
+        max_line_width: Annotated[str | None, Form(description="characters per subtitle line (default 42)")] = None,
+    ) -> JSONResponse:
+        # Optional in the signature so that a missing file is a one-line 400, not a validation error list.
+        if file is None:
+            raise HTTPException(400, "no file: send the video or audio as the multipart field 'file'")
+        overrides = {"formats": formats, "language": language, "max_line_width": max_line_width}
+        try:
+            job_id = manager.submit_upload(file.filename, file.file, overrides)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        finally:
+            file.file.close()
+        return JSONResponse({"job_id": job_id}, status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
+
+    @router.get("")
+    def list_jobs() -> list[dict[str, Any]]:
+        return manager.list()
+
+    @router.get("/{job_id}")
+    def job_status(job_id: str) -> dict[str, Any]:
+        try:
+            return manager.status(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+
+    @router.get("/{job_id}/result.{fmt}")
+    def job_result(job_id: str, fmt: str) -> Response:
+        try:
+            data, partial = manager.result(job_id, fmt)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        headers = {"X-Partial": "1" if partial else "0", "Content-Disposition": f'inline; filename="result.{fmt}"'}
+        if partial:
+            headers["Cache-Control"] = "no-store"
+        return Response(data, media_type=_MEDIA_TYPES[fmt], headers=headers)
+
+    @router.post("/{job_id}/resume", status_code=202)
+    def resume_job(job_id: str) -> dict[str, Any]:
+        try:
+            manager.resume(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        return {"job_id": job_id, "state": "queued"}
+
+    @router.post("/{job_id}/cancel", status_code=202)
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        try:
+            state = manager.cancel(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        return {"job_id": job_id, "state": state}
+
+    @router.delete("/{job_id}", status_code=204)
+    def delete_job(job_id: str) -> Response:
+        try:
+            manager.delete(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        return Response(status_code=204)
+
+    # Last: anything else under /api/jobs, such as a decoded "../../etc/passwd" spanning several path
+    # segments, gets a JSON answer here instead of falling through to the UI mounted at "/".
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def no_such_route(rest: str) -> None:
+        if rest:
+            try:
+                manager.status(rest.split("/", 1)[0])  # 400 for a malformed id (also ""), 404 for an unknown one
+            except PipelineError as exc:
+                raise _http_error(exc) from exc
+        raise HTTPException(404, "no such job route: see GET /api/jobs and SPEC §2")
+
+    return router
