@@ -87,11 +87,15 @@ def transcribe_fw(clips: Sequence[Clip], model_path: Path, batch_size: int = 8) 
     return hyps, time.perf_counter() - started
 
 
+def _pct(value: object) -> str:
+    return fmt(value * 100, 1, "%") if isinstance(value, float) else "—"
+
+
 def markdown(rows: list[dict[str, object]]) -> str:
     """The report table.
 
     Args:
-        rows: One dict per set with ``set``, ``files``, ``wer_ours``, ``wer_fw``, ``exact``.
+        rows: One dict per set with ``set``, ``files``, ``wer_ours``, ``wer_fw`` (float or None), ``exact``.
 
     Returns:
         Markdown text.
@@ -102,18 +106,13 @@ def markdown(rows: list[dict[str, object]]) -> str:
         "| set | files | WER ours | WER fw | ours − fw (points) |",
         "|---|---:|---:|---:|---:|",
     ]
-    approx = False
     for row in rows:
         ours, fw = row["wer_ours"], row["wer_fw"]
-        diff = (ours - fw) * 100 if isinstance(ours, float) and isinstance(fw, float) else None
+        diff = f"{(ours - fw) * 100:+.1f}" if isinstance(ours, float) and isinstance(fw, float) else "—"
         star = "" if row["exact"] else "*"
-        approx = approx or not row["exact"]
-        lines.append(
-            f"| {row['set']}{star} | {row['files']} | {fmt(None if ours is None else ours * 100, 1, '%')} "  # type: ignore[operator]
-            f"| {fmt(None if fw is None else fw * 100, 1, '%')} | {'—' if diff is None else f'{diff:+.1f}'} |"  # type: ignore[operator]
-        )
+        lines.append(f"| {row['set']}{star} | {row['files']} | {_pct(ours)} | {_pct(fw)} | {diff} |")
     lines += ["", "Negative difference: ours has fewer errors."]
-    if approx:
+    if not all(row["exact"] for row in rows):
         lines.append("\\* reference is the video's automatic captions (approximate).")
     return "\n".join(lines) + "\n"
 

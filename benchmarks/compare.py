@@ -118,6 +118,21 @@ class RunResult:
 
 
 @dataclass
+class AlignCheck:
+    """What WhisperX did when run once with alignment, offline."""
+
+    cmd: list[str]
+    rc: int
+    wall_s: float
+    transcribed_before_failure: bool
+    tried_download: bool
+    outputs_written: list[str]
+    srt_written: bool
+    error: str
+    log: str
+
+
+@dataclass
 class Measured:
     """Resources of one finished subprocess tree."""
 
@@ -496,7 +511,7 @@ def run_tool(
     return result
 
 
-def check_whisperx_align(out: Path, model: Path, clip: Path, batch_size: int) -> dict[str, object]:
+def check_whisperx_align(out: Path, model: Path, clip: Path, batch_size: int) -> AlignCheck:
     """Run WhisperX once *with* alignment, offline, on a short clip, and record what happens.
 
     Its alignment model (wav2vec2) is downloaded after transcription; offline that download fails.
@@ -508,7 +523,7 @@ def check_whisperx_align(out: Path, model: Path, clip: Path, batch_size: int) ->
         batch_size: Windows per batched Whisper call.
 
     Returns:
-        Exit code, whether a subtitle file was written, whether the transcript was printed first, the error.
+        Exit code, whether the transcript was printed first, which files were written, and the error.
     """
     run_dir = out / "runs" / "whisperx-align-check"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -519,17 +534,17 @@ def check_whisperx_align(out: Path, model: Path, clip: Path, batch_size: int) ->
     m = measure(cmd, log_path, tool_env())
     text = log_path.read_text(errors="replace")
     errors = [ln.strip() for ln in text.splitlines() if "Error" in ln and not ln.startswith(" ")]
-    return {
-        "cmd": cmd,
-        "rc": m.rc,
-        "wall_s": round(m.wall_s, 2),
-        "transcribed_before_failure": "Transcript:" in text,
-        "outputs_written": sorted(p.name for p in run_dir.iterdir() if p.name != "log.txt"),
-        "srt_written": srt_path.exists(),
-        "error": errors[-1] if errors else log_tail(log_path, 1),
-        "tried_download": "Downloading" in text,
-        "log": str(log_path),
-    }
+    return AlignCheck(
+        cmd=cmd,
+        rc=m.rc,
+        wall_s=round(m.wall_s, 2),
+        transcribed_before_failure="Transcript:" in text,
+        tried_download="Downloading" in text,
+        outputs_written=sorted(p.name for p in run_dir.iterdir() if p.name != "log.txt"),
+        srt_written=srt_path.exists(),
+        error=errors[-1] if errors else log_tail(log_path, 1),
+        log=str(log_path),
+    )
 
 
 def warm_up(tools: Sequence[str], out: Path, model: Path, clip: Path, batch_size: int) -> None:
@@ -566,7 +581,7 @@ def pick(runs: list[RunResult]) -> RunResult:
 
 def markdown(
     inputs: list[BenchInput], tools: Sequence[str], chosen: dict[tuple[str, str], RunResult], repeat: int,
-    align_check: dict[str, object] | None,
+    align_check: AlignCheck | None,
 ) -> str:
     """The report: one row per (input, tool), the time ratios, and the memory ratios.
 
@@ -620,12 +635,9 @@ def markdown(
         notes.append(f"{r.tool} on {r.input}: {r.error}")
     if align_check is not None:
         notes.append(
-            "WhisperX with alignment, offline (jfk.wav): exit {rc}, transcribed first: {t}, files written: {f}; "
-            "error: {e}".format(
-                rc=align_check["rc"], t="yes" if align_check["transcribed_before_failure"] else "no",
-                f=", ".join(align_check["outputs_written"]) or "none",  # type: ignore[arg-type]
-                e=align_check["error"],
-            )
+            f"WhisperX with alignment, offline (jfk.wav): exit {align_check.rc}, "
+            f"transcribed first: {'yes' if align_check.transcribed_before_failure else 'no'}, "
+            f"files written: {', '.join(align_check.outputs_written) or 'none'}; error: {align_check.error}"
         )
     if notes:
         lines += [""] + notes
@@ -741,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{t}/{i.name}": statistics.median(r.wall_s for r in runs if r.tool == t and r.input == i.name)
             for i in inputs for t in tools
         },
-        "whisperx_align_check": align_check,
+        "whisperx_align_check": asdict(align_check) if align_check else None,
     }
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     print(f"wrote {out / 'results.md'} and {out / 'results.json'}", file=sys.stderr)

@@ -163,9 +163,11 @@ class RuleCheck:
 
     @property
     def hard_broken(self) -> int:
+        """Cues breaking any hard rule (a cue breaking two counts twice)."""
         return sum(self.hard.values())
 
     def add(self, other: RuleCheck) -> None:
+        """Add another check's counts to this one."""
         self.cues += other.cues
         for k, v in other.hard.items():
             self.hard[k] += v
@@ -193,13 +195,11 @@ def check_cues(cues: Sequence[Cue], settings: SubtitleSettings, speech: Sequence
     onsets = [s.start for s in speech]
     for k, cue in enumerate(cues):
         nxt = cues[k + 1] if k + 1 < len(cues) else None
-        width = max((len(line), settings.cjk_line_width if _CJK.search(line) else settings.max_line_width)
-                    for line in cue.lines)
         duration = cue.end - cue.start
         if any(len(line) > (settings.cjk_line_width if _CJK.search(line) else settings.max_line_width)
                for line in cue.lines):
             out.hard["width"] += 1
-            out.examples.append(f"width {width}: {cue.text!r}")
+            out.examples.append(f"width {max(len(line) for line in cue.lines)}: {cue.text!r}")
         if len(cue.lines) > settings.max_lines:
             out.hard["lines"] += 1
         if duration > settings.max_duration + 1e-6:
@@ -286,6 +286,7 @@ def fw_words(path: Path) -> list[TimedWord]:
 
 
 def words_of(segments: Sequence[TextSegment]) -> list[TimedWord]:
+    """The words of text segments with their times."""
     return [TimedWord(w.word, w.start, w.end) for s in segments for w in s.words]
 
 
@@ -323,7 +324,9 @@ def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[st
     ]
     for row in rows:
         files = row["files"]
-        per = " | ".join(f"{files[s]['start_median']:.3f} / {files[s]['start_p90']:.3f}" for s in stems)  # type: ignore[index]
+        per = " | ".join(
+            f"{files[s]['start_median']:.3f} / {files[s]['start_p90']:.3f}" for s in stems  # type: ignore[index]
+        )
         lines.append(
             f"| {row['method']} | {row['words']} | {row['start_median']:.3f} | {row['start_p90']:.3f} | "
             f"{row['end_median']:.3f} | {row['end_p90']:.3f} | {row['start_bias']:+.3f} | {per} |"
@@ -373,7 +376,8 @@ def rules_table(runs: Sequence[Run]) -> tuple[str, list[dict[str, object]], Rule
         total.add(check)
     rows = []
     lines = [
-        "| set | cues | hard broken | > 20 cps | < 0.8 s | soft broken | of which no room | soft met | soft met or no room |",
+        "| set | cues | hard broken | > 20 cps | < 0.8 s | soft broken | of which no room | soft met "
+        "| soft met or no room |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, c in list(by_set.items()) + [("all", total)]:

@@ -16,9 +16,14 @@ three faults, each corrected by one step here:
 3. **First word after a pause, late.** The first word after a silence starts at the speech onset when
    Whisper puts it less than ``snap_s`` after it (an untranscribed "um" is usually longer than that).
 
-Tried and not kept, because they did not improve the mfa errors: snapping ends to the VAD offset, word
-onsets from RMS energy rises (these recordings are noisy; both made p90 worse), a 50 ms minimum word
-duration (no change).
+Measured on mfa (|start error| median / p90, s): faster-whisper's own word timestamps 0.110 / 0.238;
+ours before refinement 0.098 / 0.202; after the shift 0.054 / 0.137; after the clamp 0.053 / 0.124; after
+the snap 0.052 / 0.124. Ends: 0.104 / 0.232 before, 0.054 / 0.162 after.
+
+Tried and not kept, because they did not improve the mfa errors: snapping the last word's end to the VAD
+offset (end p90 worse), word onsets from RMS energy rises (these recordings are noisy; start p90 0.124 →
+0.143–0.190), a 50 ms minimum duration for every word (no change; it is kept only for a word whose start
+moved to an onset, which would otherwise have no length left).
 """
 
 from __future__ import annotations

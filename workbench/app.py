@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.errors import PipelineError
 from pipeline.hardware import hardware_report
@@ -21,15 +21,24 @@ log = logging.getLogger(__name__)
 
 
 class Workbench:
-    """The state behind the UI: one runner (so one model cache) for every job."""
+    """The state behind the UI: one runner (so one model cache) for every job.
 
-    def __init__(self, settings: Settings) -> None:
+    Args:
+        settings: The app's settings.
+        runner: A provider of the shared runner (the HTTP API's job manager's), so the UI and the API
+            hold one model cache; by default the workbench makes its own runner on first use.
+    """
+
+    def __init__(self, settings: Settings, runner: Callable[[], Runner] | None = None) -> None:
         self.settings = settings
+        self._provide = runner
         self._runner: Runner | None = None
         self._lock = threading.Lock()
 
     @property
     def runner(self) -> Runner:
+        if self._provide is not None:
+            return self._provide()
         with self._lock:
             if self._runner is None:
                 self._runner = Runner(self.settings)
@@ -83,11 +92,11 @@ class Workbench:
         return "\n".join(lines), first_srt, outputs
 
 
-def build_app(settings: Settings):  # noqa: ANN201 - gradio.Blocks, imported lazily
-    """Build the Gradio Blocks UI for ``settings``."""
+def build_app(settings: Settings, runner: Callable[[], Runner] | None = None):  # noqa: ANN201 - gradio.Blocks
+    """Build the Gradio Blocks UI for ``settings``; ``runner`` provides a shared runner (see Workbench)."""
     import gradio as gr
 
-    bench = Workbench(settings)
+    bench = Workbench(settings, runner)
     with gr.Blocks(title="video2srt") as demo:
         gr.Markdown("# video2srt\nTurn video and audio into readable, well-timed subtitles — offline, with Whisper.")
         with gr.Tab("Transcribe"):
@@ -127,10 +136,10 @@ def build_server(settings: Settings):  # noqa: ANN201 - fastapi.FastAPI
 
     app = FastAPI(title="video2srt")
     app.include_router(hardware_router(settings.jobs.jobs_dir))
-    # One job manager for the API and (later) the UI: one worker thread, one model cache.
-    app.state.jobs = JobManager(settings)
-    app.include_router(jobs_router(app.state.jobs))
-    return gr.mount_gradio_app(app, build_app(settings), path="/")
+    # One job manager for the API and the UI: one runner, so one model cache.
+    manager = app.state.jobs = JobManager(settings)
+    app.include_router(jobs_router(manager))
+    return gr.mount_gradio_app(app, build_app(settings, lambda: manager.runner), path="/")
 
 
 __all__ = ["Workbench", "build_app", "build_server", "TranscribeSettings"]
