@@ -359,7 +359,7 @@ class Runner:
         emit("writing", len(results), total, produced.audio_seconds)
         t = time.monotonic()
         text_segments = [seg for i in sorted(results) for seg in results[i].segments]
-        # Lines repeated across batches (each batch already removed its own), then word times refined
+        # Lines repeated across windows (each window already removed its own), then word times refined
         # with the speech edges (pipeline.timing).
         text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)

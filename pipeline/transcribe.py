@@ -93,16 +93,14 @@ def transcribe_segments(
     decoded = _decode(model, audio, starts, settings, language)
     dropped: list[list[str]] = [[] for _ in items]
     _apply_guard(model, audio, starts, decoded, settings, language, guard, [dropped[i] for i in owner])
-    # Lines repeated across the windows of this call, in file order.
-    flat = [(w, seg) for w, segs in enumerate(decoded) for seg in segs]
-    kept, notes = drop_repeated_lines([seg for _, seg in flat], guard)
-    for k, reason in notes:
-        w, seg = flat[k]
-        _note(dropped[owner[w]], seg, reason)
+    # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
+    # file: doing it per call would make a window's result depend on which windows shared its batch.
     per_item: list[list[TextSegment]] = [[] for _ in items]
-    for (w, _), seg in zip(flat, kept):
-        if seg is not None:
-            per_item[owner[w]].append(seg)
+    for w, segs in enumerate(decoded):
+        kept, notes = drop_repeated_lines(segs, guard)
+        for k, reason in notes:
+            _note(dropped[owner[w]], segs[k], reason)
+        per_item[owner[w]].extend(seg for seg in kept if seg is not None)
     return [
         SegmentResult(
             index=item.segment.index, language=language, segments=tuple(per_item[i]), dropped=tuple(dropped[i])
