@@ -299,7 +299,7 @@ class Runner:
         write_wav = source != job.audio_path
         producer = threading.Thread(
             target=self._produce,
-            args=(job, source, s, q, produced, cancel, plan_in, write_wav),
+            args=(job, source, s, q, produced, cancel, plan_in, write_wav, stored_plan is None),
             name=f"decode-{job.id}",
             daemon=True,
         )
@@ -431,6 +431,7 @@ class Runner:
         cancel: _Stop,
         plan: list[Segment] | None,
         write_wav: bool,
+        save_plan: bool,
     ) -> None:
         """Decode → audio.wav + VAD → segments with their samples, onto ``q``. Runs on its own thread."""
         writer = job.audio_writer(s.audio.sample_rate) if write_wav else None
@@ -463,7 +464,7 @@ class Runner:
             for seg in segment_stream(tee(), s.vad, vad_model, produced.vad, plan):
                 produced.spans.extend(seg.spans)
                 cut.append(seg)
-                if not _put(q, SegmentAudio(seg, tuple(rolling.read(w.start, w.end) for w in seg.windows)), cancel):
+                if not _put(q, SegmentAudio.read(seg, rolling.read), cancel):
                     return
                 rolling.drop_before(seg.end)
             if cancel.is_set():
@@ -474,7 +475,7 @@ class Runner:
                 writer.close(keep=True)
                 writer = None
             # The exact cuts, saved as soon as they are known: a resume cuts the same way.
-            if plan is None:
+            if save_plan:
                 job.save_plan(cut)
             ok = True
             _put(q, _DONE, cancel)

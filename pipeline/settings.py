@@ -45,7 +45,8 @@ class VadSettings:
         min_segment_s: A segment is at least this long, unless the file is shorter.
         max_segment_s: A segment is at most this long.
         target_segment_s: Where a cut is preferred; the longest pause near it wins.
-        skip_silence_s: Silence longer than this is left out of every window.
+        skip_silence_s: A silence this long ends a segment early (once it is at least ``min_segment_s``).
+        keep_pause_s: Pauses up to this long stay inside a window; longer silence is cut down to it.
         fixed_segment_s: Segment length when VAD is off or fails.
         window_s: Longest stretch given to Whisper at once (its context is 30 s).
     """
@@ -58,7 +59,8 @@ class VadSettings:
     min_segment_s: float = 30.0
     max_segment_s: float = 90.0
     target_segment_s: float = 60.0
-    skip_silence_s: float = 2.0
+    skip_silence_s: float = 5.0
+    keep_pause_s: float = 1.0
     fixed_segment_s: float = 60.0
     window_s: float = 30.0
 

@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.guard import GuardSettings, Problem, drop_repeated_lines, judge
 from pipeline.models import LoadedModel
 from pipeline.settings import TranscribeSettings
-from pipeline.types import Segment, SegmentResult, TextSegment, Word
+from pipeline.types import Segment, SegmentResult, TextSegment, Window, Word
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,12 @@ class SegmentAudio:
 
     @classmethod
     def read(cls, segment: Segment, reader: AudioReader) -> SegmentAudio:
-        return cls(segment, tuple(reader(w.start, w.end) for w in segment.windows))
+        """Read each window's pieces with ``reader`` and lay them end to end."""
+        windows = []
+        for w in segment.windows:
+            parts = [reader(p.start, p.end) for p in w.pieces]
+            windows.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        return cls(segment, tuple(windows))
 
 
 def detect_language(model: LoadedModel, samples: np.ndarray) -> tuple[str, float]:
@@ -80,7 +85,7 @@ def transcribe_segments(
     """
     guard = guard or GuardSettings()
     owner: list[int] = []  # the item of each window
-    starts: list[float] = []  # each window's start in file time
+    placed: list[Window] = []  # each window, for its mapping to file time
     audio: list[np.ndarray] = []
     for i, item in enumerate(items):
         for window, samples in zip(item.segment.windows, item.windows):
@@ -88,11 +93,11 @@ def transcribe_segments(
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
             owner.append(i)
-            starts.append(window.start)
+            placed.append(window)
             audio.append(samples)
-    decoded = _decode(model, audio, starts, settings, language)
+    decoded = _decode(model, audio, placed, settings, language)
     dropped: list[list[str]] = [[] for _ in items]
-    _apply_guard(model, audio, starts, decoded, settings, language, guard, [dropped[i] for i in owner])
+    _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner])
     # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
     # file: doing it per call would make a window's result depend on which windows shared its batch.
     per_item: list[list[TextSegment]] = [[] for _ in items]
@@ -112,7 +117,7 @@ def transcribe_segments(
 def _apply_guard(
     model: LoadedModel,
     audio: list[np.ndarray],
-    starts: list[float],
+    windows: list[Window],
     decoded: list[list[TextSegment]],
     settings: TranscribeSettings,
     language: str,
@@ -138,12 +143,12 @@ def _apply_guard(
     # option (the batched pipeline decodes with top-k 1, where the temperature changes nothing); the same
     # beam with 3-grams blocked ended every loop and left real speech as it was.
     again = _decode(
-        model, [audio[w] for w, _ in retry], [starts[w] for w, _ in retry], settings, language, no_repeat_ngram_size=3
+        model, [audio[w] for w, _ in retry], [windows[w] for w, _ in retry], settings, language, no_repeat_ngram_size=3
     )
     for (w, problem), segs in zip(retry, again):
         second = judge(segs, guard, audio[w])
         if second is None:
-            log.info("window at %.2f s re-decoded (%s): %r", starts[w], problem.reason, _text(segs)[:80])
+            log.info("window at %.2f s re-decoded (%s): %r", windows[w].start, problem.reason, _text(segs)[:80])
             decoded[w] = segs
             continue
         for seg in decoded[w]:
@@ -164,24 +169,24 @@ def _text(segs: Sequence[TextSegment]) -> str:
 def _decode(
     model: LoadedModel,
     audio: Sequence[np.ndarray],
-    starts: Sequence[float],
+    windows: Sequence[Window],
     settings: TranscribeSettings,
     language: str,
     no_repeat_ngram_size: int = 0,
 ) -> list[list[TextSegment]]:
-    """Decode windows (samples, file start) in batched calls; the text segments of each, in file time."""
+    """Decode windows (their samples, and where they lie in the file) in batched calls; text segments in file time."""
     from faster_whisper import BatchedInferencePipeline
 
-    placed: list[tuple[float, float, float]] = []  # (buffer start s, length s, file start s)
+    placed: list[tuple[float, float]] = []  # (buffer start s, length s)
     parts: list[np.ndarray] = []
     pos = 0
-    for file_start, samples in zip(starts, audio):
+    for samples in audio:
         # Every window starts after a gap, just past a 10 ms frame boundary (_NUDGE samples), so that
         # faster-whisper's float arithmetic lands on that frame whatever the position.
         lead = _GAP.size + (-pos % _FRAME) + _NUDGE
         pos += lead
         parts.append(np.zeros(lead, np.float32))
-        placed.append((pos / SAMPLE_RATE, samples.size / SAMPLE_RATE, file_start))
+        placed.append((pos / SAMPLE_RATE, samples.size / SAMPLE_RATE))
         parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
         pos += samples.size
     out: list[list[TextSegment]] = [[] for _ in placed]
@@ -189,7 +194,7 @@ def _decode(
         return out
     buffer = np.concatenate(parts)
     # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
-    clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length, _ in placed]
+    clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length in placed]
     pipeline = BatchedInferencePipeline(model.model)
     segments, _ = pipeline.transcribe(
         buffer,
@@ -210,24 +215,23 @@ def _decode(
     }
     for seg in segments:
         w = by_seek[seg.seek]
-        _, length, file_start = placed[w]
         # faster-whisper reports times from seek / frames_per_second (the window's start, to within the
         # 0.5 ms nudge); times inside the window are whole centiseconds.
-        text_segment = _to_file_time(seg, seg.seek / frames_per_second, file_start, file_start + length)
+        text_segment = _to_file_time(seg, seg.seek / frames_per_second, windows[w])
         if text_segment is not None:
             out[w].append(text_segment)
     return out
 
 
-def _to_file_time(seg: object, origin: float, lo: float, hi: float) -> TextSegment | None:
-    """Move a faster-whisper segment into file time (its window starts at ``lo``), clipped to the window.
+def _to_file_time(seg: object, origin: float, window: Window) -> TextSegment | None:
+    """Move a faster-whisper segment into file time through its window's pieces.
 
-    Times are rebuilt as window start + time within the window rounded to the centisecond, so the same
-    window gives the same file times wherever it sat in the batch buffer.
+    Times are rebuilt from the time within the window rounded to the centisecond, so the same window gives
+    the same file times wherever it sat in the batch buffer.
     """
 
     def place(t: float) -> float:
-        return min(max(round(lo + round(float(t) - origin, 2), 3), lo), hi)
+        return round(window.to_file(round(float(t) - origin, 2)), 3)
 
     words: list[Word] = []
     for w in getattr(seg, "words", None) or []:

@@ -22,6 +22,48 @@ class SpeechSpan:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """What Whisper hears at once: stretches (pieces) of the file laid end to end, at most 30 s in all.
+
+    Pauses between spans are kept up to a second; longer silence is cut out, so a window is filled with
+    speech (each window costs a full 30 s of compute however little it holds) while sentences keep the
+    pauses Whisper reads them by.
+    """
+
+    pieces: tuple[SpeechSpan, ...]
+
+    @property
+    def start(self) -> float:
+        return self.pieces[0].start
+
+    @property
+    def end(self) -> float:
+        return self.pieces[-1].end
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio in the window (the pieces' total, not end - start)."""
+        return sum(p.duration for p in self.pieces)
+
+    def to_file(self, t: float) -> float:
+        """File time of ``t`` seconds into the window."""
+        for p in self.pieces:
+            if t <= p.duration:
+                return p.start + max(t, 0.0)
+            t -= p.duration
+        return self.end
+
+    def to_list(self) -> list[list[float]]:
+        return [[p.start, p.end] for p in self.pieces]
+
+    @classmethod
+    def from_list(cls, data: list) -> Window:  # noqa: ANN401 - JSON
+        if data and not isinstance(data[0], (list, tuple)):
+            data = [data]  # a plain [start, end]
+        return cls(tuple(SpeechSpan(float(a), float(b)) for a, b in data))
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """A unit of work: 30–90 s of audio cut at pauses, transcribed as a few windows of at most 30 s.
 
@@ -30,14 +72,14 @@ class Segment:
         start: First sample's time.
         end: Last sample's time.
         spans: The speech inside, in file time.
-        windows: What is given to Whisper: consecutive spans packed into stretches of at most 30 s.
+        windows: What is given to Whisper: consecutive spans packed into windows of at most 30 s.
     """
 
     index: int
     start: float
     end: float
     spans: tuple[SpeechSpan, ...]
-    windows: tuple[SpeechSpan, ...]
+    windows: tuple[Window, ...]
 
     @property
     def duration(self) -> float:
@@ -49,7 +91,7 @@ class Segment:
             "start": self.start,
             "end": self.end,
             "spans": [[s.start, s.end] for s in self.spans],
-            "windows": [[w.start, w.end] for w in self.windows],
+            "windows": [w.to_list() for w in self.windows],
         }
 
     @classmethod
@@ -59,7 +101,7 @@ class Segment:
             start=float(data["start"]),
             end=float(data["end"]),
             spans=tuple(SpeechSpan(float(a), float(b)) for a, b in data["spans"]),
-            windows=tuple(SpeechSpan(float(a), float(b)) for a, b in data["windows"]),
+            windows=tuple(Window.from_list(w) for w in data["windows"]),
         )
 
 

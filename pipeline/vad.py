@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from pipeline.settings import VadSettings
-from pipeline.types import Segment, SpeechSpan
+from pipeline.types import Segment, SpeechSpan, Window
 
 log = logging.getLogger(__name__)
 
@@ -227,19 +227,32 @@ def pad_spans(spans: list[SpeechSpan], pad: float, limit: float | None = None) -
     return out
 
 
-def pack_windows(spans: Iterable[SpeechSpan], window_s: float, skip_silence_s: float) -> tuple[SpeechSpan, ...]:
-    """Pack consecutive spans into continuous windows of at most ``window_s``; long silences end a window."""
-    windows: list[SpeechSpan] = []
-    cur: SpeechSpan | None = None
+def pack_windows(spans: Iterable[SpeechSpan], window_s: float, keep_pause_s: float) -> tuple[Window, ...]:
+    """Pack consecutive spans into windows of at most ``window_s`` seconds of audio.
+
+    Pauses up to ``keep_pause_s`` stay as they are; a longer silence is cut down to ``keep_pause_s``
+    (half after the span before it, half before the span after it).
+    """
+    windows: list[Window] = []
+    pieces: list[SpeechSpan] = []
+    length = 0.0
+    half = keep_pause_s / 2
     for s in spans:
-        if cur is not None and s.end - cur.start <= window_s and s.start - cur.end < skip_silence_s:
-            cur = SpeechSpan(cur.start, s.end)
-            continue
-        if cur is not None:
-            windows.append(cur)
-        cur = s
-    if cur is not None:
-        windows.append(cur)
+        if pieces:
+            gap = s.start - pieces[-1].end
+            kept = min(gap, keep_pause_s)
+            if length + kept + s.duration <= window_s + 1e-9:
+                if gap <= keep_pause_s:
+                    pieces[-1] = SpeechSpan(pieces[-1].start, s.end)
+                else:
+                    pieces[-1] = SpeechSpan(pieces[-1].start, round(pieces[-1].end + half, 3))
+                    pieces.append(SpeechSpan(round(s.start - half, 3), s.end))
+                length += kept + s.duration
+                continue
+            windows.append(Window(tuple(pieces)))
+        pieces, length = [s], s.duration
+    if pieces:
+        windows.append(Window(tuple(pieces)))
     return tuple(windows)
 
 
@@ -277,7 +290,11 @@ class Segmenter:
         return out
 
     def _choose_cut(self) -> int:
-        """How many pending spans go into the next segment: the best pause near the target length."""
+        """How many pending spans go into the next segment.
+
+        Every Whisper window costs a full 30 s of compute however little speech it holds, so the cut that
+        fills its windows best wins; among those, a longer pause and a length near the target.
+        """
         s = self.s
         origin = self._pending[0].start
         best, best_score = 1, -1e9
@@ -290,7 +307,9 @@ class Segmenter:
             if end < s.min_segment_s:
                 continue
             gap = self._pending[i].start - self._pending[i - 1].end
-            score = min(gap, 3.0) - 0.05 * abs(end - s.target_segment_s)
+            windows = pack_windows(self._pending[:i], s.window_s, s.keep_pause_s)
+            fill = sum(w.duration for w in windows) / (len(windows) * s.window_s)
+            score = 4.0 * fill + min(gap, 3.0) / 3.0 - 0.5 * abs(end - s.target_segment_s) / 30.0
             if score > best_score:
                 best, best_score = i, score
         return best if best_score > -1e9 else fallback
@@ -302,7 +321,7 @@ class Segmenter:
             start=spans[0].start,
             end=spans[-1].end,
             spans=tuple(spans),
-            windows=pack_windows(spans, self.s.window_s, self.s.skip_silence_s),
+            windows=pack_windows(spans, self.s.window_s, self.s.keep_pause_s),
         )
         self._index += 1
         return seg
@@ -318,7 +337,7 @@ def fixed_segments(duration: float, settings: VadSettings, first_index: int = 0,
         windows = []
         w = t
         while end - w > 0.05:
-            windows.append(SpeechSpan(round(w, 3), round(min(end, w + settings.window_s), 3)))
+            windows.append(Window((SpeechSpan(round(w, 3), round(min(end, w + settings.window_s), 3)),)))
             w += settings.window_s
         out.append(Segment(index, span.start, span.end, (span,), tuple(windows)))
         t, index = end, index + 1

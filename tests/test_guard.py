@@ -17,7 +17,7 @@ from pipeline.guard import GuardSettings, drop_repeated_lines, judge, level_db
 from pipeline.runner import JobResult, Runner
 from pipeline.settings import Settings
 from pipeline.transcribe import SegmentAudio, transcribe_segments
-from pipeline.types import Segment, SpeechSpan, TextSegment, Word
+from pipeline.types import Segment, SpeechSpan, TextSegment, Window, Word
 
 GUARD = GuardSettings()
 
@@ -153,7 +153,7 @@ def test_what_fails_again_after_re_decoding_is_dropped_and_recorded(
 
     samples = decode_all(data_dir / "jfk" / "jfk.wav")
     span = SpeechSpan(0.0, samples.size / 16000)
-    item = SegmentAudio(Segment(0, span.start, span.end, (span,), (span,)), (samples,))
+    item = SegmentAudio(Segment(0, span.start, span.end, (span,), (Window((span,)),)), (samples,))
     model = model_cache.get(settings.model)
     # Any real text compresses better than 0.1: every window is retried once, then dropped.
     strict = GuardSettings(compression_ratio=0.1)

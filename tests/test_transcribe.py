@@ -12,7 +12,7 @@ from media import concat_speech, speech_clips
 from pipeline.models import ModelCache
 from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
 from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
-from pipeline.types import Segment, SpeechSpan
+from pipeline.types import Segment, SpeechSpan, Window
 from pipeline.vad import SileroVad, segment_audio
 
 SETTINGS = TranscribeSettings(language="en", batch_size=8)
@@ -29,10 +29,10 @@ def _items(samples: np.ndarray, segments: list[Segment]) -> list[SegmentAudio]:
 
 def test_words_land_in_file_time(model, data_dir: Path) -> None:  # noqa: ANN001
     jfk, _ = sf.read(data_dir / "jfk" / "jfk.wav", dtype="float32")
-    alone = Segment(0, 0.0, 11.0, (SpeechSpan(0.0, 11.0),), (SpeechSpan(0.0, 11.0),))
+    alone = Segment(0, 0.0, 11.0, (SpeechSpan(0.0, 11.0),), (Window((SpeechSpan(0.0, 11.0),)),))
     (ref,) = transcribe_segments(model, _items(jfk, [alone]), SETTINGS, "en")
     padded = np.concatenate([np.zeros(100 * 16000, np.float32), jfk])
-    later = Segment(3, 100.0, 111.0, (SpeechSpan(100.0, 111.0),), (SpeechSpan(100.0, 111.0),))
+    later = Segment(3, 100.0, 111.0, (SpeechSpan(100.0, 111.0),), (Window((SpeechSpan(100.0, 111.0),)),))
     (moved,) = transcribe_segments(model, _items(padded, [later]), SETTINGS, "en")
     assert moved.index == 3
     a = [w for s in ref.segments for w in s.words]
@@ -60,6 +60,19 @@ def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001
 
 
 def test_empty_and_tiny_windows_give_empty_results(model) -> None:  # noqa: ANN001
-    seg = Segment(0, 0.0, 0.05, (SpeechSpan(0.0, 0.05),), (SpeechSpan(0.0, 0.05),))
+    seg = Segment(0, 0.0, 0.05, (SpeechSpan(0.0, 0.05),), (Window((SpeechSpan(0.0, 0.05),)),))
     (result,) = transcribe_segments(model, [SegmentAudio(seg, (np.zeros(800, np.int16),))], SETTINGS, "en")
     assert result.segments == ()
+
+
+def test_a_window_of_pieces_maps_words_back_across_the_cut_silence(model, data_dir: Path) -> None:  # noqa: ANN001
+    """Long silence inside a window is cut out; words after the cut land at their true file time."""
+    jfk, _ = sf.read(data_dir / "jfk" / "jfk.wav", dtype="float32")
+    audio = np.concatenate([jfk[: 5 * 16000], np.zeros(20 * 16000, np.float32), jfk[5 * 16000 :]])
+    window = Window((SpeechSpan(0.0, 5.5), SpeechSpan(24.5, 31.0)))
+    seg = Segment(0, 0.0, 31.0, (SpeechSpan(0.0, 5.0), SpeechSpan(25.0, 31.0)), (window,))
+    (result,) = transcribe_segments(model, _items(audio, [seg]), SETTINGS, "en")
+    words = [w for s in result.segments for w in s.words]
+    late = [w for w in words if w.word.strip(" ,.").lower() in ("country", "ask")]
+    assert words and all(w.start < 5.5 or w.start >= 24.5 for w in words)
+    assert any(w.start > 25 for w in late), [(w.word, w.start) for w in words]
