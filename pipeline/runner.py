@@ -369,6 +369,8 @@ class Runner:
         text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
         text_segments = refine_words(text_segments, speech)
+        if s.transcribe.align != "off" and text_segments:
+            text_segments = self._align(job, source, text_segments, language or "en", s, model)
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
         subtitles_s = time.monotonic() - t
         transcript = Transcript(
@@ -394,6 +396,22 @@ class Runner:
             job.cleanup_intermediates()
         emit("done", total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
+
+    @staticmethod
+    def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings, model: LoadedModel) -> list[TextSegment]:
+        """Optional WhisperX alignment (``--align``); its note goes to the log, the transcript is never lost."""
+        from pipeline.align import align_segments, find_model
+
+        name, note = find_model(language, s.transcribe.align)
+        if name is None:
+            (log.info if s.transcribe.align == "auto" else log.warning)("%s", note)
+            return segments
+        wav = job.audio_path if job.audio_path.exists() else source
+        with audio_mod.MemoryMappedAudio(wav) as audio:
+            samples = audio.read(0.0, None)
+        aligned, note = align_segments(segments, samples, language, s.transcribe.align, model.placement.device)
+        job.update_checkpoint(alignment=note)
+        return aligned
 
     def _transcribe_with_retries(
         self, job: Job, model: LoadedModel, todo: list[SegmentAudio], s: Settings, language: str
