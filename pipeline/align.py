@@ -20,8 +20,16 @@ from pipeline.types import TextSegment, Word
 
 log = logging.getLogger(__name__)
 
-#: WhisperX's default torchaudio alignment checkpoints, by language (the file torchaudio caches).
-_TORCH_CHECKPOINTS = {"en": "wav2vec2_fairseq_base_ls960_asr_ls960.pth"}
+#: WhisperX's default torchaudio alignment checkpoints, by language (the file torchaudio caches). ``auto``
+#: looks only for these: importing WhisperX to learn its other defaults would load torch (seconds and
+#: hundreds of MB) on every job. Other languages take an explicit ``--align PATH``.
+_TORCH_CHECKPOINTS = {
+    "en": "wav2vec2_fairseq_base_ls960_asr_ls960.pth",
+    "fr": "wav2vec2_voxpopuli_base_10k_asr_fr.pt",
+    "de": "wav2vec2_voxpopuli_base_10k_asr_de.pt",
+    "es": "wav2vec2_voxpopuli_base_10k_asr_es.pt",
+    "it": "wav2vec2_voxpopuli_base_10k_asr_it.pt",
+}
 
 
 def _torch_hub_dir() -> Path:
@@ -47,14 +55,6 @@ def find_model(language: str, setting: str) -> tuple[str | None, str]:
     checkpoint = _TORCH_CHECKPOINTS.get(language)
     if checkpoint and (_torch_hub_dir() / checkpoint).exists():
         return "auto", f"aligning with WhisperX's cached {language} model"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF
-    except ImportError:
-        return None, "WhisperX is not installed; keeping Whisper's word timing"
-    repo = DEFAULT_ALIGN_MODELS_HF.get(language)
-    if repo and isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        return repo, f"aligning with the cached {repo}"
     return None, f"no local alignment model for {language!r}; keeping Whisper's word timing"
 
 
