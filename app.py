@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=AUTO_MODEL)
     p.add_argument("--jobs-dir", type=Path)
     p.add_argument("--no-preload", action="store_true")
+    p.add_argument("--resume-unfinished", action="store_true", help="resume every unfinished job at start")
     ns = p.parse_args(argv)
     settings = Settings(
         model=ModelSettings(name=ns.model),
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from workbench.app import build_server
 
-        server = build_server(settings)
+        server = build_server(settings, resume_unfinished=ns.resume_unfinished)
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -308,3 +308,21 @@ def test_build_server_serves_the_jobs_api(settings: Settings) -> None:
         assert client.get("/api/jobs").json() == []
         assert client.get("/api/jobs/..%2F..%2Fetc%2Fpasswd").status_code == 400
         assert client.get(f"/api/jobs/{UNKNOWN_ID}").status_code == 404
+
+
+def test_app_start_can_resume_what_a_crash_left(settings: Settings, model_cache: ModelCache, data_dir: Path) -> None:
+    """A job left unfinished (its process killed) is listed as interrupted, and resumed at start on request."""
+    from workbench.app import build_server
+
+    runner = Runner(settings, model_cache)
+    job = runner.create_job(data_dir / "jfk" / "jfk.wav", settings)
+    job.update_checkpoint(state="running")  # what a killed process leaves behind
+    with TestClient(build_server(settings)) as client:
+        listed = {j["job_id"]: j for j in client.get("/api/jobs").json()}
+        assert listed[job.id]["stage"] == "interrupted"
+    server = build_server(settings, resume_unfinished=True)
+    server.state.jobs._runner = runner  # share the loaded model
+    with TestClient(server) as client:
+        assert _wait(client, job.id)["state"] == "done"
+        assert "ask not" in client.get(f"/api/jobs/{job.id}/result.srt").text.lower()
+    server.state.jobs.close()

@@ -92,8 +92,53 @@ class Workbench:
         return "\n".join(lines), first_srt, outputs
 
 
-def build_app(settings: Settings, runner: Callable[[], Runner] | None = None):  # noqa: ANN201 - gradio.Blocks
-    """Build the Gradio Blocks UI for ``settings``; ``runner`` provides a shared runner (see Workbench)."""
+JOB_COLUMNS = ["job_id", "input_name", "state", "stage", "segments_done", "segments_total", "progress", "error"]
+
+
+def _jobs_tab(gr: Any, manager: Any) -> None:  # noqa: ANN401 - gradio module, JobManager
+    """Every job with its state (unfinished ones first: a crash leaves them "interrupted"); resume, cancel, delete."""
+
+    def table() -> list[list[Any]]:
+        rows = []
+        for job in manager.list():
+            row = {**job, "progress": f"{100 * float(job.get('progress') or 0):.0f}%"}
+            rows.append([row.get(c) if row.get(c) is not None else "" for c in JOB_COLUMNS])
+        return rows
+
+    def act(action: str, job_id: str) -> tuple[str, list[list[Any]]]:
+        job_id = (job_id or "").strip()
+        if not job_id:
+            raise gr.Error("Type or paste a job id from the table first.")
+        try:
+            getattr(manager, action)(job_id)
+        except Exception as exc:  # noqa: BLE001 - every manager error is one clear line for the user
+            raise gr.Error(str(exc).splitlines()[0]) from exc
+        return f"{action}: {job_id}", table()
+
+    with gr.Tab("Jobs"):
+        gr.Markdown("Jobs that a crash or a restart left unfinished show as **interrupted**: resume them here.")
+        jobs = gr.Dataframe(headers=JOB_COLUMNS, value=table, interactive=False, wrap=True)
+        with gr.Row():
+            job_id = gr.Textbox(label="Job id", scale=3)
+            resume = gr.Button("Resume", variant="primary")
+            cancel = gr.Button("Cancel")
+            delete = gr.Button("Delete", variant="stop")
+        note = gr.Markdown()
+        for button, action in ((resume, "resume"), (cancel, "cancel"), (delete, "delete")):
+            button.click(lambda i, a=action: act(a, i), [job_id], [note, jobs])
+        gr.Timer(3.0).tick(table, None, jobs)
+
+
+def build_app(  # noqa: ANN201 - gradio.Blocks
+    settings: Settings, runner: Callable[[], Runner] | None = None, manager: Any = None  # noqa: ANN401
+):
+    """Build the Gradio Blocks UI for ``settings``.
+
+    Args:
+        settings: The app's settings.
+        runner: Provides a shared runner (see :class:`Workbench`).
+        manager: The HTTP API's job manager; with it the UI gets the Jobs tab.
+    """
     import gradio as gr
 
     bench = Workbench(settings, runner)
@@ -117,6 +162,8 @@ def build_app(settings: Settings, runner: Callable[[], Runner] | None = None):  
                 return bench.transcribe(files, formats, language, width, progress)
 
             start.click(run, [files, formats, language, width], [status, srt_text, downloads], concurrency_id="gpu", concurrency_limit=1)
+        if manager is not None:
+            _jobs_tab(gr, manager)
         with gr.Tab("Hardware"):
             report = hardware_report(settings.jobs.jobs_dir)
             gr.Markdown("**" + report["summary"].replace(" / ", "** · **") + "**")
@@ -125,8 +172,13 @@ def build_app(settings: Settings, runner: Callable[[], Runner] | None = None):  
     return demo
 
 
-def build_server(settings: Settings):  # noqa: ANN201 - fastapi.FastAPI
-    """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``."""
+def build_server(settings: Settings, resume_unfinished: bool = False):  # noqa: ANN201 - fastapi.FastAPI
+    """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``.
+
+    Args:
+        settings: The app's settings.
+        resume_unfinished: Queue every job a crash or restart left unfinished, at start.
+    """
     import gradio as gr
     from fastapi import FastAPI
 
@@ -139,7 +191,10 @@ def build_server(settings: Settings):  # noqa: ANN201 - fastapi.FastAPI
     # One job manager for the API and the UI: one runner, so one model cache.
     manager = app.state.jobs = JobManager(settings)
     app.include_router(jobs_router(manager))
-    return gr.mount_gradio_app(app, build_app(settings, lambda: manager.runner), path="/")
+    if resume_unfinished:
+        for job in manager.store.unfinished():
+            manager.resume(job.id)
+    return gr.mount_gradio_app(app, build_app(settings, lambda: manager.runner, manager), path="/")
 
 
 __all__ = ["Workbench", "build_app", "build_server", "TranscribeSettings"]
