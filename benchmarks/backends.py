@@ -39,7 +39,7 @@ def run_fw(model: Any, samples: Any, segments: list[Any], batch_size: int) -> tu
 
 
 def make_whisperx(model: Any, batch_size: int) -> Any:
-    """WhisperX's pipeline around the same WhisperModel, with a Vad adapter fed our windows."""
+    """WhisperX's pipeline on the same model folder, with a Vad adapter fed our windows."""
     import whisperx
     from whisperx.diarize import Segment as SegmentX
     from whisperx.vads.vad import Vad
@@ -64,9 +64,10 @@ def make_whisperx(model: Any, batch_size: int) -> Any:
             return [{"start": s.start, "end": s.end, "segments": [(s.start, s.end)]} for s in segments]
 
     vad = OurWindows()
+    # WhisperX needs its own WhisperModel subclass, so it loads the same model folder itself.
     pipe = whisperx.load_model(
-        "tiny.en", device="cpu", compute_type="int8", model=model.model, vad_model=vad, language="en",
-        asr_options={"beam_size": 5},
+        model.spec.path, device="cpu", compute_type="int8", vad_model=vad, language="en",
+        asr_options={"beam_size": 5}, local_files_only=True, threads=model.placement.cpu_threads or 2,
     )
     pipe._batch_size = batch_size
     return pipe, vad
