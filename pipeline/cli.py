@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from pipeline.errors import PipelineError, UsageError
 from pipeline.settings import Settings, build_parser, settings_from_args
@@ -49,7 +49,11 @@ def _configure_logging(debug: bool) -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _run_inputs(settings: Settings, inputs: Sequence[str]) -> int:
+def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., object]) -> int:
+    """Run ``run(runner, item, on_event)`` for each item with one runner (one model load); print the files.
+
+    A failing item prints one ``error:`` line and the others go on; the exit code is 1 if any failed.
+    """
     from pipeline.runner import Runner
 
     runner = Runner(settings)
@@ -57,10 +61,9 @@ def _run_inputs(settings: Settings, inputs: Sequence[str]) -> int:
     failures = 0
     try:
         runner.preload()  # the model loads while the first input is probed and decoded
-        for raw in inputs:
-            path = Path(raw)
+        for item in items:
             try:
-                result = runner.run(path, settings, on_event)
+                result = run(runner, item, on_event)
             except PipelineError as exc:
                 if exc.exit_code == 2:
                     raise
@@ -69,7 +72,7 @@ def _run_inputs(settings: Settings, inputs: Sequence[str]) -> int:
                 if settings.debug:
                     log.exception("details")
                 continue
-            for fmt, out in result.outputs.items():
+            for out in result.outputs.values():  # type: ignore[attr-defined]
                 print(out)
     finally:
         close_bars()
@@ -95,34 +98,14 @@ def _list_jobs(settings: Settings) -> int:
     return 0
 
 
-def _resume(settings: Settings, job_id: str | None, on_tty: bool) -> int:
+def _resume(settings: Settings, job_id: str | None) -> int:
     from pipeline.checkpoint import JobStore
-    from pipeline.runner import Runner
 
-    store = JobStore(settings.jobs.jobs_dir)
-    ids = [job_id] if job_id else [job.id for job in store.unfinished()]
+    ids = [job_id] if job_id else [job.id for job in JobStore(settings.jobs.jobs_dir).unfinished()]
     if not ids:
         print(f"no unfinished jobs in {settings.jobs.jobs_dir}", file=sys.stderr)
         return 0
-    runner = Runner(settings)
-    on_event, close_bars = _progress_callback(on_tty)
-    failures = 0
-    try:
-        for one in ids:
-            try:
-                result = runner.resume(one, on_event)
-            except PipelineError as exc:
-                if exc.exit_code == 2:
-                    raise
-                failures += 1
-                print(f"error: {exc}", file=sys.stderr)
-                continue
-            for out in result.outputs.values():
-                print(out)
-    finally:
-        close_bars()
-        runner.close()
-    return 1 if failures else 0
+    return _run_each(settings, ids, lambda runner, one, on_event: runner.resume(one, on_event))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,11 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.resume or ns.resume_all:
             if ns.inputs:
                 raise UsageError("--resume and --resume-all take no input files")
-            return _resume(settings, ns.resume, on_tty=sys.stderr.isatty())
+            return _resume(settings, ns.resume)
         if not ns.inputs:
             parser.print_usage(sys.stderr)
             raise UsageError("give at least one input file (or --hardware)")
-        return _run_inputs(settings, ns.inputs)
+        return _run_each(settings, ns.inputs, lambda runner, raw, on_event: runner.run(Path(raw), settings, on_event))
     except UsageError as exc:
         print(f"video2srt: error: {exc}", file=sys.stderr)
         return 2

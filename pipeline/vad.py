@@ -5,9 +5,10 @@ ONNX call covers up to 512 frames (16 s) instead of one call per 32 ms frame, wi
 across calls so it streams. Decoded chunks go in, :class:`~pipeline.types.Segment` objects come out as
 soon as each cut is certain, so transcription starts long before decoding ends.
 
-Cuts fall in pauses, at the longest pause near the target length; a continuous stretch of speech longer
-than a Whisper window is split at its quietest frame. Silence longer than ``skip_silence_s`` is left out
-of every window. When VAD is off or fails, fixed 60 s cuts are used and the reason is logged.
+Cuts fall in pauses, chosen so the segment's Whisper windows are well filled, preferring longer pauses
+and lengths near the target; a continuous stretch of speech longer than a Whisper window is split at its
+quietest frame. Silence outside the speech spans is never transcribed. When VAD is off or fails, fixed
+60 s cuts are used and the reason is logged.
 """
 
 from __future__ import annotations
