@@ -65,7 +65,10 @@ class VadSettings:
     #: default windows keep the audio whole.
     keep_pause_s: float = 30.0
     fixed_segment_s: float = 60.0
-    window_s: float = 30.0
+    #: Whisper reads 30 s at once, but tiny.en drops more speech from full 30 s windows: on the 10-minute
+    #: benchmark input 24 s windows gave WER 21.7% against 26.4% at 30 s, at the same speed (decoding cost
+    #: follows the words), and 20 s gave 24.1%.
+    window_s: float = 24.0
 
 
 @dataclass(frozen=True)
