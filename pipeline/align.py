@@ -59,24 +59,23 @@ def find_model(language: str, setting: str) -> tuple[str | None, str]:
 
 
 def align_segments(
-    segments: Sequence[TextSegment], audio: np.ndarray, language: str, setting: str, device: str = "cpu"
+    segments: Sequence[TextSegment], audio: np.ndarray, language: str, model_name: str, device: str = "cpu"
 ) -> tuple[list[TextSegment], str]:
-    """Re-time the words of ``segments`` with WhisperX alignment when a local model allows it.
+    """Re-time the words of ``segments`` with WhisperX alignment.
 
     Args:
         segments: Text segments in file time.
         audio: The whole file, 16 kHz mono float32.
         language: The transcript's language.
-        setting: ``auto``, ``off`` or a model folder.
+        model_name: What :func:`find_model` chose: ``auto`` (WhisperX's cached default) or a model folder.
         device: ``cpu`` or ``cuda``.
 
     Returns:
-        The segments (re-timed, or unchanged) and a one-line note on what happened.
+        The segments (re-timed, or unchanged after a failure) and a one-line note on what happened.
     """
-    model_name, note = find_model(language, setting)
-    if model_name is None or not segments:
-        (log.info if setting in ("auto", "off") else log.warning)("%s", note)
-        return list(segments), note
+    note = f"aligned with {model_name}"
+    if not segments:
+        return [], note
     try:
         import whisperx
 

@@ -83,11 +83,9 @@ class RollingAudio:
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
         self._offset = 0  # sample index of the first held sample
-        self._size = 0
 
     def append(self, chunk: np.ndarray) -> None:
         self._chunks.append(chunk)
-        self._size += chunk.size
 
     def read(self, start: float, end: float) -> np.ndarray:
         """int16 samples of [start, end) seconds, which must still be held."""
@@ -105,7 +103,6 @@ class RollingAudio:
         cut = min(cut, data.size)
         self._chunks = [data[cut:]] if data.size > cut else []
         self._offset += cut
-        self._size = data.size - cut
 
 
 @dataclass
@@ -409,7 +406,7 @@ class Runner:
         wav = job.audio_path if job.audio_path.exists() else source
         with audio_mod.MemoryMappedAudio(wav) as audio:
             samples = audio.read(0.0, None)
-        aligned, note = align_segments(segments, samples, language, s.transcribe.align, model.placement.device)
+        aligned, note = align_segments(segments, samples, language, name, model.placement.device)
         job.update_checkpoint(alignment=note)
         return aligned
 
@@ -640,12 +637,3 @@ def _contiguous_end(results: dict[int, SegmentResult], plan: list) -> float:
         end = by_index[i].end
         i += 1
     return end
-
-
-def transcribe_file(path: Path, settings: Settings, on_event: EventCallback | None = None) -> JobResult:
-    """Transcribe one file in this process and write its outputs: the simplest entry point."""
-    runner = Runner(settings)
-    try:
-        return runner.run(Path(path), settings, on_event)
-    finally:
-        runner.close()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from pipeline.errors import PipelineError
 from pipeline.hardware import hardware_report
 from pipeline.runner import JobEvent, Runner
-from pipeline.settings import FORMATS, OutputSettings, Settings, TranscribeSettings, parse_formats
+from pipeline.settings import FORMATS, OutputSettings, Settings, parse_formats
 
 log = logging.getLogger(__name__)
 
@@ -197,4 +197,4 @@ def build_server(settings: Settings, resume_unfinished: bool = False):  # noqa: 
     return gr.mount_gradio_app(app, build_app(settings, lambda: manager.runner, manager), path="/")
 
 
-__all__ = ["Workbench", "build_app", "build_server", "TranscribeSettings"]
+__all__ = ["Workbench", "build_app", "build_server"]
