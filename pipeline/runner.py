@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -137,6 +137,7 @@ class Runner:
         # One thread loads the model and runs every inference call: CTranslate2 on CPU ran 3.5x slower
         # when a model loaded on one thread was used from another (measured: 5.7 s vs 20.6 s on manifesto).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._active = 0  # jobs running now, for cluster_status
 
     def preload(self, settings: Settings | None = None) -> Future[LoadedModel]:
         """Start loading the model in the background; the returned future gives it."""
@@ -224,6 +225,7 @@ class Runner:
         started = time.monotonic()
         stop = _Stop(cancel)
         emit = _Emitter(job.id, input_path, float(meta.get("duration") or 0.0), started, on_event)
+        self._active += 1
         try:
             # A fresh job's input was hashed a moment ago by create_job.
             source = input_path if fresh else self._audio_source(job, meta, input_path)
@@ -247,6 +249,7 @@ class Runner:
             emit("failed", message=str(error))
             raise error from exc
         finally:
+            self._active -= 1
             stop.stop()  # the producer, if still running, ends at its next step
 
     @staticmethod
@@ -535,6 +538,24 @@ class Runner:
             outputs[fmt] = target
         (job.output_dir / "partial.srt").unlink(missing_ok=True)
         return outputs
+
+    def cluster_status(self) -> dict[str, Any]:
+        """Where jobs run, for the UI and the API.
+
+        Returns:
+            ``{"mode", "scheduler", "dashboard", "workers": [{"name", "address", "state", "nthreads",
+            "resources", "models", "jobs"}]}``; ``mode`` is ``in-process`` here.
+        """
+        return {
+            "mode": "in-process",
+            "scheduler": None,
+            "dashboard": None,
+            "workers": [{
+                "name": "in-process", "address": "local", "state": "running",
+                "nthreads": placement_for(self.settings.model).cpu_threads or 0,
+                "resources": {}, "models": self.models.names(), "jobs": self._active,
+            }],
+        }
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
