@@ -21,16 +21,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets, transcript_text
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (  # noqa: E402 - the scripts run as files, not as a package
-    DEFAULT_DATA_DIR,
-    SET_NAMES,
-    Clip,
-    bundled_model_path,
-    corpus_wer,
-    fmt,
-    load_sets,
-)
+from bench_common import bundled_model_path, fmt  # noqa: E402 - the scripts run as files, not as a package
 
 
 def transcribe_ours(clips: Sequence[Clip], scratch: Path, batch_size: int = 8) -> tuple[list[str], float]:
@@ -59,7 +53,7 @@ def transcribe_ours(clips: Sequence[Clip], scratch: Path, batch_size: int = 8) -
     try:
         for clip in clips:
             result = runner.run(clip.path, settings)
-            hyps.append(" ".join(seg.text.strip() for seg in result.transcript.segments))
+            hyps.append(transcript_text(result.transcript))
     finally:
         runner.close()
     return hyps, time.perf_counter() - started

@@ -1,0 +1,187 @@
+"""Reference recordings and scoring: the shared data sets with their transcripts, SRT reading, and WER.
+
+The data lives in ``../shared/data`` beside the repository (see its README), or wherever
+``VIDEO2SRT_DATA_DIR`` points; nothing is downloaded. Every WER here normalises both sides with Whisper's
+English text normaliser before jiwer counts errors, because the references differ in casing, punctuation
+and number style. The benchmarks and the tuning notebooks both score through this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline.types import Transcript
+
+#: Default location of the test data: ``<repo>/../shared/data``.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: The data sets, in the order the benchmarks use them.
+SET_NAMES = ("jfk", "fleurs_en", "ljspeech", "harvard", "mfa", "manifesto")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording with the text spoken in it.
+
+    Attributes:
+        set: The data set it belongs to (a folder of the data dir, or ``manifesto``).
+        path: The audio or video file.
+        ref: The reference transcript.
+        exact: False when the reference is only approximate (automatic captions).
+    """
+
+    set: str
+    path: Path
+    ref: str
+    exact: bool = True
+
+
+def data_dir(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The shared data folder: ``path`` when given, else ``VIDEO2SRT_DATA_DIR``, else ``<repo>/../shared/data``.
+
+    Raises:
+        InputError: The folder does not exist.
+    """
+    env = os.environ if env is None else env
+    chosen = Path(path or env.get("VIDEO2SRT_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    if not chosen.is_dir():
+        raise InputError(
+            f"data folder {chosen} not found: pass the folder that holds jfk/, fleurs_en/, … "
+            "or set VIDEO2SRT_DATA_DIR"
+        )
+    return chosen
+
+
+def load_sets(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, list[Clip]]:
+    """Read every data set and its references.
+
+    Args:
+        data_dir: The shared data folder.
+
+    Returns:
+        Set name → its clips, in a fixed order (file-name order inside each set).
+
+    Raises:
+        FileNotFoundError: A data file or its reference is missing.
+    """
+    d = Path(data_dir)
+    sets: dict[str, list[Clip]] = {}
+    sets["jfk"] = [Clip("jfk", d / "jfk" / "jfk.wav", (d / "jfk" / "jfk.txt").read_text().strip())]
+    sets["fleurs_en"] = [
+        Clip("fleurs_en", p, p.with_suffix(".txt").read_text().strip())
+        for p in sorted((d / "fleurs_en").glob("fleurs-en-*.ogg"))
+    ]
+    lj_refs: dict[str, str] = {}
+    for line in (d / "ljspeech" / "transcripts.psv").read_text().splitlines():
+        if "|" in line:
+            key, text = line.split("|", 1)
+            lj_refs[key.strip()] = text.strip()
+    sets["ljspeech"] = [Clip("ljspeech", p, lj_refs[p.stem]) for p in sorted((d / "ljspeech").glob("LJ*.wav"))]
+    harvard = d / "harvard" / "harvard-sentences-list30"
+    sets["harvard"] = [Clip("harvard", harvard.with_suffix(".mp3"), " ".join(harvard.with_suffix(".txt").read_text().split()))]
+    sets["mfa"] = [
+        Clip("mfa", p, " ".join(p.with_suffix(".lab").read_text().split())) for p in sorted((d / "mfa").glob("*.wav"))
+    ]
+    video = d / "video"
+    sets["manifesto"] = [
+        Clip("manifesto", video / "manifesto.mp4", srt_text(video / "manifesto.auto-captions.srt"), exact=False)
+    ]
+    for clips in sets.values():
+        for clip in clips:
+            if not clip.path.exists():
+                raise FileNotFoundError(clip.path)
+    return sets
+
+
+def select_clips(names: str | Sequence[str], data_dir: Path = DEFAULT_DATA_DIR) -> list[Clip]:
+    """The clips of the named sets, in the order named.
+
+    Args:
+        names: Set names, as a list or comma-separated (``"jfk,harvard"``); ``"all"`` means every set.
+        data_dir: The shared data folder.
+
+    Raises:
+        InputError: A name is not a known set.
+    """
+    items = names.split(",") if isinstance(names, str) else list(names)
+    wanted = [n.strip() for n in items if n.strip()]
+    if wanted == ["all"]:
+        wanted = list(SET_NAMES)
+    unknown = [n for n in wanted if n not in SET_NAMES]
+    if unknown or not wanted:
+        raise InputError(f"unknown data set(s) {', '.join(unknown) or '(none given)'}: use {', '.join(SET_NAMES)} or all")
+    sets = load_sets(data_dir)
+    return [clip for name in wanted for clip in sets[name]]
+
+
+def read_srt(path: Path) -> list[tuple[float, float, str]]:
+    """Read an SRT file.
+
+    Args:
+        path: The SRT file.
+
+    Returns:
+        (start, end, text) per cue, in seconds; the lines of a cue are joined with a space.
+    """
+    import srt
+
+    cues = []
+    for sub in srt.parse(Path(path).read_text(encoding="utf-8-sig")):
+        text = " ".join(line.strip() for line in sub.content.splitlines() if line.strip())
+        cues.append((sub.start.total_seconds(), sub.end.total_seconds(), text))
+    return cues
+
+
+def srt_text(path: Path) -> str:
+    """The concatenated text of every cue of an SRT file.
+
+    Args:
+        path: The SRT file.
+
+    Returns:
+        The cue texts joined with spaces.
+    """
+    return " ".join(text for _start, _end, text in read_srt(path) if text)
+
+
+def transcript_text(transcript: Transcript) -> str:
+    """The plain text of a transcript: its segments' texts joined with spaces (what WER is computed on)."""
+    return " ".join(seg.text.strip() for seg in transcript.segments)
+
+
+@functools.lru_cache(maxsize=1)
+def normalizer() -> Callable[[str], str]:
+    """Whisper's English text normaliser (one instance, built on first use).
+
+    Returns:
+        A function from raw text to normalised text.
+    """
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def corpus_wer(refs: Sequence[str], hyps: Sequence[str]) -> float | None:
+    """Corpus word error rate: all errors over all reference words, after normalising both sides.
+
+    Args:
+        refs: Reference texts.
+        hyps: Hypothesis texts, one per reference.
+
+    Returns:
+        The WER (0.0 is perfect), or None when no reference has a word after normalising.
+    """
+    import jiwer
+
+    norm = normalizer()
+    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    if not pairs:
+        return None
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))

@@ -1,0 +1,108 @@
+"""The tuning library behind the notebooks: test recordings, grids, memory sampling, recommendations, scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from pipeline import evaluation, tuning
+from pipeline.errors import InputError, UsageError
+from pipeline.settings import VadSettings
+
+
+def test_mix_clips_joins_whole_clips_with_pauses_and_keeps_the_reference_exact(data_dir: Path, tmp_path: Path) -> None:
+    clips = evaluation.select_clips("jfk,fleurs_en", data_dir)
+    mix = tuning.mix_clips(clips, tmp_path, seconds=20, long_pause_s=3.0, long_pause_every_s=10.0)
+    samples, rate = soundfile.read(str(mix.path), dtype="float32")
+    assert rate == 16000 and samples.size / rate >= 20
+    used = mix.ref.count(" ") + 1
+    # Whole clips in order: the reference starts with jfk's and holds only complete references.
+    assert mix.ref.startswith(clips[0].ref) and clips[1].ref in mix.ref and used < sum(c.ref.count(" ") + 1 for c in clips)
+    # The long pause is real digital silence of at least 3 s somewhere after the first clip.
+    silent = np.abs(samples) < 1e-6
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))))[::2]
+    assert runs.max() >= 3.0 * 16000
+    again = tuning.mix_clips(clips, tmp_path, seconds=20, long_pause_s=3.0, long_pause_every_s=10.0)
+    assert again.path == mix.path and again.ref == mix.ref
+
+
+def test_select_clips_rejects_unknown_sets(data_dir: Path) -> None:
+    assert {c.set for c in evaluation.select_clips("all", data_dir)} == set(evaluation.SET_NAMES)
+    with pytest.raises(InputError, match="unknown data set"):
+        evaluation.select_clips("jfk,nope", data_dir)
+    with pytest.raises(InputError, match="not found"):
+        evaluation.data_dir("/nonexistent/data")
+
+
+def test_corpus_wer_normalises_before_counting() -> None:
+    assert evaluation.corpus_wer(["Hello, World! It's 25 degrees."], ["hello world it is twenty five degrees"]) == 0.0
+    assert evaluation.corpus_wer(["the cat sat down"], ["the cat down"]) == pytest.approx(0.25)
+
+
+def test_vad_grid_spans_every_combination_and_adds_the_defaults() -> None:
+    grid = tuning.vad_grid([0.3, 0.6], [250], [(10, 30), (20, 60)])
+    assert len(grid) == 5 and grid[-1] == VadSettings()
+    assert {(v.threshold, v.min_segment_s, v.max_segment_s, v.target_segment_s) for v in grid[:4]} == {
+        (0.3, 10, 30, 20), (0.3, 20, 60, 40), (0.6, 10, 30, 20), (0.6, 20, 60, 40)
+    }
+    assert len(tuning.vad_grid([0.5], [500], [(30, 90)])) == 1
+    for bad in (([1.5], [500], [(30, 90)]), ([0.5], [-1], [(30, 90)]), ([0.5], [500], [(60, 30)])):
+        with pytest.raises(UsageError):
+            tuning.vad_grid(*bad)
+
+
+def _vad_row(vad: VadSettings, wer: float, windows: int) -> dict:
+    return {"kind": "vad", "label": tuning.vad_label(vad), "vad": dataclasses.asdict(vad), "default": vad == VadSettings(),
+            "wer": wer, "windows": windows, "segments": 1, "segment_mean_s": 1.0, "speech_ratio": 0.5,
+            "silence_skipped_s": 0.0, **{k: getattr(vad, k) for k in tuning.VAD_FIELDS}}
+
+
+def test_recommend_keeps_defaults_within_tolerance_and_otherwise_takes_the_best() -> None:
+    low = VadSettings(threshold=0.3)
+    rows = [_vad_row(VadSettings(), 0.100, 4), _vad_row(low, 0.097, 3)]
+    kept = tuning.recommend(rows)
+    assert kept.settings == VadSettings() and "keep them" in kept.reason
+    rows = [_vad_row(VadSettings(), 0.100, 4), _vad_row(low, 0.080, 5), _vad_row(VadSettings(threshold=0.4), 0.084, 3)]
+    better = tuning.recommend(rows)
+    # 0.084 is within half a point of the best 0.080 and needs fewer windows.
+    assert better.settings == VadSettings(threshold=0.4) and "threshold=0.4" in better.text
+    with pytest.raises(UsageError):
+        tuning.recommend(rows + [{"kind": "throughput"}])
+
+
+def test_recommend_throughput_prefers_less_memory_among_equally_fast_runs() -> None:
+    def row(batch: int, rtf: float, mb: float, optimizer: bool = False) -> dict:
+        return {"kind": "throughput", "label": f"batch {batch}", "batch_size": batch, "cpu_threads": 2, "workers": 0,
+                "rtf": rtf, "peak_rss_mb": mb, "error": None, "optimizer": optimizer}
+
+    rows = [row(1, 0.102, 300), row(8, 0.100, 400, optimizer=True), row(16, 0.150, 500)]
+    rec = tuning.recommend(rows)
+    assert rec.settings == {"batch_size": 1, "cpu_threads": 2, "workers": 0} and rec.baseline["batch_size"] == 8
+    assert tuning.recommend(rows, tolerance=0.0).settings["batch_size"] == 8
+    assert tuning.recommend(rows + [row(32, 0.05, 900)], memory_limit_mb=600).settings["batch_size"] == 1
+
+
+def test_memory_sampler_sees_a_child_process_allocating(tmp_path: Path) -> None:
+    code = "import time, numpy as np; a = np.ones(200 * 2**20 // 8); time.sleep(1.0)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    with tuning.MemorySampler(proc.pid) as mem:
+        proc.wait(timeout=60)
+    assert mem.peak_rss_mb >= 200 and len(mem.series) > 5
+    assert tuning.tree_rss_bytes(proc.pid) == 0  # gone
+
+
+def test_throughput_grid_adds_the_optimizers_choice() -> None:
+    combos = tuning.throughput_grid([1, 8], [1], optimizer={"batch_size": 4, "workers": 0, "cpu_threads": 2})
+    assert combos[-1] == {"batch_size": 4, "workers": 0, "cpu_threads": 2} and len(combos) == 3
+    assert {c["cpu_threads"] for c in tuning.throughput_grid([1], [])} == set(tuning.default_thread_counts())
+    with pytest.raises(UsageError):
+        tuning.throughput_grid([0], [1])
+    if not tuning.cluster_available():
+        with pytest.raises(UsageError, match="pipeline.cluster"):
+            tuning.throughput_grid([1], [1], [2])
