@@ -123,34 +123,49 @@ def safe_file_name(filename: str | None) -> str:
     return f"{stem}.{ext}"
 
 
+#: Whole-number job settings a request may set: (part, field, lowest, highest, example).
+_INT_SETTINGS = {
+    "max_line_width": ("subtitles", "max_line_width", 1, 1000, 42),
+    "max_lines": ("subtitles", "max_lines", 1, 10, 2),
+    "batch_size": ("transcribe", "batch_size", 1, 256, 8),
+    "beam_size": ("transcribe", "beam_size", 1, 20, 5),
+}
+_SETTING_NAMES = ("formats", "language", "vad", *_INT_SETTINGS)
+
+
 def job_settings(base: Settings, overrides: Mapping[str, Any] | None, output_dir: Path) -> Settings:
-    """Settings for one uploaded job: ``base`` plus the request's ``formats``, ``language``, ``max_line_width``.
+    """Settings for one uploaded job: ``base`` plus the request's ``formats``, ``language``, ``vad`` (on/off),
+    ``max_line_width``, ``max_lines``, ``batch_size`` and ``beam_size``.
 
     Raises:
         UsageError: A value is unknown or out of range.
     """
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and str(v).strip() != ""}
-    unknown = sorted(set(overrides) - {"formats", "language", "max_line_width"})
+    unknown = sorted(set(overrides) - set(_SETTING_NAMES))
     if unknown:
-        raise UsageError(f"unknown setting(s) {', '.join(unknown)}: use formats, language, max_line_width")
+        raise UsageError(f"unknown setting(s) {', '.join(unknown)}: use {', '.join(_SETTING_NAMES)}")
     formats = parse_formats(overrides.get("formats", DEFAULT_FORMATS))
-    transcribe = base.transcribe
+    parts: dict[str, Any] = {"transcribe": base.transcribe, "subtitles": base.subtitles, "vad": base.vad}
     if "language" in overrides:
         raw = str(overrides["language"])
         language = None if raw.strip().lower() == "auto" else parse_language(raw)
-        transcribe = dataclasses.replace(transcribe, language=language)
-    subtitles = base.subtitles
-    if "max_line_width" in overrides:
+        parts["transcribe"] = dataclasses.replace(parts["transcribe"], language=language)
+    if "vad" in overrides:
+        flag = str(overrides["vad"]).strip().lower()
+        if flag not in ("true", "false", "1", "0", "on", "off"):
+            raise UsageError(f"bad vad {overrides['vad']!r}: use on or off")
+        parts["vad"] = dataclasses.replace(parts["vad"], enabled=flag in ("true", "1", "on"))
+    for name, (part, attr, low, high, example) in _INT_SETTINGS.items():
+        if name not in overrides:
+            continue
         try:
-            width = int(str(overrides["max_line_width"]).strip())
+            value = int(str(overrides[name]).strip())
         except ValueError:
-            width = 0
-        if not 1 <= width <= 1000:
-            raise UsageError(f"bad max_line_width {overrides['max_line_width']!r}: use a whole number such as 42")
-        subtitles = dataclasses.replace(subtitles, max_line_width=width)
-    return base.replace(
-        output=OutputSettings(output_dir=output_dir, formats=formats), transcribe=transcribe, subtitles=subtitles
-    )
+            value = low - 1
+        if not low <= value <= high:
+            raise UsageError(f"bad {name} {overrides[name]!r}: use a whole number from {low} to {high}, such as {example}")
+        parts[part] = dataclasses.replace(parts[part], **{attr: value})
+    return base.replace(output=OutputSettings(output_dir=output_dir, formats=formats), **parts)
 
 
 @dataclass(eq=False)
@@ -218,7 +233,8 @@ class JobManager:
         Args:
             filename: The client's file name; only its base name, reduced to safe characters, is used.
             stream: The upload's bytes, read in chunks.
-            settings_overrides: Optional ``formats`` ("srt,vtt,json"), ``language``, ``max_line_width``.
+            settings_overrides: Optional ``formats`` ("srt,vtt,json"), ``language``, ``max_line_width`` and the
+                other names :func:`job_settings` takes.
 
         Returns:
             The new job's id.
@@ -232,7 +248,9 @@ class JobManager:
         """
         name = safe_file_name(filename)
         upload_dir = self.uploads_root / secrets.token_hex(8)
-        settings = job_settings(self.settings, settings_overrides, upload_dir / "out")
+        # New jobs get the model selected now (switched in the Models tab or by POST /api/models/load).
+        base = self.settings.replace(model=self.runner.selected_model)
+        settings = job_settings(base, settings_overrides, upload_dir / "out")
         path = upload_dir / name
         try:
             try:
@@ -497,6 +515,8 @@ class JobManager:
             "duration": round(duration, 3),
             "rtf": round(rtf, 4),
             "error": one_line(error) or None,
+            # What the running job waits for or does ("waiting for the model: tiny.en is loading …").
+            "message": one_line(event.message) if event is not None else "",
             "created": summary.created,
             "updated": summary.updated,
         }
