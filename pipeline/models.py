@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipeline.errors import ModelError
 from pipeline.settings import AUTO_MODEL, ModelSettings
@@ -107,8 +107,16 @@ def default_model_name(device: str, gpu_memory_mb: int = 0) -> str:
     return "medium" if device == "cuda" and gpu_memory_mb >= 6000 else BUNDLED
 
 
-def resolve(settings: ModelSettings, device: str = "cpu", gpu_memory_mb: int = 0) -> ModelSpec:
+def resolve(
+    settings: ModelSettings,
+    device: str = "cpu",
+    gpu_memory_mb: int = 0,
+    on_download: Callable[[str], None] | None = None,
+) -> ModelSpec:
     """Find the files of the model that ``settings.name`` names.
+
+    ``on_download`` is called with the model's name just before a download starts (the model manager's
+    ``download`` stage).
 
     Raises:
         ModelError: The model is not available offline (and downloading is not allowed or fails).
@@ -144,6 +152,8 @@ def resolve(settings: ModelSettings, device: str = "cpu", gpu_memory_mb: int = 0
         )
     from faster_whisper.utils import download_model
 
+    if on_download is not None:
+        on_download(name)
     try:
         return ModelSpec(name, str(download_model(name)), "download")
     except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one clear line
@@ -200,7 +210,7 @@ class ModelCache:
 
     def __init__(self, capacity: int = 1) -> None:
         self.capacity = max(1, capacity)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._models: OrderedDict[tuple[str, Placement], LoadedModel] = OrderedDict()
 
     def get(self, settings: ModelSettings) -> LoadedModel:
@@ -213,11 +223,45 @@ class ModelCache:
                 self._models.move_to_end(key)
                 return self._models[key]
             loaded = load(spec, placement)
-            self._models[key] = loaded
-            while len(self._models) > self.capacity:
-                old_key, _ = self._models.popitem(last=False)
-                log.info("evicted model %s from the cache", old_key[0])
+            self.put(key, loaded)
             return loaded
+
+    def lookup(self, key: tuple[str, Placement]) -> LoadedModel | None:
+        """The loaded model under ``key`` (``(spec.path, placement)``), marked as just used; None if absent."""
+        with self._lock:
+            loaded = self._models.get(key)
+            if loaded is not None:
+                self._models.move_to_end(key)
+            return loaded
+
+    def victims(self, capacity: int, adding: int = 1) -> list[tuple[str, Placement]]:
+        """Keys that adding ``adding`` models would evict at ``capacity``, least recently used first."""
+        with self._lock:
+            over = len(self._models) + adding - max(1, capacity)
+            return list(self._models)[: max(0, over)]
+
+    def put(self, key: tuple[str, Placement], loaded: LoadedModel, capacity: int | None = None) -> list[LoadedModel]:
+        """Keep ``loaded`` as the most recently used; return what was evicted to stay within ``capacity``."""
+        limit = max(1, capacity if capacity is not None else self.capacity)
+        with self._lock:
+            self._models[key] = loaded
+            self._models.move_to_end(key)
+            evicted = []
+            while len(self._models) > limit:
+                _, old = self._models.popitem(last=False)
+                evicted.append(old)
+                log.info("evicted model %s from the cache", old.spec.name)
+            return evicted
+
+    def remove(self, key: tuple[str, Placement]) -> LoadedModel | None:
+        """Drop ``key`` from the cache (the model is freed once no job holds it)."""
+        with self._lock:
+            return self._models.pop(key, None)
+
+    def entries(self) -> list[tuple[tuple[str, Placement], LoadedModel]]:
+        """Every cached model with its key, least recently used first."""
+        with self._lock:
+            return list(self._models.items())
 
     def names(self) -> list[str]:
         with self._lock:

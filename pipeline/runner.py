@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,8 +26,9 @@ from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, chec
 from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, TranscriptionError
 from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
+from pipeline.model_manager import ModelManager, aggregate_status
 from pipeline.models import LoadedModel, ModelCache, placement_for
-from pipeline.settings import AudioSettings, Settings
+from pipeline.settings import AudioSettings, ModelSettings, Settings
 from pipeline.timing import refine_words, speech_edges
 from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
@@ -124,25 +125,48 @@ class Runner:
 
     Args:
         settings: Defaults for every job; a job may pass its own.
-        models: The model cache (created when omitted), so several inputs load the model once.
+        models: The model manager (created when omitted), so several inputs load the model once; a plain
+            :class:`ModelCache` is wrapped in a manager of this runner's own.
     """
 
-    def __init__(self, settings: Settings, models: ModelCache | None = None) -> None:
+    def __init__(self, settings: Settings, models: ModelManager | ModelCache | None = None) -> None:
         self.settings = tune_settings(settings)
-        self.models = models or ModelCache()
+        # The manager owns the one inference thread that loads the model and runs every inference call:
+        # CTranslate2 on CPU ran 3.5x slower when a model loaded on one thread was used from another
+        # (measured: 5.7 s vs 20.6 s on manifesto).
+        self._owns_models = not isinstance(models, ModelManager)
+        self.models = models if isinstance(models, ModelManager) else ModelManager(
+            self.settings.model, self.settings.models, cache=models
+        )
         self.affinity = apply_cpu_affinity(settings.cluster.cpu_affinity, placement_for(settings.model).device)
         for job_id in JobStore(self.settings.jobs.jobs_dir).expire(self.settings.jobs.expire_days):
             log.warning("removed job %s: unfinished for more than %g days", job_id, self.settings.jobs.expire_days)
         self._vad: SileroVad | None = None
-        # One thread loads the model and runs every inference call: CTranslate2 on CPU ran 3.5x slower
-        # when a model loaded on one thread was used from another (measured: 5.7 s vs 20.6 s on manifesto).
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._active = 0  # jobs running now, for cluster_status
 
     def preload(self, settings: Settings | None = None) -> Future[LoadedModel]:
-        """Start loading the model in the background; the returned future gives it."""
-        s = tune_settings(settings) if settings is not None else self.settings
-        return self._pool.submit(self.models.get, s.model)
+        """Start loading the model in the background (the selected one by default); the future gives it."""
+        if settings is None:
+            return self.models.request()
+        return self.models.request(tune_settings(settings).model)
+
+    @property
+    def selected_model(self) -> ModelSettings:
+        """The model settings new jobs get: the model last loaded through :meth:`load_model`, or the default."""
+        return self.models.selected
+
+    def load_model(self, name: str | None = None) -> dict[str, Any]:
+        """Switch to ``name`` (blank: load the selected model again, a retry); returns the model status.
+
+        Raises:
+            ModelBusyError: A load is running (its status is on the error).
+        """
+        self.models.load(name)
+        return self.model_status()
+
+    def model_status(self) -> dict[str, Any]:
+        """The app-level model status over the workers (here, one: this process)."""
+        return aggregate_status({self.models.name: self.models.status()})
 
     def _vad_model(self, settings: Settings) -> SileroVad | None:
         if not settings.vad.enabled:
@@ -306,7 +330,7 @@ class Runner:
         producer.start()
         if not model_future.done():
             job.update_checkpoint(state="waiting_for_model")
-            emit("waiting_for_model", message="waiting for the model")
+            emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(s.model)}")
         t = time.monotonic()
         model = model_future.result()
         model_wait = time.monotonic() - t
@@ -335,7 +359,7 @@ class Runner:
             todo = batch
             if language is None:
                 first = next((w for item in todo for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
-                language, prob = self._pool.submit(detect_language, model, first).result()
+                language, prob = self.models.submit(detect_language, model, first).result()
                 log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
             t = time.monotonic()
             for r in self._transcribe_with_retries(job, model, todo, s, language):
@@ -421,7 +445,7 @@ class Runner:
         attempt = 0
         while True:
             try:
-                return self._pool.submit(transcribe_segments, model, todo, transcribe, language).result()
+                return self.models.submit(transcribe_segments, model, todo, transcribe, language).result()
             except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
                 transient = is_transient(exc)
                 attempt += 1
@@ -558,7 +582,8 @@ class Runner:
         }
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_models:
+            self.models.close()
 
 
 class _Emitter:

@@ -20,6 +20,8 @@ FORMATS = ("srt", "vtt", "json")
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
+#: Warm-up after loading a model: ``auto`` warms up on CUDA only.
+WARMUP_MODES = ("auto", "on", "off")
 #: The model name that means "let the optimizer choose".
 AUTO_MODEL = "auto"
 
@@ -85,6 +87,29 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class ModelManagerSettings:
+    """The model manager of each worker (pipeline.model_manager): preload, warm-up, cache, memory guard.
+
+    Attributes:
+        preload: Models to load at start, first one selected for new jobs; ``None`` means the default model
+            (``ModelSettings.name``, the optimizer's choice for ``auto``), ``()`` nothing (``--no-preload``).
+        warmup: Run a short real clip through each model right after loading it: ``on``, ``off``, or
+            ``auto`` (on CUDA only: on the CPU the first job was measured to pay no lazy initialization
+            worth the clip's cost, see benchmarks/README.md).
+        max_cached: Models kept loaded per worker; the least recently used one is evicted.
+        headroom_mb: Memory (RAM, or GPU memory on CUDA) that must stay free after a model is loaded.
+        memory_limit_mb: At most this much for the loaded models of one worker together (0: no limit
+            beyond free memory).
+    """
+
+    preload: tuple[str, ...] | None = None
+    warmup: str = "auto"
+    max_cached: int = 1
+    headroom_mb: int = 512
+    memory_limit_mb: int = 0
+
+
+@dataclass(frozen=True)
 class TranscribeSettings:
     """Decoding options for Whisper."""
 
@@ -147,6 +172,7 @@ class Settings:
     audio: AudioSettings = field(default_factory=AudioSettings)
     vad: VadSettings = field(default_factory=VadSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    models: ModelManagerSettings = field(default_factory=ModelManagerSettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -186,6 +212,8 @@ class Settings:
                     kwargs["formats"] = tuple(kwargs.get("formats") or ("srt",))
                 if f.name == "jobs":
                     kwargs["jobs_dir"] = Path(jobs_dir or kwargs.get("jobs_dir") or default_jobs_dir())
+                if f.name == "models" and kwargs.get("preload") is not None:
+                    kwargs["preload"] = tuple(kwargs["preload"])
                 parts[f.name] = part_cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"stored settings are not readable: {exc}") from exc
@@ -265,6 +293,45 @@ def parse_language(value: str | None) -> str | None:
 def _positive(name: str, value: int | float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, got {value}")
+
+
+def add_model_manager_args(p: argparse.ArgumentParser) -> None:
+    """The model manager's flags besides ``--no-preload``: preload list, warm-up, cache size, memory guard."""
+    d = ModelManagerSettings()
+    p.add_argument("--preload", metavar="NAMES", help="comma-separated models to load at start (default: --model)")
+    p.add_argument("--warmup", choices=WARMUP_MODES, default=d.warmup,
+                   help="run a short clip through each model after loading it (default: auto, on CUDA only)")
+    p.add_argument("--max-cached-models", type=int, default=d.max_cached, metavar="N",
+                   help=f"models kept loaded per worker, least recently used evicted (default: {d.max_cached})")
+    p.add_argument("--memory-headroom", type=int, default=d.headroom_mb, metavar="MB",
+                   help=f"RAM / GPU memory that must stay free after loading a model (default: {d.headroom_mb})")
+    p.add_argument("--model-memory-limit", type=int, default=d.memory_limit_mb, metavar="MB",
+                   help="at most this much memory for the loaded models of a worker (default: 0, no limit)")
+
+
+def model_manager_from_args(ns: argparse.Namespace) -> ModelManagerSettings:
+    """The :class:`ModelManagerSettings` of flags added by :func:`add_model_manager_args` (and ``--no-preload``).
+
+    Raises:
+        UsageError: A value is out of range, or --preload names nothing.
+    """
+    _positive("--max-cached-models", ns.max_cached_models)
+    _positive("--memory-headroom", ns.memory_headroom, allow_zero=True)
+    _positive("--model-memory-limit", ns.model_memory_limit, allow_zero=True)
+    preload: tuple[str, ...] | None = None
+    if getattr(ns, "no_preload", False):
+        preload = ()
+    elif ns.preload is not None:
+        preload = tuple(name.strip() for name in ns.preload.split(",") if name.strip())
+        if not preload:
+            raise UsageError("--preload names no model: give names such as tiny.en,small, or use --no-preload")
+    return ModelManagerSettings(
+        preload=preload,
+        warmup=ns.warmup,
+        max_cached=ns.max_cached_models,
+        headroom_mb=ns.memory_headroom,
+        memory_limit_mb=ns.model_memory_limit,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
