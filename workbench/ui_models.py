@@ -21,22 +21,30 @@ StatusFn = Callable[[], dict[str, Any]]
 LoadFn = Callable[[str | None], dict[str, Any]]
 
 _KIND = {"ready": "ok", "loading": "busy", "failed": "bad", "idle": "idle"}
-_STAGES = {"queued": "queued", "resolve": "finding the files", "download": "downloading", "load": "loading",
-           "warm-up": "warming up"}
+_STAGES = {"queued": "queued behind other work", "resolve": "finding the files", "download": "downloading",
+           "load": "reading the weights", "warm-up": "warming up"}
 
 
 def _percent(status: dict[str, Any]) -> str:
     return f"{100 * float(status.get('progress') or 0):.0f}%"
 
 
-def status_text(status: dict[str, Any]) -> str:
-    """One line for the state: ``Model tiny.en: loading 40% (warming up)``, ``…: failed — reason``."""
-    model = status.get("model") or "no model"
+def status_text(status: dict[str, Any], compact: bool = False) -> str:
+    """One line for the state: ``Model tiny.en: loading 40% (warming up)``, ``…: failed — reason``.
+
+    ``compact`` (the header's pill, which has little room) leaves out the loading stage and the failure's
+    reason; the pill's tooltip has them.
+    """
+    model = status.get("model")
     state = status.get("state") or "idle"
+    if not model:
+        return "No model loaded yet" if state != "failed" else "Model: failed — " + str(status.get("error") or "")
     if state == "loading":
-        stage = _STAGES.get(str(status.get("stage")), "")
+        stage = "" if compact else _STAGES.get(str(status.get("stage")), "")
         return f"Model {model}: loading {_percent(status)}" + (f" ({stage})" if stage else "")
     if state == "failed":
+        if compact:
+            return f"Model {model}: failed"
         return f"Model {model}: failed — {status.get('error') or status.get('message') or 'unknown reason'}"
     if state == "ready":
         return f"Model {model}: ready"
@@ -46,8 +54,8 @@ def status_text(status: dict[str, Any]) -> str:
 def status_badge(status: dict[str, Any]) -> str:
     """The header's status pill; ``data-state`` lets browser tests follow it."""
     state = str(status.get("state") or "idle")
-    return (f'<div id="v2s-model-status" data-state="{esc(state)}">'
-            f'{badge(_KIND.get(state, "idle"), status_text(status), str(status.get("message") or ""))}</div>')
+    pill = badge(_KIND.get(state, "idle"), status_text(status, compact=True), str(status.get("message") or ""))
+    return f'<div id="v2s-model-status" data-state="{esc(state)}">{pill}</div>'
 
 
 def status_html(status: dict[str, Any]) -> str:
@@ -70,7 +78,9 @@ def status_html(status: dict[str, Any]) -> str:
         card("Progress", _percent(status)),
         card("Workers ready", f"{status.get('ready_workers', 0)} of {status.get('total_workers', len(workers))}"),
     ]
-    return (f'<div id="v2s-models-indicator" data-state="{esc(state)}">{status_badge(status)}{bar}{detail}'
+    text = status_text(status, compact=True) if state == "failed" else status_text(status)
+    pill = badge(_KIND.get(state, "idle"), text, str(status.get("message") or ""))
+    return (f'<div id="v2s-models-indicator" data-state="{esc(state)}">{pill}{bar}{detail}'
             f'<div class="v2s-cards" style="margin-top:0.6em">{"".join(cards)}</div></div>')
 
 
@@ -123,7 +133,7 @@ def load_answer(load: LoadFn, name: str | None) -> str:
     try:
         answer = load(name)
     except ModelBusyError as exc:
-        return f'<div class="v2s-note">⏳ {esc(exc)}</div>'
+        return f'<div class="v2s-note">{esc(exc)}</div>'
     except ModelError as exc:
         return f'<div class="v2s-error">{esc(exc)}</div>'
     return f'<div class="v2s-note">Loading {esc(answer.get("model") or name or "the model")}…</div>'
@@ -149,10 +159,21 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         now = status()
         return status_html(now), cache_html(now), gr.update(visible=now.get("state") == "failed")
 
+    def tick() -> tuple[Any, str, str, Any]:
+        # The answer to the last click stays while a load runs; the indicator says the rest.
+        now = status()
+        return (gr.update() if now.get("busy") else "", status_html(now), cache_html(now),
+                gr.update(visible=now.get("state") == "failed"))
+
     def picker() -> Any:  # noqa: ANN401
         names = list(offered())
-        current = status().get("model")
-        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+        now = status()
+        workers = now.get("workers") or [{}]
+        # The model as asked for (a folder's full path), so that "Load" never picks another one silently.
+        current = workers[0].get("request") or now.get("model")
+        if current and current not in names:
+            names.append(current)
+        return gr.update(choices=names, value=current or (names[0] if names else None))
 
     def switch(name: str | None) -> tuple[str, str, str, Any]:
         note = load_answer(load, (name or "").strip() or None)
@@ -177,7 +198,7 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         cache = gr.HTML()
         switch_button.click(switch, [model], [note, indicator, cache, retry_button], show_progress="hidden")
         retry_button.click(retry, None, [note, indicator, cache, retry_button], show_progress="hidden")
-        gr.Timer(REFRESH_S).tick(refresh, None, [indicator, cache, retry_button], show_progress="hidden", queue=False)
+        gr.Timer(REFRESH_S).tick(tick, None, [note, indicator, cache, retry_button], show_progress="hidden", queue=False)
     demo.load(refresh, None, [indicator, cache, retry_button], show_progress="hidden")
     demo.load(picker, None, [model], show_progress="hidden")
 
