@@ -6,7 +6,8 @@ Each model on each worker goes through one state machine::
                     │
                     └──▶ failed(reason) ──(load again: retry)──▶ loading
 
-    stages: queued (behind other work on the inference thread) → resolve → [download] → load → warm-up
+    stages: queued (behind other work on the inference thread) → resolve → [download] → load → [warm-up]
+    (warm-up: ``auto`` runs it on CUDA only; on the CPU it was measured not to pay off, benchmarks/README.md)
 
 A *round* is one pass through ``loading``. Rounds run one at a time on the manager's single **inference
 thread**, which also runs every inference call (:meth:`ModelManager.submit`): CTranslate2 on the CPU ran
@@ -37,12 +38,17 @@ load during load               ``load()`` refuses while any round runs on the wo
 switch after ready             ``load(name)`` selects ``name`` for new jobs at once and starts a new round:
                                ``loading`` → ``ready`` with the new model (a cached model is ready at once).
                                The old model stays cached until the LRU policy evicts it.
-running jobs during a switch   A running job holds its loaded model; its next batch waits for the round on
-                               the inference thread, then goes on with its own model. Jobs created before
-                               the switch keep the model in their settings.
+running jobs during a switch   A running job keeps its model (it is in the job's settings, so a resume gives
+                               the same output); its next batch waits for the round on the inference thread,
+                               then goes on with its own model, from the cache when it still fits there
+                               (``--max-cached-models 2``), else loaded again. Jobs created before the switch
+                               keep their model too; jobs created after it use the new one.
 job during load                Its ``request()`` joins the round of its model, or queues its own round
                                behind the running one; the job shows ``waiting_for_model`` and starts when
                                its model is ready.
+a batch needs a queued model  Called on the inference thread (a batch asking for its model while that
+                               model's round is queued behind the batch), ``get()`` runs the round there
+                               and then, inline: nothing ever waits for work queued behind itself.
 failure                        Resolve, memory guard, load or warm-up errors end the round ``failed`` with
                                a one-line reason; the app keeps serving. The selection stays, so Retry is
                                ``load()`` with no name (or pick another model). A job whose model failed
