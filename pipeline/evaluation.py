@@ -99,12 +99,13 @@ def load_sets(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, list[Clip]]:
     return sets
 
 
-def select_clips(names: str | Sequence[str], data_dir: Path = DEFAULT_DATA_DIR) -> list[Clip]:
+def select_clips(names: str | Sequence[str], data_dir: Path = DEFAULT_DATA_DIR, limit: int = 0) -> list[Clip]:
     """The clips of the named sets, in the order named.
 
     Args:
         names: Set names, as a list or comma-separated (``"jfk,harvard"``); ``"all"`` means every set.
         data_dir: The shared data folder.
+        limit: At most this many clips (the first ones); 0 for all.
 
     Raises:
         InputError: A name is not a known set.
@@ -115,9 +116,12 @@ def select_clips(names: str | Sequence[str], data_dir: Path = DEFAULT_DATA_DIR) 
         wanted = list(SET_NAMES)
     unknown = [n for n in wanted if n not in SET_NAMES]
     if unknown or not wanted:
-        raise InputError(f"unknown data set(s) {', '.join(unknown) or '(none given)'}: use {', '.join(SET_NAMES)} or all")
+        raise InputError(
+            f"unknown data set(s) {', '.join(unknown) or '(none given)'}: use {', '.join(SET_NAMES)} or all"
+        )
     sets = load_sets(data_dir)
-    return [clip for name in wanted for clip in sets[name]]
+    clips = [clip for name in wanted for clip in sets[name]]
+    return clips[:limit] if limit > 0 else clips
 
 
 def read_srt(path: Path) -> list[tuple[float, float, str]]:

@@ -10,8 +10,10 @@ here, so the same sweeps run from a script or a test. Everything runs the real p
   a fresh process whose memory (with its children) is sampled, and reports real-time factor, peak memory
   and time to first cue; :func:`compare_with_optimizer` sets the optimizer's choice
   (:mod:`pipeline.hardware`) beside the best measured one.
-- :func:`recommend` picks settings from either kind of rows; the ``*_figure`` functions draw them with
-  plotly.
+- :func:`open_runner` and :func:`watch_jobs` run several jobs in-process or on a Dask cluster (local or
+  remote) and record their progress and every worker's memory (and GPU memory) over time.
+- :func:`recommend` picks settings from either kind of sweep rows; the ``*_figure`` functions draw
+  everything with plotly, :func:`table` and the :class:`Report` values render as Markdown.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 from pipeline.errors import ClusterError, PipelineError, UsageError
 from pipeline.evaluation import Clip, corpus_wer, transcript_text
 from pipeline.settings import (
+    ClusterSettings,
     JobSettings,
     ModelSettings,
     OutputSettings,
@@ -130,7 +133,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in cols) + " |" for row in rows]
-    return Report("\n".join(lines))
+    return Report("\n".join(lines), [dict(r) for r in rows])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -160,9 +163,10 @@ def mix_clips(
     """One longer recording made of ``clips`` in order, like a talk: short pauses and now and then a long one.
 
     Whole clips are taken in order (looping when needed) until there are ``seconds`` of audio, or each
-    once when ``seconds`` is 0, so the reference stays exact. Between clips goes a pause drawn from ``pause_s`` (fixed ``seed``);
-    after every ``long_pause_every_s`` seconds a silence of ``long_pause_s``, which segmentation should
-    skip. The file is a 16 kHz WAV in ``out_dir``, reused while the recipe is unchanged.
+    once when ``seconds`` is 0, so the reference stays exact. Between clips goes a pause drawn from
+    ``pause_s`` (fixed ``seed``); after every ``long_pause_every_s`` seconds a silence of ``long_pause_s``,
+    which segmentation should skip. The file is a 16 kHz WAV in ``out_dir``, reused while the recipe is
+    unchanged.
 
     Returns:
         The mix as a :class:`Clip` of set ``name``.
@@ -217,16 +221,25 @@ def base_settings(
     compute_type: str = "auto",
     language: str | None = "en",
     align: str = "off",
+    batch_size: int = 0,
+    workers: int = 0,
+    scheduler: str = "",
+    dashboard_address: str = ":8787",
 ) -> Settings:
     """Settings for tuning runs: outputs and job folders under ``scratch``, everything else the defaults.
 
-    Alignment is off by default: it only moves word times, costs the same under every setting swept here,
-    and would only slow the sweep down.
+    Jobs run in this process unless ``workers`` (a local Dask cluster of that many worker processes) or
+    ``scheduler`` (the address of a running one) say otherwise. Alignment is off by default: it only moves
+    word times, costs the same under every setting swept here, and would only slow the sweep down.
     """
+    cluster = ClusterSettings(scheduler=scheduler.strip() or None, workers=None if scheduler.strip() else workers)
+    if "dashboard_address" in {f.name for f in dataclasses.fields(ClusterSettings)}:
+        cluster = dataclasses.replace(cluster, dashboard_address=dashboard_address)  # type: ignore[call-arg]
     return Settings(
         model=ModelSettings(name=model, device=device, compute_type=compute_type),
-        transcribe=TranscribeSettings(language=language, align=align),
+        transcribe=TranscribeSettings(language=language, align=align, batch_size=batch_size),
         output=OutputSettings(output_dir=scratch / "out", formats=("srt",)),
+        cluster=cluster,
         jobs=JobSettings(jobs_dir=scratch / "jobs"),
     )
 
@@ -318,7 +331,8 @@ def vad_sweep(
             started = time.perf_counter()
             results = [runner.run(clip.path, s) for clip in clips]
             rows.append(_vad_row(vad, clips, results, time.perf_counter() - started))
-            _progress(on_progress, f"{rows[-1]['label']}: WER {_pct(rows[-1]['wer'])}, {rows[-1]['segments']} segment(s)")
+            row = rows[-1]
+            _progress(on_progress, f"{row['label']}: WER {_pct(row['wer'])}, {row['segments']} segment(s)")
     finally:
         runner.close()
     return rows
@@ -530,7 +544,9 @@ def throughput_grid(
         if c["batch_size"] < 1 or c["cpu_threads"] < 1 or c["workers"] < 0:
             raise UsageError(f"bad throughput combination {c}: batch size and threads from 1, workers from 0")
     if any(c["workers"] > 0 for c in combos) and not cluster_available():
-        raise UsageError("workers > 0 needs the Dask cluster support (pipeline.cluster), which this install lacks: use workers 0")
+        raise UsageError(
+            "workers > 0 needs the Dask cluster support (pipeline.cluster), which this install lacks: use workers 0"
+        )
     if optimizer is not None:
         choice = {k: int(optimizer[k]) for k in ("batch_size", "workers", "cpu_threads")}
         if choice["workers"] > 0 and not cluster_available():
@@ -604,7 +620,8 @@ def throughput_sweep(
         else:
             _progress(
                 on_progress,
-                f"{row['label']}: RTF {row['rtf']:.3f}, peak {row['peak_rss_mb']:.0f} MB, first cue {row['first_cue_s']:.1f} s",
+                f"{row['label']}: RTF {row['rtf']:.3f}, peak {row['peak_rss_mb']:.0f} MB, "
+                f"first cue {row['first_cue_s']:.1f} s",
             )
     return rows
 
@@ -625,7 +642,8 @@ def measure_job(clip: Clip, settings: Settings, *, timeout_s: float = 600.0) -> 
         code = "import sys; from pipeline.tuning import job_main; sys.exit(job_main(sys.argv[1]))"
         with open(err, "wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-c", code, request], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+                [sys.executable, "-c", code, request],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             )
             with MemorySampler(proc.pid) as mem:
                 try:
@@ -637,7 +655,8 @@ def measure_job(clip: Clip, settings: Settings, *, timeout_s: float = 600.0) -> 
             message = json.loads(out.read_text())
         else:
             tail = err.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            why = f"stopped after {timeout_s:.0f} s" if proc.returncode and proc.returncode < 0 else f"exit code {proc.returncode}"
+            killed = proc.returncode is not None and proc.returncode < 0
+            why = f"stopped after {timeout_s:.0f} s" if killed else f"exit code {proc.returncode}"
             message = {"error": f"the job process ended without a result ({why}) {tail[0]}".strip()}
     result: dict[str, Any] = {
         "rtf": None, "wall_s": None, "first_cue_s": None, "model_load_s": None, "audio_s": None, "wer": None,
@@ -664,11 +683,8 @@ def job_main(request: str) -> int:
     settings = Settings.from_dict(req["settings"])
     message: dict[str, Any]
     try:
-        runner = make_runner(settings)
+        runner, load_s = open_runner(settings)
         try:
-            started = time.perf_counter()
-            runner.preload(settings).result()
-            load_s = time.perf_counter() - started
             started = time.perf_counter()
             result = runner.run(Path(req["input"]), settings)
             wall = time.perf_counter() - started
@@ -691,21 +707,60 @@ def job_main(request: str) -> int:
     return 0
 
 
-def make_runner(settings: Settings) -> Any:
-    """The runner for ``settings``: in-process for ``workers=0`` and no scheduler, else the Dask one.
+def open_runner(settings: Settings, *, timeout_s: float = 300.0) -> tuple[Any, float]:
+    """A :class:`~pipeline.runner.Runner` for ``settings``, with its model loaded (in-process) or its cluster
+    up and every worker's model loaded (``workers`` > 0 or a scheduler address).
+
+    Returns:
+        (the runner, seconds it took to get ready). Close it when done.
 
     Raises:
-        ClusterError: Workers or a scheduler are asked for and this install has no cluster support.
+        ClusterError: Workers or a scheduler are asked for and this install has no cluster support, the
+            cluster cannot be reached, or its workers are not ready within ``timeout_s``.
+        ModelError: The model cannot be loaded.
     """
-    if settings.cluster.workers == 0 and not settings.cluster.scheduler:
-        from pipeline.runner import Runner
+    from pipeline.runner import Runner
 
-        return Runner(settings)
-    if not cluster_available():
+    cluster = settings.cluster
+    if (cluster.scheduler or (cluster.workers or 0) > 0) and not cluster_available():
         raise ClusterError("running on Dask workers needs pipeline.cluster, which this install lacks: use workers 0")
-    from pipeline import cluster
+    started = time.perf_counter()
+    runner = Runner(settings)
+    try:
+        wait_until_ready(runner, settings, timeout_s=timeout_s)
+    except BaseException:
+        runner.close()
+        raise
+    return runner, time.perf_counter() - started
 
-    return cluster.make_runner(settings)  # type: ignore[attr-defined]
+
+def wait_until_ready(runner: Any, settings: Settings, *, timeout_s: float = 300.0) -> None:  # noqa: ANN401
+    """Block until ``runner`` can transcribe at once: its model loaded, or on a cluster every worker's.
+
+    Raises:
+        ClusterError: The cluster cannot be reached, or is not ready within ``timeout_s``.
+        ModelError: A model failed to load.
+    """
+    from pipeline.errors import ModelError
+
+    if not getattr(runner, "on_cluster", False):
+        runner.preload(settings).result()
+        return
+    runner.backend()  # starts or reaches the cluster; raises ClusterError when it cannot
+    wanted = settings.cluster.workers or 1
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = runner.model_status()
+        if status.get("state") == "failed":
+            raise ModelError(f"a worker could not load the model: {status.get('error') or status.get('message')}")
+        if status.get("state") == "ready" and status.get("total_workers", 0) >= wanted:
+            return
+        time.sleep(0.25)
+    raise ClusterError(
+        f"the cluster was not ready after {timeout_s:.0f} s ({status.get('message') or 'no worker answered'}); "
+        "check the dashboard, or start workers with `dask worker <scheduler address>`"
+    )
 
 
 def compare_with_optimizer(rows: Sequence[Mapping[str, Any]], optimizer: Mapping[str, Any]) -> Report:
@@ -749,6 +804,172 @@ def compare_with_optimizer(rows: Sequence[Mapping[str, Any]], optimizer: Mapping
             f"({ratio:.2f}× faster). On a busy machine repeat the sweep (``repeats``) before trusting a small gap."
         )
     return Report("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Watching jobs on a cluster
+
+
+@dataclass
+class JobWatch:
+    """What :func:`watch_jobs` saw: each job's figures, its progress over time, and the workers' load.
+
+    Attributes:
+        jobs: One row per job: ``input``, ``job_id``, ``audio_s``, ``wall_s``, ``rtf``, ``first_cue_s``,
+            ``wer``, ``error``.
+        progress: ``t`` (seconds since the first job was submitted), ``input``, ``stage``, ``fraction`` (of
+            its audio transcribed), one per progress event.
+        workers: ``t``, ``worker``, ``memory_mb`` (resident memory of the worker process), ``cpu_percent``,
+            ``tasks``, one per worker per sample.
+        gpus: ``t``, ``worker``, ``gpu`` (index), ``used_mb``, one per GPU a worker reports per sample.
+        status: The last cluster status (:meth:`pipeline.runner.Runner.cluster_status`).
+    """
+
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    progress: list[dict[str, Any]] = field(default_factory=list)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def watch_jobs(
+    runner: Any,  # noqa: ANN401 - pipeline.runner.Runner, imported lazily
+    clips: Sequence[Clip],
+    settings: Settings,
+    *,
+    every_s: float = 0.5,
+    on_progress: Progress | None = None,
+) -> JobWatch:
+    """Queue one job per clip on ``runner`` and sample progress and every worker's memory until all are done.
+
+    Jobs run one after another, as the app's queue runs them; on a cluster each job's batches are spread
+    over the workers. A failed job is reported in its row and the others go on.
+
+    Args:
+        runner: From :func:`open_runner`.
+        clips: The inputs (with references, for WER).
+        settings: The jobs' settings.
+        every_s: Sampling interval of the workers' load.
+        on_progress: Called with one line per finished job.
+    """
+    watch = JobWatch()
+    started = time.perf_counter()
+
+    def on_event(event: Any) -> None:  # noqa: ANN401 - pipeline.runner.JobEvent
+        fraction = event.audio_done / event.duration if event.duration else 0.0
+        watch.progress.append({"t": round(time.perf_counter() - started, 3), "input": Path(event.input).name,
+                               "stage": event.stage, "fraction": 1.0 if event.stage == "done" else min(1.0, fraction)})
+
+    def work() -> None:
+        for clip in clips:
+            t = time.perf_counter()
+            row: dict[str, Any] = {"input": clip.path.name, "job_id": None, "audio_s": None, "wall_s": None,
+                                   "rtf": None, "first_cue_s": None, "wer": None, "error": None}
+            try:
+                result = runner.run(clip.path, settings, on_event)
+            except PipelineError as exc:
+                row["error"] = str(exc)
+            else:
+                wall = time.perf_counter() - t
+                duration = result.transcript.duration or 0.0
+                row.update(job_id=result.job_id, audio_s=duration, wall_s=wall,
+                           rtf=wall / duration if duration else None,
+                           first_cue_s=result.transcript.timings.get("first_result"),
+                           wer=corpus_wer([clip.ref], [transcript_text(result.transcript)]) if clip.ref else None)
+            watch.jobs.append(row)
+            _progress(on_progress, f"{row['input']}: " + (f"failed ({row['error']})" if row["error"] else
+                      f"{row['audio_s']:.0f} s of audio in {row['wall_s']:.1f} s, WER {_pct(row['wer'])}"))
+
+    worker = threading.Thread(target=work, name="watched-jobs", daemon=True)
+    worker.start()
+    while True:
+        _sample_cluster(runner, watch, time.perf_counter() - started)
+        worker.join(every_s)
+        if not worker.is_alive():
+            break
+    _sample_cluster(runner, watch, time.perf_counter() - started)
+    return watch
+
+
+def _sample_cluster(runner: Any, watch: JobWatch, t: float) -> None:  # noqa: ANN401 - pipeline.runner.Runner
+    status = runner.cluster_status()
+    watch.status = status
+    for w in status.get("workers", []):
+        memory = w.get("memory_mb")
+        if memory is None and status.get("mode") == "in-process":
+            memory = tree_rss_bytes(os.getpid()) / MIB
+        watch.workers.append({"t": round(t, 3), "worker": w.get("name"), "memory_mb": memory,
+                              "cpu_percent": w.get("cpu_percent"), "tasks": w.get("tasks", w.get("jobs"))})
+        usage = w.get("usage") or {}
+        for gpu in usage.get("gpus", []):
+            watch.gpus.append({"t": round(t, 3), "worker": w.get("name"), "gpu": gpu.get("index"),
+                               "used_mb": gpu.get("used_mb")})
+    if status.get("mode") == "in-process":
+        nvml = _nvml()
+        if nvml is not None:
+            try:
+                for i in range(nvml.nvmlDeviceGetCount()):
+                    used = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(i)).used / MIB
+                    watch.gpus.append({"t": round(t, 3), "worker": "in-process", "gpu": i, "used_mb": round(used)})
+            except Exception:  # noqa: BLE001 - NVML errors are classes built at run time; no GPU figure then
+                pass
+
+
+def cluster_report(status: Mapping[str, Any]) -> Report:
+    """Where jobs run: mode, scheduler, a link to the Dask dashboard, and one line per worker."""
+    mode = status.get("mode", "?")
+    lines = [f"**Jobs run:** {'in this process' if mode == 'in-process' else f'on a {mode} Dask cluster'}"]
+    if status.get("scheduler"):
+        lines.append(f"- scheduler: `{status['scheduler']}`")
+    if status.get("dashboard"):
+        link = status["dashboard"]
+        lines.append(f"- dashboard: [{link}]({link}) (task stream, worker memory, progress)")
+    if status.get("error"):
+        lines.append(f"- error: {status['error']}")
+    lines.append("")
+    shown = [{"name": w.get("name"), "state": w.get("state"), "threads": w.get("nthreads"),
+              "resources": w.get("resources") or {}, "model": ", ".join(w.get("models") or []) or "—",
+              "memory_mb": w.get("memory_mb")} for w in status.get("workers", [])]
+    lines.append(table(shown, ["name", "state", "threads", "resources", "model", "memory_mb"], digits=0).text)
+    return Report("\n".join(lines))
+
+
+def job_progress_figure(watch: JobWatch) -> Figure:
+    """Each job's share of audio transcribed over time: when it started, how fast it went, when it ended."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for n, name in enumerate(dict.fromkeys(p["input"] for p in watch.progress)):
+        points = [p for p in watch.progress if p["input"] == name]
+        fig.add_scatter(x=[p["t"] for p in points], y=[p["fraction"] for p in points], mode="lines+markers",
+                        name=name, line={"color": _color(n), "shape": "hv"},
+                        hovertemplate="%{x:.1f} s: %{y:.0%}<extra>" + name + "</extra>")
+    fig.update_layout(title="Job progress", xaxis_title="seconds since the first job was submitted",
+                      yaxis={"title": "audio transcribed", "tickformat": ".0%", "range": [0, 1.05]}, height=380)
+    return fig
+
+
+def cluster_memory_figure(watch: JobWatch) -> Figure:
+    """Memory of every worker process over time and, when there are GPUs, each GPU's used memory."""
+    from plotly.subplots import make_subplots
+
+    panels = ["Worker memory (MB, resident)"] + (["GPU memory used (MB)"] if watch.gpus else [])
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels)
+    for n, name in enumerate(dict.fromkeys(w["worker"] for w in watch.workers)):
+        points = [w for w in watch.workers if w["worker"] == name and w["memory_mb"] is not None]
+        fig.add_scatter(x=[w["t"] for w in points], y=[w["memory_mb"] for w in points], mode="lines",
+                        name=str(name), line={"color": _color(n)}, row=1, col=1)
+    # GPUs seen by several workers on one machine are the same device: one line per (worker, GPU) keeps
+    # remote machines apart and costs nothing locally.
+    for n, key in enumerate(dict.fromkeys((g["worker"], g["gpu"]) for g in watch.gpus)):
+        points = [g for g in watch.gpus if (g["worker"], g["gpu"]) == key]
+        fig.add_scatter(x=[g["t"] for g in points], y=[g["used_mb"] for g in points], mode="lines",
+                        name=f"{key[0]} · GPU {key[1]}", line={"color": _color(n + 5), "dash": "dot"}, row=1, col=2)
+    for col in range(1, len(panels) + 1):
+        fig.update_xaxes(title_text="seconds", row=1, col=col)
+        fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    fig.update_layout(title="Memory over time", height=400)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1007,7 +1228,9 @@ def throughput_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
 # Helpers
 
 
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"
+)
 
 
 def _color(n: int) -> str:
@@ -1032,8 +1255,14 @@ __all__ = [
     "base_settings",
     "compare_with_optimizer",
     "default_thread_counts",
+    "JobWatch",
+    "cluster_memory_figure",
+    "cluster_report",
     "job_main",
+    "job_progress_figure",
     "measure_job",
+    "open_runner",
+    "wait_until_ready",
     "mix_clips",
     "optimizer_choice",
     "recommend",
@@ -1050,4 +1279,5 @@ __all__ = [
     "vad_grid",
     "vad_label",
     "vad_sweep",
+    "watch_jobs",
 ]

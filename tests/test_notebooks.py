@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import tuning
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -16,6 +18,7 @@ PLOTLY = "application/vnd.plotly.v1+json"
 EXPECTED = {
     "01_vad_tuning.ipynb": (2, "Recommended VAD settings"),
     "02_throughput.ipynb": (1, "Recommended:"),
+    "03_cluster.ipynb": (2, "**Jobs run:** on a local Dask cluster"),
 }
 
 
@@ -63,6 +66,8 @@ def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_runs(path: Path, tmp_path: Path) -> None:
+    if path.name == "03_cluster.ipynb" and not tuning.cluster_available():
+        pytest.skip("this install has no Dask cluster support (pipeline.cluster)")
     nb = _run(path, tmp_path)
     outputs = _outputs(nb)
     errors = [o for o in outputs if o.get("output_type") == "error"]
@@ -87,3 +92,9 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         assert any("defaults" in t for t in texts), "the check against the defaults did not report"
     if path.name == "02_throughput.ipynb":
         assert any("Optimizer's choice" in t for t in texts)
+    if path.name == "03_cluster.ipynb":
+        progress, memory = charts[0], charts[1]
+        assert len(progress["data"]) == 3 and all(max(t["y"]) == 1.0 for t in progress["data"]), "a job did not finish"
+        workers = [t for t in memory["data"] if t.get("xaxis") in (None, "x")]
+        assert len(workers) == 2 and all(max(t["y"]) > 50 for t in workers), "worker memory not sampled"
+        assert any("dashboard: [http" in t for t in texts), "no dashboard link"

@@ -23,7 +23,8 @@ def test_mix_clips_joins_whole_clips_with_pauses_and_keeps_the_reference_exact(d
     assert rate == 16000 and samples.size / rate >= 20
     used = mix.ref.count(" ") + 1
     # Whole clips in order: the reference starts with jfk's and holds only complete references.
-    assert mix.ref.startswith(clips[0].ref) and clips[1].ref in mix.ref and used < sum(c.ref.count(" ") + 1 for c in clips)
+    assert mix.ref.startswith(clips[0].ref) and clips[1].ref in mix.ref
+    assert used < sum(c.ref.count(" ") + 1 for c in clips)
     # The long pause is real digital silence of at least 3 s somewhere after the first clip.
     silent = np.abs(samples) < 1e-6
     runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))))[::2]
@@ -58,7 +59,8 @@ def test_vad_grid_spans_every_combination_and_adds_the_defaults() -> None:
 
 
 def _vad_row(vad: VadSettings, wer: float, windows: int) -> dict:
-    return {"kind": "vad", "label": tuning.vad_label(vad), "vad": dataclasses.asdict(vad), "default": vad == VadSettings(),
+    return {"kind": "vad", "label": tuning.vad_label(vad), "vad": dataclasses.asdict(vad),
+            "default": vad == VadSettings(),
             "wer": wer, "windows": windows, "segments": 1, "segment_mean_s": 1.0, "speech_ratio": 0.5,
             "silence_skipped_s": 0.0, **{k: getattr(vad, k) for k in tuning.VAD_FIELDS}}
 
@@ -106,3 +108,20 @@ def test_throughput_grid_adds_the_optimizers_choice() -> None:
     if not tuning.cluster_available():
         with pytest.raises(UsageError, match="pipeline.cluster"):
             tuning.throughput_grid([1], [1], [2])
+
+
+def test_watch_jobs_in_process_records_progress_and_memory(data_dir: Path, tmp_path: Path) -> None:
+    settings = tuning.base_settings(tmp_path, device="cpu", batch_size=8)
+    runner, ready_s = tuning.open_runner(settings)
+    try:
+        assert ready_s > 0
+        watch = tuning.watch_jobs(runner, evaluation.select_clips("jfk", data_dir), settings, every_s=0.2)
+    finally:
+        runner.close()
+    [job] = watch.jobs
+    assert job["error"] is None and job["wer"] is not None and job["wer"] < 0.1
+    assert job["audio_s"] == pytest.approx(11, abs=0.1)
+    assert watch.progress[-1]["stage"] == "done" and watch.progress[-1]["fraction"] == 1.0
+    assert watch.workers and all(w["memory_mb"] > 100 for w in watch.workers)  # this process, model loaded
+    assert "in this process" in tuning.cluster_report(watch.status).text
+    assert len(tuning.cluster_memory_figure(watch).data) == 1 and len(tuning.job_progress_figure(watch).data) == 1
