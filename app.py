@@ -1,46 +1,116 @@
-"""Start the video2srt workbench: ``python app.py [--host H] [--port P] [--model M] [--jobs-dir D] ...``."""
+"""Start the video2srt workbench: ``python app.py [--host H] [--port P] [--share] [--auth USER:PASS] ...``.
+
+Thin: flags → Settings → :func:`workbench.app.build_server` → uvicorn. ``--share`` adds a public Gradio link
+once the server is up; without internet it says so in one line and keeps serving locally.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import threading
+import time
 from pathlib import Path
 
-from pipeline.errors import PipelineError
-from pipeline.settings import AUTO_MODEL, JobSettings, ModelSettings, Settings, default_jobs_dir
+from pipeline.errors import PipelineError, UsageError
+from pipeline.settings import (
+    AUTO_MODEL,
+    ClusterSettings,
+    JobSettings,
+    ModelSettings,
+    Settings,
+    add_model_manager_args,
+    default_jobs_dir,
+    model_manager_from_args,
+)
+
+SHARE_WITHOUT_AUTH = (
+    "\n" + "!" * 100 + "\n"
+    "WARNING: --share without --auth: ANYONE who gets the link can upload files, run jobs on this machine,\n"
+    "read every job's subtitles and delete jobs. Add --auth USER:PASS to protect the UI and the API.\n"
+    + "!" * 100 + "\n"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python app.py`` flags (SPEC §2)."""
+    p = argparse.ArgumentParser(prog="app.py", description="The video2srt workbench (Gradio UI + HTTP API).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs internet)")
+    p.add_argument("--auth", metavar="USER:PASS", help="protect the UI and the /api routes with this login")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler to send work to")
+    p.add_argument("--workers", type=int,
+                   help="Dask workers to start; 0 runs jobs inside the app (default: the optimizer's plan)")
+    p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
+    p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
+    p.add_argument("--no-preload", action="store_true", help="load the model with the first job, not at start")
+    p.add_argument("--resume-unfinished", action="store_true", help="resume every unfinished job at start")
+    add_model_manager_args(p)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="app.py", description="The video2srt workbench (Gradio UI + HTTP API).")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--share", action="store_true", help="create a public Gradio share link (needs internet)")
-    p.add_argument("--auth", help="USER:PASS protecting the UI")
-    p.add_argument("--scheduler", help="a Dask scheduler address")
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--model", default=AUTO_MODEL)
-    p.add_argument("--jobs-dir", type=Path)
-    p.add_argument("--no-preload", action="store_true")
-    p.add_argument("--resume-unfinished", action="store_true", help="resume every unfinished job at start")
+    p = build_parser()
     ns = p.parse_args(argv)
+    if ns.workers is not None and ns.workers < 0:
+        p.error("--workers must be 0 or more")
+    try:
+        from workbench.app import parse_auth
+
+        auth = parse_auth(ns.auth)
+        models = model_manager_from_args(ns)
+    except UsageError as exc:
+        p.error(str(exc))
     settings = Settings(
-        model=ModelSettings(name=ns.model),
-        jobs=JobSettings(jobs_dir=ns.jobs_dir or default_jobs_dir()),
+        model=ModelSettings(name=ns.model.strip() or AUTO_MODEL),
+        models=models,
+        cluster=ClusterSettings(scheduler=ns.scheduler, workers=ns.workers),
+        jobs=JobSettings(jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir())),
     )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         import uvicorn
 
         from workbench.app import build_server
 
-        server = build_server(settings, resume_unfinished=ns.resume_unfinished)
+        server_app = build_server(
+            settings, resume_unfinished=ns.resume_unfinished, preload=not ns.no_preload, auth=auth
+        )
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    server = uvicorn.Server(uvicorn.Config(server_app, host=ns.host, port=ns.port, log_level="warning"))
+    local = f"http://{'127.0.0.1' if ns.host in ('0.0.0.0', '::', '') else ns.host}:{ns.port}"
+    print(f"video2srt workbench on {local}" + (" (login required)" if auth else ""), file=sys.stderr, flush=True)
     if ns.share:
-        print("note: --share is not available in this version; serving locally", file=sys.stderr)
-    print(f"video2srt workbench on http://{ns.host}:{ns.port}", file=sys.stderr)
-    uvicorn.run(server, host=ns.host, port=ns.port, log_level="warning")
+        if auth is None:
+            print(SHARE_WITHOUT_AUTH, file=sys.stderr, flush=True)
+        threading.Thread(target=_share, args=(server, server_app, local), name="share-link", daemon=True).start()
+    server.run()
     return 0
+
+
+def _share(server: object, server_app: object, local: str) -> None:
+    """Once the server is up, open the Gradio share tunnel and print the link, or say why there is none."""
+    from urllib.parse import urlparse
+
+    from workbench.app import create_share_link
+
+    while not getattr(server, "started", False):
+        if getattr(server, "should_exit", False):
+            return
+        time.sleep(0.1)
+    url = urlparse(local)
+    try:
+        link = create_share_link(server_app, url.hostname or "127.0.0.1", url.port or 80)
+    except Exception as exc:  # noqa: BLE001 - every failure is the same for the user: no public link
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"note: no share link ({reason} — is this machine offline?); still serving locally at {local}",
+              file=sys.stderr, flush=True)
+        return
+    print(f"public share link: {link} (valid while this process runs)", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

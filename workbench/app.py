@@ -1,200 +1,375 @@
-"""The Gradio workbench (first cut): upload media, get subtitles; hardware at a glance; HTTP API beside it.
+"""The video2srt workbench: one server with the Gradio UI at ``/`` and the HTTP API of SPEC §2 beside it.
 
-UI values become :class:`~pipeline.settings.Settings` in one place and go to one pipeline call. Progress
-arrives as :class:`~pipeline.runner.JobEvent` values and is turned into Gradio progress here, at the edge.
+:func:`build_server` makes the FastAPI app: the ``/api`` routers over one :class:`~workbench.jobs.JobManager`
+(the UI submits to the same manager, so there is one queue and one job list), and the Gradio Blocks from
+:func:`build_app` mounted at ``/``. :class:`Workbench` is the state behind the UI: the manager, the model
+preload, the usage history for the charts, and result export for downloads.
+
+Nothing heavy runs in the event loop: handlers are plain functions (Gradio and FastAPI run them on worker
+threads), uploads are copied there, and transcription runs on the job manager's worker thread.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import base64
+import binascii
 import logging
+import secrets
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.errors import PipelineError
+from fastapi import HTTPException, Request
+
+from pipeline.errors import PipelineError, UsageError
 from pipeline.hardware import hardware_report
-from pipeline.runner import JobEvent, Runner
-from pipeline.settings import FORMATS, OutputSettings, Settings, parse_formats
+from pipeline.model_manager import ModelBusyError
+from pipeline.settings import AUTO_MODEL, FORMATS, Settings
+from workbench.jobs import JobManager, JobNotFoundError, ResultNotFoundError
+from workbench.ui_common import CSS, QUIET
 
 log = logging.getLogger(__name__)
 
+#: The queue that GPU-bound handlers share (``concurrency_id``): the Transcribe handler, and model loads.
+GPU_QUEUE = "gpu"
+#: Sessions following their jobs at once; the jobs themselves run one at a time in the job manager.
+GPU_QUEUE_LIMIT = 4
+#: Where results are written for download (``<tmp>/video2srt-ui/<job id>/<input stem>.<fmt>``): Gradio
+#: serves files from the temp folder, and the names are the user's file names.
+EXPORT_ROOT = Path(tempfile.gettempdir()) / "video2srt-ui"
+
 
 class Workbench:
-    """The state behind the UI: one runner (so one model cache) for every job.
+    """The state behind the UI.
 
     Args:
         settings: The app's settings.
-        runner: A provider of the shared runner (the HTTP API's job manager's), so the UI and the API
-            hold one model cache; by default the workbench makes its own runner on first use.
+        manager: The job manager shared with the HTTP API.
+        preload: Load the default model in the background at :meth:`start`.
     """
 
-    def __init__(self, settings: Settings, runner: Callable[[], Runner] | None = None) -> None:
+    def __init__(self, settings: Settings, manager: JobManager, *, preload: bool = True) -> None:
+        from workbench.ui_hardware import UsageHistory
+
         self.settings = settings
-        self._provide = runner
-        self._runner: Runner | None = None
+        self.manager = manager
+        self.preload_enabled = preload
+        self.usage = UsageHistory(workers=self._workers)
+        self._runner_ready = threading.Event()
+        self._startup_error: str | None = None
+        self._report: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
-    @property
-    def runner(self) -> Runner:
-        if self._provide is not None:
-            return self._provide()
+    # start-up -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build the runner and preload the model in the background; start the usage sampler."""
+        threading.Thread(target=self._start_backend, name="workbench-start", daemon=True).start()
+        self.usage.start()
+
+    def _start_backend(self) -> None:
+        try:
+            runner = self.manager.runner  # detects the hardware, applies CPU affinity
+            if self.preload_enabled:
+                runner.models.preload()  # marks the model loading before returning: no idle gap in the status
+            self._runner_ready.set()
+        except Exception as exc:  # noqa: BLE001 - shown as the model status; the app keeps serving
+            log.warning("workbench: the transcription backend did not start: %s", exc)
+            self._startup_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    def close(self) -> None:
+        self.usage.stop()
+
+    # status ---------------------------------------------------------------------------------------
+    def model_name(self) -> str:
+        """The model jobs use: ``--model``, or the optimizer's choice for ``auto``."""
+        name = self.settings.model.name
+        return self.hardware_report()["optimized"]["model"] if name == AUTO_MODEL else name
+
+    def model_status(self) -> dict[str, Any]:
+        """The app-level model status (``GET /api/models/status``): the model manager's, aggregated over workers."""
+        if self._runner_ready.is_set():
+            return self.manager.runner.model_status()
+        base = {"model": self.model_name(), "stage": None, "progress": 0.0, "error": None, "busy": False,
+                "ready_workers": 0, "total_workers": 0, "workers": []}
+        if self._startup_error:
+            return {**base, "state": "failed", "error": self._startup_error, "message": self._startup_error}
+        if self.preload_enabled:
+            return {**base, "state": "loading", "message": "starting the transcription backend"}
+        return {**base, "state": "idle", "message": "not loaded yet: it loads with the first job"}
+
+    def load_model(self, name: str | None) -> dict[str, Any]:
+        """Start a model load (``None``: the selected model again, a retry); returns the model status.
+
+        Raises:
+            ModelBusyError: Another load runs, or the backend is still starting.
+        """
+        if not self._runner_ready.is_set():
+            raise ModelBusyError("the transcription backend is still starting; try again in a moment",
+                                 self.model_status())
+        return self.manager.runner.load_model(name)
+
+    def cluster_status(self) -> dict[str, Any] | None:
+        """The runner's cluster status, or None while the runner is still starting."""
+        if not self._runner_ready.is_set():
+            return None
+        return self.manager.runner.cluster_status()
+
+    def cluster_view(self) -> dict[str, Any] | None:
+        """:meth:`cluster_status` for the Cluster tab: a worker inside this process that reports no load of
+        its own shows this machine's latest sample (it is this machine)."""
+        status = self.cluster_status()
+        if status is None or status.get("mode") != "in-process":
+            return status
+        from workbench.ui_hardware import HOST
+
+        latest = (self.usage.snapshot().get(HOST) or [None])[-1]
+        workers = [dict(w, usage=w.get("usage") or latest) for w in status.get("workers") or []]
+        return {**status, "workers": workers}
+
+    def _workers(self) -> list[dict[str, Any]]:
+        # In-process, the one worker is this machine, already charted as the app host.
+        status = self.cluster_status()
+        return list(status.get("workers") or []) if status and status.get("mode") != "in-process" else []
+
+    def hardware_report(self, refresh: bool = False) -> dict[str, Any]:
+        """Detected hardware and the optimizer's settings for the app's model choices (cached)."""
         with self._lock:
-            if self._runner is None:
-                self._runner = Runner(self.settings)
-            return self._runner
+            if self._report is None or refresh:
+                s = self.settings
+                self._report = hardware_report(
+                    s.jobs.jobs_dir, device=s.model.device, compute_type=s.model.compute_type, model=s.model.name,
+                    cpu_affinity=s.cluster.cpu_affinity, refresh=refresh,
+                )
+            return self._report
 
-    def preload(self) -> None:
-        """Start loading the default model in the background."""
-        self.runner.preload()
-
-    def job_settings(self, formats: list[str], language: str, max_line_width: int) -> Settings:
-        """UI values → Settings for one job."""
-        s = self.settings
-        out_dir = s.jobs.jobs_dir / "_ui_outputs"
-        return s.replace(
-            output=OutputSettings(output_dir=out_dir, formats=parse_formats(formats or ["srt"])),
-            transcribe=dataclasses.replace(s.transcribe, language=(language or "").strip().lower() or None),
-            subtitles=dataclasses.replace(s.subtitles, max_line_width=int(max_line_width)),
-        )
-
-    def transcribe(self, files: list[str] | None, formats: list[str], language: str, max_line_width: int, progress: Any) -> tuple[str, str, list[str]]:
-        """Run each uploaded file; return (status markdown, the first SRT, output files)."""
-        import gradio as gr
-
-        if not files:
-            raise gr.Error("Upload at least one video or audio file first.")
+    # jobs -----------------------------------------------------------------------------------------
+    def job_status(self, job_id: str) -> dict[str, Any]:
+        """The manager's status, or a ``deleted`` placeholder once the job is gone."""
         try:
-            settings = self.job_settings(formats, language, max_line_width)
-        except PipelineError as exc:
-            raise gr.Error(str(exc)) from exc
-        lines, outputs, first_srt = [], [], ""
-        for path in files:
-            name = Path(path).name
+            return self.manager.status(job_id)
+        except JobNotFoundError:
+            return {"job_id": job_id, "input_name": "(deleted)", "state": "cancelled", "stage": "deleted",
+                    "active": False, "progress": 0.0}
 
-            def on_event(event: JobEvent) -> None:
-                frac = event.audio_done / event.duration if event.duration else 0.0
-                progress(min(frac, 1.0), desc=f"{name}: {event.stage} ({event.segments_done} segments)")
+    def srt_text(self, job_id: str) -> str:
+        """The job's SRT: final, or the partial one while it runs; empty before the first segment."""
+        try:
+            data, _ = self.manager.result(job_id, "srt")
+        except (ResultNotFoundError, JobNotFoundError):
+            return ""
+        return data.decode("utf-8", errors="replace")
 
+    def export(self, job_id: str) -> dict[str, Path]:
+        """Write the job's finished results as ``<input stem>.<fmt>`` files for download.
+
+        Raises:
+            InvalidJobIdError, JobNotFoundError: From the manager, for a bad or unknown id.
+        """
+        status = self.manager.status(job_id)
+        if status["state"] != "done":
+            return {}
+        stem = Path(str(status.get("input_name") or "subtitles")).stem or "subtitles"
+        folder = EXPORT_ROOT / status["job_id"]
+        out: dict[str, Path] = {}
+        for fmt in FORMATS:
             try:
-                result = self.runner.run(Path(path), settings, on_event)
-            except PipelineError as exc:
-                lines.append(f"- **{name}**: {exc}")
+                data, partial = self.manager.result(job_id, fmt)
+            except ResultNotFoundError:
                 continue
-            t = result.transcript
-            lines.append(
-                f"- **{name}**: {len(t.cues)} cues, {t.duration:.0f} s of audio in {t.timings.get('total', 0):.1f} s "
-                f"({t.language}, {t.model})"
-            )
-            outputs += [str(p) for p in result.outputs.values()]
-            if not first_srt and "srt" in result.outputs:
-                first_srt = result.outputs["srt"].read_text(encoding="utf-8")
-        return "\n".join(lines), first_srt, outputs
+            if partial:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{stem}.{fmt}"
+            path.write_bytes(data)
+            out[fmt] = path
+        return out
+
+    def model_badge(self) -> str:
+        """The header's model status pill."""
+        from workbench.ui_models import status_badge
+
+        return status_badge(self.model_status())
 
 
-JOB_COLUMNS = ["job_id", "input_name", "state", "stage", "segments_done", "segments_total", "progress", "error"]
-
-
-def _jobs_tab(gr: Any, manager: Any) -> None:  # noqa: ANN401 - gradio module, JobManager
-    """Every job with its state (unfinished ones first: a crash leaves them "interrupted"); resume, cancel, delete."""
-
-    def table() -> list[list[Any]]:
-        rows = []
-        for job in manager.list():
-            row = {**job, "progress": f"{100 * float(job.get('progress') or 0):.0f}%"}
-            rows.append([row.get(c) if row.get(c) is not None else "" for c in JOB_COLUMNS])
-        return rows
-
-    def act(action: str, job_id: str) -> tuple[str, list[list[Any]]]:
-        job_id = (job_id or "").strip()
-        if not job_id:
-            raise gr.Error("Type or paste a job id from the table first.")
-        try:
-            getattr(manager, action)(job_id)
-        except Exception as exc:  # noqa: BLE001 - every manager error is one clear line for the user
-            raise gr.Error(str(exc).splitlines()[0]) from exc
-        return f"{action}: {job_id}", table()
-
-    with gr.Tab("Jobs"):
-        gr.Markdown("Jobs that a crash or a restart left unfinished show as **interrupted**: resume them here.")
-        jobs = gr.Dataframe(headers=JOB_COLUMNS, value=table, interactive=False, wrap=True)
-        with gr.Row():
-            job_id = gr.Textbox(label="Job id", scale=3)
-            resume = gr.Button("Resume", variant="primary")
-            cancel = gr.Button("Cancel")
-            delete = gr.Button("Delete", variant="stop")
-        note = gr.Markdown()
-        for button, action in ((resume, "resume"), (cancel, "cancel"), (delete, "delete")):
-            button.click(lambda i, a=action: act(a, i), [job_id], [note, jobs])
-        gr.Timer(3.0).tick(table, None, jobs)
-
-
-def build_app(  # noqa: ANN201 - gradio.Blocks
-    settings: Settings, runner: Callable[[], Runner] | None = None, manager: Any = None  # noqa: ANN401
-):
-    """Build the Gradio Blocks UI for ``settings``.
-
-    Args:
-        settings: The app's settings.
-        runner: Provides a shared runner (see :class:`Workbench`).
-        manager: The HTTP API's job manager; with it the UI gets the Jobs tab.
-    """
+def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
+    """Build the Gradio Blocks UI over ``bench``: a header with the model status, then the tabs."""
     import gradio as gr
 
-    bench = Workbench(settings, runner)
-    with gr.Blocks(title="video2srt") as demo:
-        gr.Markdown("# video2srt\nTurn video and audio into readable, well-timed subtitles — offline, with Whisper.")
-        with gr.Tab("Transcribe"):
-            with gr.Row():
-                with gr.Column():
-                    files = gr.File(label="Video or audio files", file_count="multiple", type="filepath")
-                    formats = gr.CheckboxGroup(list(FORMATS), value=["srt", "vtt", "json"], label="Formats")
-                    with gr.Accordion("Advanced", open=False):
-                        language = gr.Textbox(label="Language (blank: detect)", value="")
-                        width = gr.Slider(20, 80, value=settings.subtitles.max_line_width, step=1, label="Max line width")
-                    start = gr.Button("Start", variant="primary")
-                with gr.Column():
-                    status = gr.Markdown()
-                    srt_text = gr.Textbox(label="Subtitles (SRT)", lines=18)
-                    downloads = gr.File(label="Downloads", file_count="multiple")
+    from workbench.ui_cluster import build_cluster_tab
+    from workbench.ui_hardware import build_hardware_tab
+    from workbench.ui_jobs import build_jobs_tab
+    from workbench.ui_models import build_models_tab
+    from workbench.ui_transcribe import build_transcribe_tab
 
-            def run(files, formats, language, width, progress=gr.Progress()):  # noqa: ANN001, ANN202, B008
-                return bench.transcribe(files, formats, language, width, progress)
-
-            start.click(run, [files, formats, language, width], [status, srt_text, downloads], concurrency_id="gpu", concurrency_limit=1)
-        if manager is not None:
-            _jobs_tab(gr, manager)
-        with gr.Tab("Hardware"):
-            report = hardware_report(settings.jobs.jobs_dir)
-            gr.Markdown("**" + report["summary"].replace(" / ", "** · **") + "**")
-            gr.JSON(report, label="Detected hardware and optimized settings")
-        demo.load(bench.preload)
+    # delete_cache: Gradio's copies of uploads and downloads older than a day go, checked hourly.
+    with gr.Blocks(title="video2srt — subtitles from video", analytics_enabled=False,
+                   delete_cache=(3600, 86400)) as demo:
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=4):
+                gr.Markdown(
+                    "# video2srt\nTurn video and audio into accurate, readable, well-timed subtitles with Whisper — "
+                    "on this machine, nothing uploaded elsewhere. Choose files, press **Start**, download SRT, VTT "
+                    "or JSON.",
+                    elem_classes="v2s-header",
+                )
+            with gr.Column(scale=1, min_width=260, elem_classes="v2s-status-row"):
+                status = gr.HTML(bench.model_badge(), elem_id="v2s-model-box")
+        with gr.Tabs():
+            build_transcribe_tab(bench)
+            build_jobs_tab(demo, bench)
+            build_models_tab(demo, bench.model_status, bench.load_model)
+            build_hardware_tab(demo, bench.hardware_report, bench.usage)
+            build_cluster_tab(demo, bench.cluster_view)
+        gr.Timer(1.0).tick(bench.model_badge, None, [status], **QUIET)
     return demo
 
 
-def build_server(settings: Settings, resume_unfinished: bool = False):  # noqa: ANN201 - fastapi.FastAPI
+# ----------------------------------------------------------------------------------------------------------------
+# Authentication
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``USER:PASS`` → ``(user, password)``; None stays None.
+
+    Raises:
+        UsageError: Not of the form USER:PASS with both parts non-empty.
+    """
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise UsageError("bad --auth: use USER:PASS, e.g. --auth alice:s3cret (both parts non-empty)")
+    return user, password
+
+
+def _api_guard(auth: tuple[str, str], gradio_app: Callable[[], Any]) -> Any:  # noqa: ANN401
+    """A FastAPI dependency: HTTP basic credentials, or the browser session of someone logged in to the UI.
+
+    Args:
+        auth: The expected ``(user, password)``.
+        gradio_app: Returns the mounted Gradio app, whose login sessions count too.
+    """
+    user_ok, password_ok = auth[0].encode(), auth[1].encode()
+
+    def guard(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() == "basic" and encoded:
+            try:
+                user, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+            except (binascii.Error, ValueError):
+                user, sep, password = b"", b"", b""
+            # Both comparisons always run: the time taken says nothing about which part was wrong.
+            if sep and secrets.compare_digest(user, user_ok) & secrets.compare_digest(password, password_ok):
+                return
+        ui = gradio_app()
+        cookie_id = getattr(ui, "cookie_id", None)
+        tokens = getattr(ui, "tokens", None) or {}
+        for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            token = request.cookies.get(name)
+            if token and token in tokens:
+                return
+        raise HTTPException(
+            401, "authentication required: send HTTP basic credentials (curl -u USER:PASS) or log in to the UI",
+            headers={"WWW-Authenticate": 'Basic realm="video2srt"'},
+        )
+
+    return guard
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The server
+
+
+def build_server(
+    settings: Settings,
+    resume_unfinished: bool = False,
+    *,
+    preload: bool = False,
+    auth: tuple[str, str] | None = None,
+    manager: JobManager | None = None,
+) -> Any:  # noqa: ANN401 - fastapi.FastAPI
     """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``.
 
     Args:
         settings: The app's settings.
         resume_unfinished: Queue every job a crash or restart left unfinished, at start.
+        preload: Load the default model in the background as soon as the server starts.
+        auth: ``(user, password)`` protecting the UI (a login page) and every ``/api`` route (HTTP basic
+            credentials, or the UI's login session).
+        manager: Use this job manager (tests share a loaded model through it) instead of a new one.
+
+    Returns:
+        The app; ``app.state.jobs`` is the job manager, ``app.state.workbench`` the :class:`Workbench` and
+        ``app.state.ui`` the Gradio Blocks.
     """
+    import contextlib
+
     import gradio as gr
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
 
     from workbench.api_hardware import hardware_router
     from workbench.api_jobs import jobs_router
-    from workbench.jobs import JobManager
+    from workbench.api_models import models_router
+    from workbench.ui_common import theme
 
-    app = FastAPI(title="video2srt")
-    app.include_router(hardware_router(settings.jobs.jobs_dir))
-    # One job manager for the API and the UI: one runner, so one model cache.
-    manager = app.state.jobs = JobManager(settings)
-    app.include_router(jobs_router(manager))
+    # One job manager for the API and the UI: one runner (so one model cache), one queue, one job list.
+    manager = manager if manager is not None else JobManager(settings)
+    bench = Workbench(settings, manager, preload=preload)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:  # noqa: ANN401
+        bench.start()
+        try:
+            yield
+        finally:
+            bench.close()
+
+    app = FastAPI(title="video2srt", lifespan=lifespan)
+    app.state.jobs = manager
+    app.state.workbench = bench
+    demo = app.state.ui = build_app(bench)
+    routers = [hardware_router(settings.jobs.jobs_dir), jobs_router(manager),
+               models_router(bench.model_status, bench.load_model)]
+    # Routers first, so /api/... is never shadowed by the UI mounted at "/". Further /api routers (models)
+    # join this list so that they get the same protection.
+    guard = [Depends(_api_guard(auth, lambda: _mounted(app)))] if auth is not None else []
+    for router in routers:
+        app.include_router(router, dependencies=guard)
     if resume_unfinished:
         for job in manager.store.unfinished():
-            manager.resume(job.id)
-    return gr.mount_gradio_app(app, build_app(settings, lambda: manager.runner, manager), path="/")
+            try:
+                manager.resume(job.id)
+            except PipelineError as exc:
+                log.warning("job %s cannot be resumed: %s", job.id, exc)
+    gr.mount_gradio_app(
+        app, demo, path="/", auth=[auth] if auth else None,
+        auth_message="video2srt: log in with the user and password the server was started with (--auth).",
+        max_file_size=manager.max_upload_bytes, theme=theme(), css=CSS, footer_links=["api", "settings"],
+    )
+    return app
 
 
-__all__ = ["Workbench", "build_app", "build_server"]
+def create_share_link(app: Any, host: str, port: int) -> str:  # noqa: ANN401
+    """Open a Gradio share tunnel to the running server ``app`` at ``host:port``; return the public URL.
+
+    Raises:
+        Exception: Whatever Gradio's tunnel raises when it cannot connect (no internet, blocked binary).
+    """
+    from gradio import networking
+
+    demo = app.state.ui
+    url = networking.setup_tunnel(host, port, demo.share_token, None, None)
+    demo.share_url = url if url.startswith("http") else f"https://{url}"
+    return demo.share_url
+
+
+def _mounted(app: Any) -> Any:  # noqa: ANN401
+    """The Gradio app mounted at "/" (None before it is mounted)."""
+    from starlette.routing import Mount
+
+    return next((route.app for route in reversed(app.routes) if isinstance(route, Mount)), None)
+
+
+__all__ = ["GPU_QUEUE", "GPU_QUEUE_LIMIT", "Workbench", "build_app", "build_server", "create_share_link", "parse_auth"]

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from workbench.ui_common import badge, card, esc, human_mb, table
+from workbench.ui_common import QUIET, badge, card, esc, human_mb, table
 
 #: How often the tab reads the cluster's status.
 REFRESH_S = 3.0
@@ -36,7 +36,9 @@ def _usage_cells(worker: dict[str, Any]) -> tuple[str, str, str]:
     cpu = f"{float(usage.get('cpu_percent') or 0):.0f}%"
     ram = f"{human_mb(usage.get('ram_used_mb'))} of {human_mb(usage.get('ram_total_mb'))}"
     gpus = usage.get("gpus") or []
-    gpu = "<br>".join(f"GPU {g.get('index')}: {human_mb(g.get('used_mb'))} of {human_mb(g.get('total_mb'))}" for g in gpus)
+    gpu = "<br>".join(
+        f"GPU {g.get('index')}: {human_mb(g.get('used_mb'))} of {human_mb(g.get('total_mb'))}" for g in gpus
+    )
     return cpu, esc(ram), gpu or "no GPU"
 
 
@@ -102,7 +104,8 @@ def workers_html(status: dict[str, Any] | None) -> str:
         cpu, ram, gpu = _usage_cells(w)
         tasks = w.get("tasks", w.get("jobs"))
         rows.append([
-            f"<b>{esc(w.get('name') or '—')}</b>", esc(w.get("address") or "—"), badge(_STATE_KIND.get(state, "idle"), state),
+            f"<b>{esc(w.get('name') or '—')}</b>", esc(w.get("address") or "—"),
+            badge(_STATE_KIND.get(state, "idle"), state),
             _plain(w.get("nthreads")), cpu, ram, gpu, _models(w), _plain(tasks), _plain(w.get("resources")),
             *[_plain(w.get(k)) for k in extra],
         ])
@@ -116,7 +119,7 @@ def build_cluster_tab(demo: Any, status: Callable[[], dict[str, Any] | None]) ->
         demo: The enclosing ``gr.Blocks`` (the tab is filled when a page loads).
         status: Returns ``Runner.cluster_status()``, or None while the runner is still starting.
     """
-    with gr.Tab("Cluster", id="cluster"):
+    with gr.Tab("Cluster", id="cluster") as tab:
         gr.Markdown(
             "Where transcription runs. On one machine jobs run inside the app; with `--workers N` or "
             "`--scheduler ADDRESS` they are spread over a Dask cluster, whose dashboard shows every task live."
@@ -129,5 +132,7 @@ def build_cluster_tab(demo: Any, status: Callable[[], dict[str, Any] | None]) ->
             current = status()
             return summary_html(current), workers_html(current)
 
-        gr.Timer(REFRESH_S).tick(refresh, None, [summary, workers], show_progress="hidden", queue=False)
-        demo.load(refresh, None, [summary, workers], show_progress="hidden", queue=False)
+        gr.Timer(REFRESH_S).tick(refresh, None, [summary, workers], **QUIET)
+        demo.load(refresh, None, [summary, workers], **QUIET)
+        # Timers only tick in the visible tab: refresh at once when it is opened.
+        tab.select(refresh, None, [summary, workers], **QUIET)

@@ -22,6 +22,9 @@ STAGE_LABELS = {
     "interrupted": "Interrupted — resume it in Jobs",
     "deleted": "Deleted",
 }
+#: Keyword arguments of events that only refresh a display: no spinner, never queued behind long work (a
+#: chart must not wait for a transcription), and not part of the public client API.
+QUIET: dict[str, Any] = {"show_progress": "hidden", "queue": False, "api_visibility": "private"}
 #: Stages after which nothing more happens to a job without a resume.
 FINAL_STAGES = ("done", "failed", "cancelled", "interrupted", "deleted")
 
@@ -57,6 +60,7 @@ CSS = """
 .v2s-table { width: 100%; border-collapse: collapse; font-size: 0.93em; border: none !important; }
 .v2s-table th, .v2s-table td { text-align: left; padding: 0.45em 0.7em !important; border: none !important;
   border-bottom: 1px solid var(--border-color-primary) !important; vertical-align: top; background: none !important; }
+.v2s-table tr { border: none !important; }
 .v2s-table tr:last-child td { border-bottom: none !important; }
 .v2s-panel { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
   background: var(--background-fill-primary); padding: 0.4em 1em; }
@@ -107,11 +111,13 @@ def human_mb(mb: float | None) -> str:
 def card(key: str, value: str, sub: str = "") -> str:
     """One fact card (label, big value, small line) for a grid of ``v2s-cards``."""
     extra = f'<div class="v2s-s">{esc(sub)}</div>' if sub else ""
-    return f'<div class="v2s-card"><div class="v2s-k">{esc(key)}</div><div class="v2s-v">{esc(value)}</div>{extra}</div>'
+    return (f'<div class="v2s-card"><div class="v2s-k">{esc(key)}</div><div class="v2s-v">{esc(value)}</div>'
+            f"{extra}</div>")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """An HTML table; cells are already-escaped HTML."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<div class="v2s-panel"><table class="v2s-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="v2s-panel"><table class="v2s-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from pipeline.hardware import sample_usage
-from workbench.ui_common import card, esc, human_mb, table
+from workbench.ui_common import QUIET, card, esc, human_mb, table
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,8 @@ def optimized_table(report: dict[str, Any]) -> str:
             continue
         reason = str(reasons.get(name) or "")
         _, sep, why = reason.partition(": ")
-        rows.append([f"<b>{esc(label)}</b>", esc(_shown(name, optimized[name], optimized)), esc(why if sep else reason)])
+        shown = _shown(name, optimized[name], optimized)
+        rows.append([f"<b>{esc(label)}</b>", esc(shown), esc(why if sep else reason)])
     return table(["Setting", "Chosen", "Why"], rows)
 
 
@@ -227,7 +228,7 @@ def build_hardware_tab(demo: Any, report: Callable[..., dict[str, Any]], usage: 
         report: ``report(refresh=False)`` gives :func:`~pipeline.hardware.hardware_report` for the app's settings.
         usage: The app's usage history (already sampling).
     """
-    with gr.Tab("Hardware", id="hardware"):
+    with gr.Tab("Hardware", id="hardware") as tab:
         gr.Markdown(
             "What this machine offers, and the settings video2srt chose for it — every job starts from these. "
             f"The charts cover the last {WINDOW_S / 60:.0f} minutes and update every {SAMPLE_EVERY_S:.0f} seconds, "
@@ -254,6 +255,8 @@ def build_hardware_tab(demo: Any, report: Callable[..., dict[str, Any]], usage: 
             return hardware_cards(fresh), optimized_table(fresh), fresh
 
         # Not through the queue: a chart refresh must never wait behind a long-running event.
-        timer.tick(charts, None, list(plots), show_progress="hidden", queue=False)
-        demo.load(charts, None, list(plots), show_progress="hidden", queue=False)
+        timer.tick(charts, None, list(plots), **QUIET)
+        demo.load(charts, None, list(plots), **QUIET)
+        # Timers only tick in the visible tab: refresh at once when it is opened.
+        tab.select(charts, None, list(plots), **QUIET)
         refresh.click(detect_again, None, [cards, chosen, raw])

@@ -11,7 +11,7 @@ import gradio as gr
 
 from pipeline.errors import PipelineError
 from workbench.jobs import one_line
-from workbench.ui_common import STAGE_LABELS
+from workbench.ui_common import QUIET, STAGE_LABELS
 
 if TYPE_CHECKING:
     from workbench.app import Workbench
@@ -49,7 +49,7 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
     def table() -> list[list[Any]]:
         return job_rows(manager.list())
 
-    with gr.Tab("Jobs", id="jobs"):
+    with gr.Tab("Jobs", id="jobs") as tab:
         gr.Markdown(
             "Every job, from this page or the HTTP API. Unfinished ones come first; a job that a restart left "
             "**interrupted** continues from its last finished segment when you resume it. "
@@ -109,5 +109,7 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         for button, action in ((resume, "resume"), (cancel, "cancel"), (delete, "delete")):
             button.click(lambda j, a=action: act(a, j), [job_id], [jobs, empty], api_visibility="private")
         download.click(get_files, [job_id], [files], api_visibility="private")
-        gr.Timer(REFRESH_S).tick(refresh, None, [jobs, empty], show_progress="hidden", queue=False)
-        demo.load(refresh, None, [jobs, empty], show_progress="hidden", queue=False)
+        gr.Timer(REFRESH_S).tick(refresh, None, [jobs, empty], **QUIET)
+        demo.load(refresh, None, [jobs, empty], **QUIET)
+        # Timers only tick in the visible tab: refresh at once when it is opened.
+        tab.select(refresh, None, [jobs, empty], **QUIET)

@@ -31,6 +31,7 @@ LANGUAGES = [
     ("German", "de"), ("Japanese", "ja"), ("Korean", "ko"), ("Portuguese", "pt"), ("Russian", "ru"),
     ("Italian", "it"), ("Dutch", "nl"), ("Arabic", "ar"), ("Hindi", "hi"),
 ]
+GROWING = "Subtitles (they grow while the job runs)"
 FORMAT_LABELS = [("SRT (most players)", "srt"), ("WebVTT (web video)", "vtt"), ("JSON (words and timings)", "json")]
 
 
@@ -40,26 +41,32 @@ def job_card(status: dict[str, Any]) -> str:
     state = str(status.get("state") or "")
     progress = float(status.get("progress") or 0.0)
     done, total = int(status.get("segments_done") or 0), status.get("segments_total")
-    duration, audio_done, rtf = float(status.get("duration") or 0), float(status.get("audio_done") or 0), float(status.get("rtf") or 0)
+    duration = float(status.get("duration") or 0)
+    audio_done = duration if state == "done" else min(float(status.get("audio_done") or 0), duration)
+    rtf = float(status.get("rtf") or 0)
     label = STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize())
-    bar = "v2s-done" if state == "done" else "v2s-fail" if state in ("failed", "cancelled") or stage == "deleted" else ""
+    failed = state in ("failed", "cancelled") or stage == "deleted"
+    bar = "v2s-done" if state == "done" else "v2s-fail" if failed else ""
     facts = [f"Segments <b>{done} / {total if total is not None else '?'}</b>"]
     if duration:
-        facts.append(f"Audio <b>{human_seconds(min(audio_done, duration) if state != 'done' else duration)} of {human_seconds(duration)}</b>")
+        facts.append(f"Audio <b>{human_seconds(audio_done)} of {human_seconds(duration)}</b>")
     if rtf:
-        facts.append(f'<span title="seconds of work per second of audio: lower is faster">Real-time factor <b>{rtf:.2f}</b></span>')
+        facts.append('<span title="seconds of work per second of audio: lower is faster">'
+                     f"Real-time factor <b>{rtf:.2f}</b></span>")
     if state in ("running", "waiting_for_model", "queued") and stage not in FINAL_STAGES:
         left = (duration - audio_done) * rtf if rtf and duration > audio_done else None
         facts.append(f"Time left <b>{'about ' + human_seconds(left) if left is not None else 'estimating…'}</b>")
     elif state == "done" and status.get("created") and status.get("updated"):
         facts.append(f"Took <b>{human_seconds(float(status['updated']) - float(status['created']))}</b>")
-    facts.append(f'Job <code>{esc(status.get("job_id"))}</code>')
+    facts.append(f"Job <code>{esc(status.get('job_id'))}</code>")
     error = f'<div class="v2s-error">{esc(status["error"])}</div>' if status.get("error") else ""
+    spans = "".join(f"<span>{fact}</span>" for fact in facts)
     return (
-        f'<div class="v2s-job" data-stage="{esc(stage)}"><div class="v2s-job-head"><span>{esc(status.get("input_name"))}</span>'
+        f'<div class="v2s-job" data-stage="{esc(stage)}">'
+        f'<div class="v2s-job-head"><span>{esc(status.get("input_name"))}</span>'
         f"<span>{esc(label)} · {progress * 100:.0f}%</span></div>"
         f'<div class="v2s-bar {bar}"><div style="width:{progress * 100:.1f}%"></div></div>'
-        f'<div class="v2s-facts">{"".join(f"<span>{f}</span>" for f in facts)}</div>{error}</div>'
+        f'<div class="v2s-facts">{spans}</div>{error}</div>'
     )
 
 
@@ -74,10 +81,34 @@ IDLE_HTML = ('<div id="v2s-progress"><div class="v2s-empty">Progress appears her
 
 
 def _finished(status: dict[str, Any]) -> bool:
-    return str(status.get("stage")) in FINAL_STAGES or (status.get("state") in FINAL_STAGES and not status.get("active"))
+    if str(status.get("stage")) in FINAL_STAGES:
+        return True
+    return status.get("state") in FINAL_STAGES and not status.get("active")
 
 
-def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
+def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[str, Any]]) -> tuple[Any, Any, Any]:
+    """The finished run's subtitles text, video preview and download files (Gradio updates)."""
+    files: list[str] = []
+    video: Any = gr.skip()
+    shown: dict[str, Any] | None = None
+    for (job_id, path), status in zip(jobs, statuses, strict=True):
+        if status.get("state") != "done":
+            continue
+        exported = bench.export(job_id)
+        files += [str(p) for p in exported.values()]
+        if shown is None and Path(path).suffix.lower().lstrip(".") in PREVIEW_EXTENSIONS:
+            shown = status
+            captions = exported.get("vtt") or exported.get("srt")
+            video = gr.Video(value=path, subtitles=str(captions) if captions else None, visible=True,
+                             label=f"Preview of {status.get('input_name')} with its subtitles")
+    shown = shown or next((st for st in statuses if st.get("state") == "done"), None)
+    text = gr.skip()
+    if shown is not None:
+        text = gr.Textbox(value=bench.srt_text(shown["job_id"]), label=f"Subtitles of {shown.get('input_name')}")
+    return text, video, gr.File(value=files or None, visible=True if files else "hidden")
+
+
+def build_transcribe_tab(bench: Workbench) -> None:
     """The Transcribe tab; its Start button is also the ``/transcribe`` endpoint of Gradio's client API."""
     from workbench.app import GPU_QUEUE, GPU_QUEUE_LIMIT
 
@@ -107,8 +138,10 @@ def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
                         "for the reasons.",
                         elem_classes="v2s-note",
                     )
-                    batch_size = gr.Slider(1, 64, value=s.transcribe.batch_size or defaults["batch_size"], step=1,
-                                           label="Batch size", info="windows per model call; lower it if memory runs out")
+                    batch_size = gr.Slider(
+                        1, 64, value=s.transcribe.batch_size or defaults["batch_size"], step=1, label="Batch size",
+                        info="windows per model call; lower it if memory runs out",
+                    )
                     beam_size = gr.Slider(1, 10, value=s.transcribe.beam_size, step=1, label="Beam size",
                                           info="higher is slightly more accurate and slower")
                     vad = gr.Checkbox(value=s.vad.enabled, label="Cut at pauses with voice activity detection",
@@ -122,14 +155,15 @@ def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
             with gr.Column(scale=3, min_width=360):
                 progress = gr.HTML(IDLE_HTML, label="Progress", elem_id="v2s-progress-box")
                 subtitles = gr.Textbox(
-                    label="Subtitles (they grow while the job runs)", lines=12, max_lines=12, autoscroll=True,
-                    interactive=False, buttons=["copy"], elem_id="v2s-subtitles",
-                    placeholder="The first subtitles appear a few seconds after the start.",
+                    label=GROWING, lines=12, max_lines=12, autoscroll=True, interactive=False, buttons=["copy"],
+                    elem_id="v2s-subtitles", placeholder="The first subtitles appear a few seconds after the start.",
                 )
-                # "hidden", not False: a video first rendered by an update loses its subtitle track (Gradio 6.17).
-                preview = gr.Video(label="Preview with subtitles", visible="hidden", interactive=False, elem_id="v2s-preview")
-                downloads = gr.File(label="Download your subtitles", file_count="multiple", interactive=False, visible=False,
-                                    elem_id="v2s-downloads")
+                # "hidden", not False: a component first rendered by an update can lose parts of it (the video its
+                # subtitle track, the file list its links) in Gradio 6.17.
+                preview = gr.Video(label="Preview with subtitles", visible="hidden", interactive=False,
+                                   elem_id="v2s-preview")
+                downloads = gr.File(label="Download your subtitles", file_count="multiple", interactive=False,
+                                    visible="hidden", elem_id="v2s-downloads")
         jobs_state = gr.State([])
 
         def transcribe(
@@ -148,10 +182,10 @@ def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
             jobs: list[tuple[str, str]] = []  # (job id, the uploaded file's path here)
             errors: list[str] = []
             for path in files:
-                name = Path(path).name
                 try:
+                    # Copied into the job's folder here, on a worker thread: never in the event loop.
                     with open(path, "rb") as stream:
-                        jobs.append((manager.submit_upload(name, stream, overrides), path))
+                        jobs.append((manager.submit_upload(Path(path).name, stream, overrides), path))
                 except (PipelineError, OSError) as exc:
                     errors.append(one_line(str(exc)))
             if not jobs:
@@ -160,36 +194,18 @@ def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
             shown_srt: str | None = None
             while True:
                 statuses = [bench.job_status(job_id) for job_id in ids]
-                current = next((st for st in statuses if not _finished(st)), statuses[-1])
+                if all(_finished(st) for st in statuses):
+                    break
+                current = next(st for st in statuses if not _finished(st))
                 text = bench.srt_text(current["job_id"])
                 label = f"Subtitles of {current.get('input_name')} (they grow while the job runs)"
                 srt_update = gr.skip() if text == shown_srt else gr.Textbox(value=text, label=label)
                 shown_srt = text
-                finished = all(_finished(st) for st in statuses)
-                if finished:
-                    break
                 yield ids, progress_html(statuses, errors), srt_update, gr.skip(), gr.skip()
                 time.sleep(POLL_S)
-            results: list[str] = []
-            video: Any = gr.skip()
-            previewed = False
-            for (job_id, path), st in zip(jobs, statuses):
-                if st.get("state") != "done":
-                    continue
-                exported = bench.export(job_id)
-                results += [str(p) for p in exported.values()]
-                if not previewed and Path(path).suffix.lower().lstrip(".") in PREVIEW_EXTENSIONS:
-                    previewed = True
-                    captions = exported.get("vtt") or exported.get("srt")
-                    video = gr.Video(value=path, subtitles=str(captions) if captions else None, visible=True,
-                                     label=f"Preview of {st.get('input_name')} with its subtitles")
-            first_done = next((st for st in statuses if st.get("state") == "done"), None)
-            if first_done is not None:
-                text = bench.srt_text(first_done["job_id"])
-                srt_update = gr.Textbox(value=text, label=f"Subtitles of {first_done.get('input_name')}")
-            yield ids, progress_html(statuses, errors), srt_update, video, gr.File(value=results or None, visible=bool(results))
+            yield ids, progress_html(statuses, errors), *_results(bench, jobs, statuses)
 
-        def cancel(ids: list[str]) -> str:
+        def cancel(ids: list[str]) -> Any:  # noqa: ANN401
             if not ids:
                 raise gr.Error("Nothing to cancel: start a job first.")
             for job_id in ids:
@@ -200,11 +216,13 @@ def build_transcribe_tab(bench: Workbench) -> None:  # noqa: ANN401
             gr.Info("Cancelling: the job stops at its next step.")
             return gr.skip()
 
+        def reset() -> tuple[Any, ...]:
+            starting = IDLE_HTML.replace("Progress appears here once you press <b>Start</b>", "Uploading and starting…")
+            return (starting, gr.Textbox(value="", label=GROWING), gr.Video(value=None, visible="hidden"),
+                    gr.File(value=None, visible="hidden"))
+
         start.click(
-            lambda: (IDLE_HTML.replace("Progress appears here once you press <b>Start</b>", "Uploading and starting…"),
-                     gr.Textbox(value="", label="Subtitles (they grow while the job runs)"), gr.Video(value=None, visible="hidden"),
-                     gr.File(value=None, visible=False)),
-            None, [progress, subtitles, preview, downloads], queue=False, show_progress="hidden",
+            reset, None, [progress, subtitles, preview, downloads], queue=False, show_progress="hidden",
             api_visibility="private",
         ).then(
             transcribe,
