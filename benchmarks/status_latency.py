@@ -131,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ui = browser_on(url) if ns.ui else contextlib.nullcontext()
         with ui:
             with open(media, "rb") as fh:
-                r = httpx.post(f"{url}/api/jobs", files={"file": (media.name, fh)}, data={"formats": "srt"}, timeout=300)
+                r = httpx.post(f"{url}/api/jobs", files={"file": (media.name, fh)}, data={"formats": "srt"},
+                               timeout=300)
             r.raise_for_status()
             job_id = r.json()["job_id"]
             stop = threading.Event()
