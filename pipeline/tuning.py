@@ -225,22 +225,39 @@ def base_settings(
     workers: int = 0,
     scheduler: str = "",
     dashboard_address: str = ":8787",
+    segment_bounds: tuple[float, float] | None = None,
 ) -> Settings:
     """Settings for tuning runs: outputs and job folders under ``scratch``, everything else the defaults.
 
     Jobs run in this process unless ``workers`` (a local Dask cluster of that many worker processes) or
-    ``scheduler`` (the address of a running one) say otherwise. Alignment is off by default: it only moves
-    word times, costs the same under every setting swept here, and would only slow the sweep down.
+    ``scheduler`` (the address of a running one) say otherwise. ``segment_bounds`` (shortest, longest
+    segment in seconds) replaces the default 30–90 s. Alignment is off by default: it only moves word
+    times, costs the same under every setting swept here, and would only slow the sweep down.
     """
+    vad = VadSettings() if segment_bounds is None else with_segment_bounds(VadSettings(), *segment_bounds)
     cluster = ClusterSettings(scheduler=scheduler.strip() or None, workers=None if scheduler.strip() else workers)
     if "dashboard_address" in {f.name for f in dataclasses.fields(ClusterSettings)}:
         cluster = dataclasses.replace(cluster, dashboard_address=dashboard_address)  # type: ignore[call-arg]
     return Settings(
         model=ModelSettings(name=model, device=device, compute_type=compute_type),
         transcribe=TranscribeSettings(language=language, align=align, batch_size=batch_size),
+        vad=vad,
         output=OutputSettings(output_dir=scratch / "out", formats=("srt",)),
         cluster=cluster,
         jobs=JobSettings(jobs_dir=scratch / "jobs"),
+    )
+
+
+def with_segment_bounds(vad: VadSettings, low: float, high: float) -> VadSettings:
+    """``vad`` with segments of ``low``–``high`` seconds, cut preferably at the midpoint (as ``--segment-length``).
+
+    Raises:
+        UsageError: Not a range of positive lengths.
+    """
+    if not 0 < low <= high:
+        raise UsageError(f"segment bounds ({low}, {high}) are not a range: use (shortest, longest) seconds")
+    return dataclasses.replace(
+        vad, min_segment_s=float(low), max_segment_s=float(high), target_segment_s=(low + high) / 2
     )
 
 
@@ -273,12 +290,9 @@ def vad_grid(
             raise UsageError(f"VAD threshold {threshold} is out of range: use a probability between 0 and 1")
         if silence < 0:
             raise UsageError(f"minimum silence {silence} ms is negative: use 0 or more")
-        if not 0 < low <= high:
-            raise UsageError(f"segment bounds ({low}, {high}) are not a range: use (shortest, longest) seconds")
         grid.append(
-            dataclasses.replace(
-                base, threshold=float(threshold), min_silence_ms=int(silence),
-                min_segment_s=float(low), max_segment_s=float(high), target_segment_s=(low + high) / 2,
+            with_segment_bounds(
+                dataclasses.replace(base, threshold=float(threshold), min_silence_ms=int(silence)), low, high
             )
         )
     if include_default and VadSettings() not in grid:
@@ -1280,4 +1294,5 @@ __all__ = [
     "vad_label",
     "vad_sweep",
     "watch_jobs",
+    "with_segment_bounds",
 ]
