@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import ClusterError, PipelineError, UsageError
 from pipeline.settings import Settings, build_parser, settings_from_args
 
 log = logging.getLogger("video2srt")
@@ -45,8 +45,10 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not debug:
         # Libraries under us are chatty at INFO; the user sees our own warnings and errors.
-        for name in ("faster_whisper", "httpx", "huggingface_hub"):
+        for name in ("faster_whisper", "httpx", "huggingface_hub", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        # The one INFO line a user wants to see: where the Dask dashboard is.
+        logging.getLogger("pipeline.cluster").setLevel(logging.INFO)
 
 
 def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., object]) -> int:
@@ -60,13 +62,14 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
     on_event, close_bars = _progress_callback(sys.stderr.isatty())
     failures = 0
     try:
-        runner.preload()  # the model loads while the first input is probed and decoded
+        # The model loads (here, or on the cluster's workers as they start) while the first input is decoded.
+        runner.start()
         for item in items:
             try:
                 result = run(runner, item, on_event)
             except PipelineError as exc:
-                if exc.exit_code == 2:
-                    raise
+                if exc.exit_code == 2 or isinstance(exc, ClusterError):
+                    raise  # no input can go on without the cluster: one error line, not one per input
                 failures += 1
                 print(f"error: {exc}", file=sys.stderr)
                 if settings.debug:

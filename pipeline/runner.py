@@ -16,23 +16,33 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from pipeline import audio as audio_mod
 from pipeline import subtitles
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
-from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, TranscriptionError
+from pipeline.errors import (
+    CancelledError,
+    CheckpointError,
+    ClusterError,
+    InputError,
+    PipelineError,
+    TranscriptionError,
+)
 from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
-from pipeline.model_manager import ModelManager, aggregate_status
+from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status
 from pipeline.models import LoadedModel, ModelCache, placement_for
-from pipeline.settings import AudioSettings, ModelSettings, Settings
+from pipeline.settings import AudioSettings, ModelSettings, Settings, TranscribeSettings
 from pipeline.timing import refine_words, speech_edges
 from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
+
+if TYPE_CHECKING:
+    from pipeline.cluster import DaskBackend
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +140,7 @@ class Runner:
     """
 
     def __init__(self, settings: Settings, models: ModelManager | ModelCache | None = None) -> None:
+        self._given = settings  # untuned: a cluster plans its workers' threads itself
         self.settings = tune_settings(settings)
         # The manager owns the one inference thread that loads the model and runs every inference call:
         # CTranslate2 on CPU ran 3.5x slower when a model loaded on one thread was used from another
@@ -143,9 +154,59 @@ class Runner:
             log.warning("removed job %s: unfinished for more than %g days", job_id, self.settings.jobs.expire_days)
         self._vad: SileroVad | None = None
         self._active = 0  # jobs running now, for cluster_status
+        self._use_cluster = use_cluster(self.settings)
+        self._backend: DaskBackend | None = None
+        self._backend_lock = threading.Lock()
+        self._backend_error: ClusterError | None = None
+
+    @property
+    def on_cluster(self) -> bool:
+        """Whether jobs run on a Dask cluster (False: in this process)."""
+        return self._use_cluster
+
+    def start(self) -> None:
+        """Get ready in the background: start or reach the cluster (whose workers preload the model), or
+        preload the model here. Jobs may be submitted at once; they wait for what they need."""
+        if self._use_cluster:
+            threading.Thread(target=self._start_backend, name="cluster-start", daemon=True).start()
+        else:
+            self.models.preload()
+
+    def _start_backend(self) -> None:
+        try:
+            self.backend()
+        except Exception:  # noqa: BLE001 - the error surfaces again, as one line, on the first job
+            log.debug("cluster start failed", exc_info=True)
+
+    def backend(self) -> DaskBackend | None:
+        """The cluster jobs run on, started or reached on first use; ``None`` when jobs run in-process.
+
+        Raises:
+            ClusterError: The scheduler is unreachable or the local cluster cannot start (unless the
+                settings allow falling back to in-process, which is then logged as a warning).
+        """
+        if not self._use_cluster:
+            return None
+        with self._backend_lock:
+            if self._backend is not None:
+                return self._backend
+            if self._backend_error is not None and not self.settings.cluster.fallback_local:
+                raise self._backend_error
+            from pipeline.cluster import DaskBackend
+
+            try:
+                self._backend = DaskBackend(self._given)
+            except ClusterError as exc:
+                if not self.settings.cluster.fallback_local:
+                    self._backend_error = exc
+                    raise
+                log.warning("%s; running jobs in this process instead", exc)
+                self._use_cluster = False
+                return None
+            return self._backend
 
     def preload(self, settings: Settings | None = None) -> Future[LoadedModel]:
-        """Start loading the model in the background (the selected one by default); the future gives it."""
+        """Start loading the model here in the background (the selected one by default); the future gives it."""
         if settings is None:
             return self.models.request()
         return self.models.request(tune_settings(settings).model)
@@ -161,12 +222,27 @@ class Runner:
         Raises:
             ModelBusyError: A load is running (its status is on the error).
         """
-        self.models.load(name)
-        return self.model_status()
+        backend = self._ready_backend()
+        if backend is None:
+            self.models.load(name)
+            return self.model_status()
+        answers = backend.load_model(name)
+        busy = [a for a in answers.values() if not a.get("ok")]
+        status = self.model_status()
+        if busy and len(busy) == len(answers):
+            raise ModelBusyError(busy[0].get("error") or "a model is still loading", status)
+        return status
 
     def model_status(self) -> dict[str, Any]:
-        """The app-level model status over the workers (here, one: this process)."""
-        return aggregate_status({self.models.name: self.models.status()})
+        """The app-level model status over the workers (in-process: one, this process)."""
+        if not self._use_cluster:
+            return aggregate_status({self.models.name: self.models.status()})
+        backend = self._ready_backend()
+        return aggregate_status(backend.model_statuses() if backend is not None else {})
+
+    def _ready_backend(self) -> DaskBackend | None:
+        """The backend when it is up (never blocks on a cluster that is still starting)."""
+        return self._backend if self._use_cluster else None
 
     def _vad_model(self, settings: Settings) -> SileroVad | None:
         if not settings.vad.enabled:
@@ -254,8 +330,9 @@ class Runner:
             # A fresh job's input was hashed a moment ago by create_job.
             source = input_path if fresh else self._audio_source(job, meta, input_path)
             done = job.load_results()
-            model_future = self.preload(s)
-            return self._run(job, input_path, source, s, meta, done, model_future, emit, stop, started)
+            backend = self.backend()
+            model_future = self.preload(s) if backend is None else None
+            return self._run(job, input_path, source, s, meta, done, model_future, backend, emit, stop, started)
         except CancelledError:
             job.update_checkpoint(state="cancelled")
             emit("cancelled", message="cancelled")
@@ -304,7 +381,8 @@ class Runner:
         s: Settings,
         meta: dict,
         done: dict[int, SegmentResult],
-        model_future: Future[LoadedModel],
+        model_future: Future[LoadedModel] | None,
+        backend: DaskBackend | None,
         emit: _Emitter,
         cancel: _Stop,
         started: float,
@@ -328,11 +406,21 @@ class Runner:
             daemon=True,
         )
         producer.start()
-        if not model_future.done():
-            job.update_checkpoint(state="waiting_for_model")
-            emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(s.model)}")
         t = time.monotonic()
-        model = model_future.result()
+        model_name = s.model.name
+        if model_future is not None:
+            if not model_future.done():
+                job.update_checkpoint(state="waiting_for_model")
+                emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(s.model)}")
+            model_name = model_future.result().spec.name
+        else:
+            assert backend is not None
+
+            def waiting(message: str) -> None:
+                job.update_checkpoint(state="waiting_for_model")
+                emit("waiting_for_workers", message=message)
+
+            backend.wait_for_workers(s.cluster.worker_timeout_s, waiting)
         model_wait = time.monotonic() - t
         job.update_checkpoint(state="running", error=None)
         emit("running", len(done))
@@ -342,31 +430,22 @@ class Runner:
         if done and language is None:
             language = next(iter(done.values())).language
         plan: list[Segment] = []
-        transcribe_s = 0.0
+        clock = _Clock()
+        flight = _Flight(self, backend, job, s, cancel)
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
-        finished: object = False
-        for batch, finished in _batches(q, s.transcribe.batch_size, cancel):
-            if cancel.is_set():
-                raise CancelledError(f"{input_path}: cancelled")
-            plan.extend(item.segment for item in batch)
-            todo = [item for item in batch if item.segment.index not in done]
-            if not todo:
-                continue
-            # A group that is partly done (a kill between two result writes) runs whole again, so every
-            # segment is computed beside the same neighbours as in an uninterrupted run; stored results
-            # are kept and their files are not touched.
-            todo = batch
-            if language is None:
-                first = next((w for item in todo for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
-                language, prob = self.models.submit(detect_language, model, first).result()
-                log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
-            t = time.monotonic()
-            for r in self._transcribe_with_retries(job, model, todo, s, language):
+
+        def collect(block: bool) -> None:
+            nonlocal first_result_at, last_partial, partial_every, model_name
+            got = flight.collect(block)
+            if got is None:
+                return
+            batch_results, name = got
+            model_name = name
+            for r in batch_results:
                 if r.index not in done:
                     job.save_result(r)
                     results[r.index] = r
-            transcribe_s += time.monotonic() - t
             if first_result_at is None:
                 first_result_at = time.monotonic() - started
             job.update_checkpoint(segments_done=len(results))
@@ -377,6 +456,31 @@ class Runner:
                 # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
                 partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
             emit("running", len(results), None, _contiguous_end(results, plan))
+
+        finished: object = False
+        try:
+            for batch, finished in _batches(q, s.transcribe.batch_size, cancel):
+                if cancel.is_set():
+                    raise CancelledError(f"{input_path}: cancelled")
+                plan.extend(item.segment for item in batch)
+                if all(item.segment.index in done for item in batch):
+                    continue
+                # A group that is partly done (a kill between two result writes) runs whole again, so every
+                # segment is computed beside the same neighbours as in an uninterrupted run; stored results
+                # are kept and their files are not touched.
+                if language is None:
+                    first = next((w for item in batch for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
+                    language, prob = flight.detect(first, s.model)
+                    log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
+                clock.start()
+                flight.launch(batch, language)
+                while flight.full():
+                    collect(block=True)
+            while flight.busy():
+                collect(block=True)
+        finally:
+            flight.cancel()
+        transcribe_s = clock.stop()
         producer.join()
         if isinstance(finished, BaseException):
             raise finished
@@ -394,13 +498,13 @@ class Runner:
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
         text_segments = refine_words(text_segments, speech)
         if s.transcribe.align != "off" and text_segments:
-            text_segments = self._align(job, source, text_segments, language or "en", s, model)
+            text_segments = self._align(job, source, text_segments, language or "en", s)
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
         subtitles_s = time.monotonic() - t
         transcript = Transcript(
             language=language or "en",
             duration=round(produced.audio_seconds, 3),
-            model=model.spec.name,
+            model=model_name,
             segments=text_segments,
             cues=cues,
         )
@@ -422,7 +526,7 @@ class Runner:
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
 
     @staticmethod
-    def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings, model: LoadedModel) -> list[TextSegment]:
+    def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings) -> list[TextSegment]:
         """Optional WhisperX alignment (``--align``); its note goes to the log, the transcript is never lost."""
         from pipeline.align import align_segments, find_model
 
@@ -433,40 +537,9 @@ class Runner:
         wav = job.audio_path if job.audio_path.exists() else source
         with audio_mod.MemoryMappedAudio(wav) as audio:
             samples = audio.read(0.0, None)
-        aligned, note = align_segments(segments, samples, language, name, model.placement.device)
+        aligned, note = align_segments(segments, samples, language, name, placement_for(s.model).device)
         job.update_checkpoint(alignment=note)
         return aligned
-
-    def _transcribe_with_retries(
-        self, job: Job, model: LoadedModel, todo: list[SegmentAudio], s: Settings, language: str
-    ) -> list[SegmentResult]:
-        """Transcribe, retrying transient failures with backoff (out of memory: half the batch)."""
-        transcribe = s.transcribe
-        attempt = 0
-        while True:
-            try:
-                return self.models.submit(transcribe_segments, model, todo, transcribe, language).result()
-            except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
-                transient = is_transient(exc)
-                attempt += 1
-                job.append_history(
-                    [
-                        {"segment": item.segment.index, "attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
-                         "transient": transient, "time": time.time()}
-                        for item in todo
-                    ]
-                )
-                if not transient or attempt > s.jobs.max_retries:
-                    indexes = ", ".join(str(item.segment.index) for item in todo)
-                    raise TranscriptionError(
-                        f"{job.id}: segment(s) {indexes} failed"
-                        + (f" after {attempt - 1} retries" if transient else "")
-                        + f": {exc}"
-                    ) from exc
-                if _out_of_memory(exc):
-                    transcribe = dataclasses.replace(transcribe, batch_size=max(1, transcribe.batch_size // 2))
-                log.warning("segment(s) failed (%s); retry %d of %d", exc, attempt, s.jobs.max_retries)
-                time.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
 
     def _produce(
         self,
@@ -568,8 +641,17 @@ class Runner:
 
         Returns:
             ``{"mode", "scheduler", "dashboard", "workers": [{"name", "address", "state", "nthreads",
-            "resources", "models", "jobs"}]}``; ``mode`` is ``in-process`` here.
+            "resources", "models", ...}]}``; ``mode`` is ``in-process``, ``local``, ``remote`` or
+            ``starting`` (a cluster not up yet). Cluster workers also report ``model_state``, ``tasks``,
+            ``cpu_percent``, ``memory_mb`` and ``usage`` (:func:`pipeline.hardware.sample_usage`).
         """
+        if self._use_cluster:
+            backend = self._ready_backend()
+            if backend is None:
+                error = self._backend_error
+                return {"mode": "starting" if error is None else "unreachable", "scheduler": self.settings.cluster.scheduler,
+                        "dashboard": None, "workers": [], "error": str(error) if error else None}
+            return backend.status()
         return {
             "mode": "in-process",
             "scheduler": None,
@@ -582,8 +664,33 @@ class Runner:
         }
 
     def close(self) -> None:
+        """Stop the model manager (when this runner made it) and the cluster (when this runner started it)."""
         if self._owns_models:
             self.models.close()
+        with self._backend_lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+
+
+def use_cluster(settings: Settings) -> bool:
+    """Whether jobs go to Dask: a scheduler or a worker count was given, or the optimizer plans several
+    workers (one per GPU, or several CPU workers) for this machine. One planned worker runs in-process:
+    measured on a 2-core CPU, a one-worker cluster only adds process start-up to the same work."""
+    cs = settings.cluster
+    if cs.scheduler:
+        return True
+    if cs.workers is not None:
+        return cs.workers > 0
+    if cs.adaptive is not None:
+        return True
+    from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
+
+    optimized = CoreOptimizer().optimize(
+        CoreHardwareDetector(settings.jobs.jobs_dir).detect(), device=settings.model.device,
+        compute_type=settings.model.compute_type, model=settings.model.name, cpu_affinity=cs.cpu_affinity,
+    )
+    return optimized.concurrency > 1
 
 
 class _Emitter:
@@ -659,6 +766,172 @@ def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[t
             batch.append(item)
             windows += len(item.windows)
         yield batch, finished
+
+
+class _Clock:
+    """Wall time from the first batch sent to the last result in: the transcription stage."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+
+    def stop(self) -> float:
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+
+
+@dataclass
+class _Batch:
+    items: list[SegmentAudio]
+    language: str
+    settings: TranscribeSettings
+    attempt: int = 0
+    future: Future | None = None
+
+
+class _Flight:
+    """The batches of one job in flight, in-process or on a cluster, with retries and back-pressure.
+
+    At most ``max_inflight`` batches are out at once: enough to keep every worker busy while results are
+    saved, few enough that a second job's batches interleave (fair sharing) and memory stays bounded.
+    """
+
+    def __init__(self, runner: Runner, backend: DaskBackend | None, job: Job, s: Settings, stop: _Stop) -> None:
+        self.runner, self.backend, self.job, self.s, self.stop = runner, backend, job, s, stop
+        if backend is not None:
+            self.max_inflight = s.cluster.max_inflight or max(2, 2 * backend.alive())
+        else:
+            self.max_inflight = s.cluster.max_inflight or 2
+        self._out: dict[int, _Batch] = {}
+        self._settled: queue.Queue[_Batch] = queue.Queue()
+        self._no_workers_since: float | None = None
+
+    def full(self) -> bool:
+        return len(self._out) >= self.max_inflight
+
+    def busy(self) -> bool:
+        return bool(self._out)
+
+    def detect(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+        if self.backend is not None:
+            return self.backend.detect_language(samples, model)
+        return self.runner.models.submit(detect_with, self.runner.models, samples, model).result()
+
+    def launch(self, items: list[SegmentAudio], language: str) -> None:
+        self._send(_Batch(items, language, self.s.transcribe))
+
+    def _send(self, batch: _Batch) -> None:
+        if self.backend is not None:
+            batch.future = self.backend.submit(batch.items, batch.settings, batch.language, self.s.model,
+                                               priority=self.s.jobs.priority)
+        else:
+            models = self.runner.models
+            batch.future = models.submit(transcribe_batch, models, batch.items, batch.settings, batch.language,
+                                         self.s.model)
+        self._out[id(batch)] = batch
+        batch.future.add_done_callback(lambda _f, b=batch: self._settled.put(b))
+
+    def collect(self, block: bool) -> tuple[list[SegmentResult], str] | None:
+        """The next finished batch's results (None when nothing is out, or none is ready and not ``block``).
+
+        Raises:
+            CancelledError: The job was cancelled.
+            TranscriptionError: A batch failed for good (not transient, or out of retries).
+            ClusterError: No worker was connected for longer than the cluster's worker timeout.
+        """
+        while self._out:
+            if self.stop.is_set():
+                raise CancelledError(f"{self.job.id}: cancelled")
+            try:
+                batch = self._settled.get(timeout=0.2 if block else 0)
+            except queue.Empty:
+                if not block:
+                    return None
+                self._watch_workers()
+                continue
+            del self._out[id(batch)]
+            assert batch.future is not None
+            try:
+                return batch.future.result()
+            except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
+                self._retry(batch, exc)
+        return None
+
+    def _watch_workers(self) -> None:
+        if self.backend is None:
+            return
+        if self.backend.alive():
+            self._no_workers_since = None
+            return
+        now = time.monotonic()
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+            log.warning("%s: no Dask worker is connected; waiting for one", self.job.id)
+        elif now - self._no_workers_since > self.s.cluster.worker_timeout_s:
+            self.backend.wait_for_workers(0)  # raises ClusterError with the advice
+
+    def _retry(self, batch: _Batch, exc: Exception) -> None:
+        """Send ``batch`` again after a transient failure (out of memory: half the batch), else raise."""
+        transient = is_transient(exc)
+        batch.attempt += 1
+        self.job.append_history([
+            {"segment": item.segment.index, "attempt": batch.attempt, "error": f"{type(exc).__name__}: {exc}",
+             "transient": transient, "time": time.time()}
+            for item in batch.items
+        ])
+        if not transient or batch.attempt > self.s.jobs.max_retries:
+            indexes = ", ".join(str(item.segment.index) for item in batch.items)
+            raise TranscriptionError(
+                f"{self.job.id}: segment(s) {indexes} failed"
+                + (f" after {batch.attempt - 1} retries" if transient else "")
+                + f": {exc}"
+            ) from exc
+        if _out_of_memory(exc):
+            batch.settings = dataclasses.replace(batch.settings, batch_size=max(1, batch.settings.batch_size // 2))
+        log.warning("segment(s) failed (%s); retry %d of %d", exc, batch.attempt, self.s.jobs.max_retries)
+        time.sleep(RETRY_BACKOFF_S * 2 ** (batch.attempt - 1))
+        self._send(batch)
+
+    def cancel(self) -> None:
+        """Drop what is still out (the job ended early)."""
+        if not self._out:
+            return
+        futures = [b.future for b in self._out.values() if b.future is not None]
+        if self.backend is not None:
+            self.backend.cancel(futures)
+        else:
+            for f in futures:
+                f.cancel()
+        self._out.clear()
+
+
+def transcribe_batch(
+    models: ModelManager,
+    items: list[SegmentAudio],
+    settings: TranscribeSettings,
+    language: str,
+    model: ModelSettings,
+) -> tuple[list[SegmentResult], str]:
+    """Transcribe one batch with ``models``' model for ``model``, on its inference thread.
+
+    The same call serves the in-process runner and every Dask worker (:func:`pipeline.cluster.transcribe_task`).
+
+    Returns:
+        The segments' results, in order, and the model's name.
+    """
+
+    def run() -> tuple[list[SegmentResult], str]:
+        loaded = models.get(model)
+        return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+
+    return models.submit(run).result()
+
+
+def detect_with(models: ModelManager, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+    """The language of ``samples`` with ``models``' model for ``model``, on its inference thread."""
+    return models.submit(lambda: detect_language(models.get(model), samples)).result()
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -146,11 +146,30 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Where transcription runs: in-process (``workers=0``), a local cluster, or a remote scheduler."""
+    """Where transcription runs: in-process (``workers=0``), a local cluster, or a remote scheduler.
+
+    Attributes:
+        scheduler: Address of a running Dask scheduler (``tcp://host:8786``); ``None`` starts nothing remote.
+        workers: Local worker processes to start; ``0`` runs in-process; ``None`` lets the optimizer decide
+            (a local cluster when it plans several workers, e.g. one per GPU; else in-process).
+        cpu_affinity: Core binding of each transcription worker (``auto``, ``half``, ``all``, ``none``, a list).
+        adaptive: ``(minimum, maximum)`` workers for an adaptive local cluster; ``None``: a fixed size.
+        dashboard_address: Where a local cluster serves the Dask dashboard (``:0``: any free port).
+        connect_timeout_s: How long to try reaching ``scheduler``.
+        worker_timeout_s: How long a job waits while no worker is connected before it fails (resumable).
+        max_inflight: Batches of one job out at once (0: two per worker); bounds memory, shares the cluster.
+        fallback_local: When the scheduler is unreachable, run in-process with a warning instead of failing.
+    """
 
     scheduler: str | None = None
-    workers: int | None = 0
+    workers: int | None = None
     cpu_affinity: str = "auto"
+    adaptive: tuple[int, int] | None = None
+    dashboard_address: str = ":8787"
+    connect_timeout_s: float = 10.0
+    worker_timeout_s: float = 120.0
+    max_inflight: int = 0
+    fallback_local: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +182,8 @@ class JobSettings:
     max_retries: int = 3
     #: Unfinished jobs older than this are removed when a runner starts (0 keeps them forever).
     expire_days: float = 7.0
+    #: Dask priority of the job's tasks: higher runs first (a short urgent job ahead of a long one).
+    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,8 @@ class Settings:
                     kwargs["jobs_dir"] = Path(jobs_dir or kwargs.get("jobs_dir") or default_jobs_dir())
                 if f.name == "models" and kwargs.get("preload") is not None:
                     kwargs["preload"] = tuple(kwargs["preload"])
+                if f.name == "cluster" and kwargs.get("adaptive") is not None:
+                    kwargs["adaptive"] = tuple(kwargs["adaptive"])
                 parts[f.name] = part_cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"stored settings are not readable: {exc}") from exc
@@ -334,6 +357,51 @@ def model_manager_from_args(ns: argparse.Namespace) -> ModelManagerSettings:
     )
 
 
+def add_cluster_args(p: argparse.ArgumentParser) -> None:
+    """The Dask flags shared by the CLI and the app: where work runs, scaling, waiting, priority."""
+    p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler (tcp://host:8786)")
+    p.add_argument("--workers", metavar="N",
+                   help="local Dask worker processes to start; 0 runs in-process (default: the optimizer's choice)")
+    p.add_argument("--adapt", metavar="MIN-MAX", help="let the local cluster grow and shrink between MIN and MAX workers")
+    p.add_argument("--dashboard-address", default=":8787", metavar="[HOST]:PORT",
+                   help="where a local cluster serves the Dask dashboard (default :8787; :0 for any free port)")
+    p.add_argument("--worker-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="fail a job (resumable) when no worker is connected for this long (default 120)")
+    p.add_argument("--priority", type=int, default=0, help="Dask priority of this run's jobs: higher runs first")
+
+
+def cluster_from_args(ns: argparse.Namespace, fallback_local: bool = False) -> ClusterSettings:
+    """The :class:`ClusterSettings` of the flags added by :func:`add_cluster_args`.
+
+    Raises:
+        UsageError: A malformed worker count, range or timeout.
+    """
+    workers: int | None = None
+    raw = (ns.workers or "").strip().lower()
+    if raw and raw != "auto":
+        if not raw.isdigit():
+            raise UsageError(f"bad --workers {ns.workers!r}: give a number of workers (0 runs in-process) or auto")
+        workers = int(raw)
+    adaptive: tuple[int, int] | None = None
+    if ns.adapt:
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", ns.adapt)
+        if not m or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) < 1:
+            raise UsageError(f"bad --adapt {ns.adapt!r}: use MIN-MAX workers, e.g. 1-8")
+        adaptive = (int(m.group(1)), int(m.group(2)))
+        if workers == 0 or ns.scheduler:
+            raise UsageError("--adapt scales a local cluster: drop --workers 0 / --scheduler, or drop --adapt")
+    _positive("--worker-timeout", ns.worker_timeout)
+    return ClusterSettings(
+        scheduler=(ns.scheduler or "").strip() or None,
+        workers=workers,
+        cpu_affinity=parse_affinity(ns.cpu_affinity) if getattr(ns, "cpu_affinity", None) else "auto",
+        adaptive=adaptive,
+        dashboard_address=ns.dashboard_address,
+        worker_timeout_s=ns.worker_timeout,
+        fallback_local=fallback_local,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``video2srt`` command line (SPEC §2)."""
     p = argparse.ArgumentParser(
@@ -361,8 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-track", type=int, help="which audio track to use, from 0 (default: the first)")
     p.add_argument("--align", default="auto", help="WhisperX alignment: auto, off, or a local model folder")
     p.add_argument("--cpu-affinity", default=os.environ.get("VIDEO2SRT_CPU_AFFINITY", "auto"))
-    p.add_argument("--scheduler", help="address of a running Dask scheduler")
-    p.add_argument("--workers", type=int, help="Dask workers to start; 0 runs in-process (default)")
+    add_cluster_args(p)
     p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", metavar="JOB_ID", help="resume an unfinished job")
@@ -394,8 +461,6 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
     _positive("--cpu-threads", ns.cpu_threads, allow_zero=True)
     if ns.audio_track is not None:
         _positive("--audio-track", ns.audio_track, allow_zero=True)
-    if ns.workers is not None:
-        _positive("--workers", ns.workers, allow_zero=True)
     language = parse_language(ns.language)
     jobs_dir = ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir(env)
     align = ns.align.strip()
@@ -432,11 +497,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
             max_duration=ns.max_duration,
         ),
         output=OutputSettings(output_dir=ns.output_dir, formats=formats),
-        cluster=ClusterSettings(
-            scheduler=ns.scheduler,
-            workers=ns.workers if ns.workers is not None else (None if ns.scheduler else 0),
-            cpu_affinity=parse_affinity(ns.cpu_affinity),
-        ),
-        jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints),
+        cluster=cluster_from_args(ns),
+        jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints, priority=ns.priority),
         debug=ns.debug,
     )

@@ -1,0 +1,463 @@
+"""Dask distributed: where transcription runs when it does not run in-process (the only module importing it).
+
+Three places, chosen by :class:`~pipeline.settings.ClusterSettings`:
+
+- ``--workers 0``: no cluster; :class:`pipeline.runner.Runner` transcribes on its own inference thread.
+- ``--workers N`` (or the optimizer's choice): a local cluster of worker *processes*, one per GPU (pinned
+  with ``CUDA_VISIBLE_DEVICES`` and declaring the ``GPU`` resource) or CPU workers that split the cores.
+- ``--scheduler ADDRESS``: an existing cluster; any ``dask worker ADDRESS`` on a machine with the package
+  installed is a CPU worker (``--resources GPU=1`` and ``CUDA_VISIBLE_DEVICES`` make it a GPU worker).
+
+Every worker gets :class:`ModelPlugin` (also workers that join later): it applies CPU affinity and gives
+the worker one :class:`~pipeline.model_manager.ModelManager`, which loads and warms the model on the
+worker's own inference thread while the coordinator decodes. A task carries a batch of segments with
+their samples (no shared disk) and returns their results; the batches are fixed by the segment plan, so a
+cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are rerun elsewhere by the
+scheduler; the runner keeps results by segment index, so nothing is lost or counted twice.
+
+Why the threads are set per worker: Dask's nanny exports ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS) into
+every worker it spawns, which held a 2-thread CTranslate2 worker to one core (measured: 28–32 s against
+15–18 s in-process on the 10-minute input). Our workers get the thread count they are planned for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from concurrent.futures import Future as ConcurrentFuture
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+from distributed import WorkerPlugin
+
+from pipeline.errors import ClusterError, TransientError
+from pipeline.settings import ClusterSettings, ModelManagerSettings, ModelSettings, Settings, TranscribeSettings
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from pipeline.hardware import HardwareInfo, OptimizedSettings
+    from pipeline.model_manager import ModelManager
+    from pipeline.transcribe import SegmentAudio
+    from pipeline.types import SegmentResult
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "video2srt-models"
+#: Thread variables that numeric libraries read once, when they load.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One local worker process: its name, CTranslate2 threads, Dask resources and environment."""
+
+    name: str
+    cpu_threads: int
+    resources: dict[str, float] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    gpu: int | None = None
+
+
+#: Seconds between checks whether GPU workers have joined (their tasks then ask for the GPU resource).
+GPU_CHECK_S = 5.0
+#: Set in the environment of the workers we start: their planned CTranslate2 threads.
+PLANNED_THREADS = "VIDEO2SRT_CPU_THREADS"
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Environment that lets a worker's numeric libraries use ``threads`` threads (not the nanny's 1)."""
+    return {var: str(max(1, threads)) for var in THREAD_VARS}
+
+
+def plan_workers(
+    cluster: ClusterSettings, model: ModelSettings, info: HardwareInfo, optimized: OptimizedSettings
+) -> list[WorkerPlan]:
+    """The local workers to start: one per usable GPU, else CPU workers that split the cores.
+
+    ``cluster.workers`` (when given) is the count; otherwise the optimizer's ``concurrency``.
+
+    Args:
+        cluster: Worker count (``None``: the optimizer's).
+        model: The model settings; ``cpu_threads`` wins over the optimizer's when set.
+        info: The machine.
+        optimized: The optimizer's plan for it.
+    """
+    if optimized.device == "cuda" and info.gpu_count:
+        count = cluster.workers or optimized.concurrency
+        gpus = list(range(info.gpu_count))
+        plans = []
+        for i in range(count):
+            gpu = gpus[i % len(gpus)]
+            env = {**thread_env(optimized.cpu_threads), PLANNED_THREADS: str(optimized.cpu_threads),
+                   "CUDA_VISIBLE_DEVICES": str(gpu)}
+            plans.append(WorkerPlan(f"gpu{gpu}-{i}", optimized.cpu_threads, {"GPU": 1.0}, env, gpu))
+        return plans
+    count = cluster.workers or optimized.concurrency
+    budget = max(1, len(optimized.cpu_affinity_cores) or info.cpu_threads)
+    threads = model.cpu_threads or max(1, budget // count)
+    env = {**thread_env(threads), PLANNED_THREADS: str(threads)}
+    return [WorkerPlan(f"cpu-{i}", threads, {}, dict(env)) for i in range(count)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The worker side
+
+
+class ModelPlugin(WorkerPlugin):
+    """Gives each worker process a model manager and starts loading the model as the worker starts.
+
+    Model settings travel unresolved (``auto`` device, 0 threads) and are decided on the worker, for its
+    own hardware: a remote GPU worker loads on CUDA even when the coordinator has no GPU.
+
+    Args:
+        model: The model settings of new jobs.
+        manager: Preload, warm-up, cache and memory guard settings.
+        cpu_affinity: The affinity strategy applied in each worker process.
+    """
+
+    name = PLUGIN_NAME
+
+    def __init__(self, model: ModelSettings, manager: ModelManagerSettings, cpu_affinity: str) -> None:
+        self.model = model
+        self.manager_settings = manager
+        self.cpu_affinity = cpu_affinity
+        self.manager: ModelManager | None = None
+
+    def setup(self, worker: Any) -> None:  # noqa: ANN401 - distributed.Worker
+        """Called by Dask in the worker process: bind cores, create the manager, preload in the background."""
+        from pipeline.hardware import apply_cpu_affinity
+        from pipeline.model_manager import ModelManager
+        from pipeline.models import placement_for
+
+        cores = apply_cpu_affinity(self.cpu_affinity, placement_for(self.model).device)
+        planned = os.environ.get(PLANNED_THREADS, "")
+        threads = int(planned) if planned.isdigit() else len(cores or []) or os.cpu_count() or 1
+        if "ctranslate2" not in sys.modules:
+            # A plain `dask worker` inherits the nanny's OMP_NUM_THREADS=1; the OpenMP runtime reads it when
+            # CTranslate2 loads, which has not happened yet in this process.
+            os.environ.update(thread_env(threads))
+        model = replace(self.model, cpu_threads=threads)
+        self.manager = ModelManager(model, self.manager_settings, name=str(worker.name))
+        self.manager.preload()
+
+    def teardown(self, worker: Any) -> None:  # noqa: ANN401 - distributed.Worker
+        """Called by Dask when the worker closes."""
+        if self.manager is not None:
+            self.manager.close()
+
+
+def _worker_manager() -> ModelManager:
+    from distributed import get_worker
+
+    plugin = get_worker().plugins.get(PLUGIN_NAME)
+    if plugin is None or plugin.manager is None:
+        raise TransientError("this Dask worker has no video2srt model plugin yet; the task will be retried")
+    return plugin.manager
+
+
+def for_worker(default: ModelSettings, wanted: ModelSettings) -> ModelSettings:
+    """The job's model as this worker runs it: the job names the model; ``auto`` parts are the worker's."""
+    return replace(
+        default,
+        name=wanted.name,
+        device=default.device if wanted.device == "auto" else wanted.device,
+        compute_type=default.compute_type if wanted.compute_type == "auto" else wanted.compute_type,
+        allow_download=wanted.allow_download,
+    )
+
+
+def transcribe_task(
+    items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings
+) -> tuple[list[SegmentResult], str]:
+    """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.runner.transcribe_batch`)."""
+    from pipeline.runner import transcribe_batch
+
+    manager = _worker_manager()
+    return transcribe_batch(manager, items, settings, language, for_worker(manager.settings, model))
+
+
+def detect_task(samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+    """A Dask task: the language of ``samples`` on this worker's model."""
+    from pipeline.runner import detect_with
+
+    manager = _worker_manager()
+    return detect_with(manager, samples, for_worker(manager.settings, model))
+
+
+def worker_report(dask_worker: Any) -> dict[str, Any]:  # noqa: ANN401 - distributed.Worker
+    """Run on each worker by :meth:`DaskBackend.status`: its model status and a load sample."""
+    from pipeline.hardware import sample_usage
+
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    manager = getattr(plugin, "manager", None)
+    return {"models": manager.status() if manager is not None else None, "usage": sample_usage()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The coordinator side
+
+
+class DaskBackend:
+    """A connection to a cluster (started here, or an existing one) that transcribes batches as tasks.
+
+    Args:
+        settings: The runner's settings; the cluster part says where, the model parts what to load.
+
+    Raises:
+        ClusterError: The scheduler cannot be reached, or the local cluster cannot start.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import dask
+        from distributed import Client
+
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:
+            # distributed sets its loggers to INFO when imported; its start/stop chatter is not for users.
+            logging.getLogger("distributed").setLevel(logging.WARNING)
+        self.settings = settings
+        cs = settings.cluster
+        self.cluster: Any = None
+        self._futures: dict[int, Future] = {}
+        self.mode = "remote" if cs.scheduler else "local"
+        try:
+            if cs.scheduler:
+                self.client: Client = Client(cs.scheduler, timeout=f"{cs.connect_timeout_s}s", set_as_default=False)
+            else:
+                # The nanny would otherwise export OMP_NUM_THREADS=1 into this process and every worker.
+                dask.config.set({"distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}})
+                self.cluster = _local_cluster(settings)
+                self.client = Client(self.cluster, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            where = cs.scheduler or "a local cluster"
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {where} ({type(exc).__name__}: {exc}); start it with "
+                "`dask scheduler`, check the address, or run without --scheduler"
+                if cs.scheduler
+                else f"cannot start a local Dask cluster ({type(exc).__name__}: {exc}); run with --workers 0"
+            ) from exc
+        plugin = ModelPlugin(_portable(settings.model), settings.models, cs.cpu_affinity)
+        self.client.register_plugin(plugin, name=PLUGIN_NAME)
+        if cs.adaptive and self.cluster is not None:
+            low, high = cs.adaptive
+            self.cluster.adapt(minimum=low, maximum=high)
+        self._gpu = any(w.get("resources", {}).get("GPU") for w in self._workers().values())
+        self._gpu_checked = time.monotonic()
+        self.dashboard = self._dashboard_link()
+        if self.dashboard:
+            log.info("Dask dashboard: %s", self.dashboard)
+
+    # -- work ------------------------------------------------------------------------------------------------
+    def submit(
+        self, items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings,
+        priority: int = 0,
+    ) -> ConcurrentFuture:
+        """Send one batch; the future gives ``(results, model name)``. GPU work asks for a GPU worker.
+
+        A lost worker or connection comes back from the future as a (transient) :class:`TransientError`.
+        """
+        if not self._gpu and time.monotonic() - self._gpu_checked > GPU_CHECK_S:
+            # A GPU worker may have joined; asking the scheduler on every submit would cost a round trip each.
+            self._gpu = any(w.get("resources", {}).get("GPU") for w in self._workers().values())
+            self._gpu_checked = time.monotonic()
+        future = self.client.submit(
+            transcribe_task, items, settings, language, _portable(model),
+            priority=priority, pure=False, resources={"GPU": 1} if self._gpu else None,
+        )
+        return _as_concurrent(future, self._futures)
+
+    def detect_language(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+        """The language of ``samples``, decided on a worker."""
+        return self.client.submit(detect_task, samples, _portable(model), pure=False, priority=100).result()
+
+    def cancel(self, futures: Sequence[ConcurrentFuture]) -> None:
+        """Drop the tasks behind ``futures`` (from :meth:`submit`), queued or running: a cancelled job."""
+        tasks = [self._futures.pop(id(f)) for f in futures if id(f) in self._futures]
+        if tasks:
+            self.client.cancel(tasks, force=True)
+
+    # -- health ----------------------------------------------------------------------------------------------
+    def _workers(self) -> dict[str, dict[str, Any]]:
+        try:
+            return dict(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        except (OSError, TimeoutError):
+            return {}
+
+    def alive(self) -> int:
+        """Workers connected now."""
+        return len(self._workers())
+
+    def wait_for_workers(self, timeout_s: float, on_wait: Any = None) -> None:  # noqa: ANN401 - a callable
+        """Return when a worker is connected; call ``on_wait(message)`` once if none is yet.
+
+        Raises:
+            ClusterError: No worker joined within ``timeout_s``.
+        """
+        if self.alive():
+            return
+        where = self.settings.cluster.scheduler or "the local cluster"
+        if on_wait is not None:
+            on_wait(f"waiting for a Dask worker to join {where}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.alive():
+                return
+            time.sleep(0.5)
+        raise ClusterError(
+            f"no Dask worker is connected to {where} after {timeout_s:.0f} s; start one with "
+            f"`dask worker {self.settings.cluster.scheduler or '<scheduler address>'}`, then resume the job"
+        )
+
+    def _dashboard_link(self) -> str | None:
+        try:
+            link = self.client.dashboard_link
+        except (KeyError, AttributeError, OSError):
+            return None
+        return link or None
+
+    def status(self, timeout_s: float = 2.0) -> dict[str, Any]:
+        """Workers with state, load, model and tasks, for the UI and ``Runner.cluster_status``."""
+        workers = self._workers()
+        reports: dict[str, Any] = {}
+        box: dict[str, Any] = {}
+
+        def ask() -> None:
+            try:
+                box.update(self.client.run(worker_report, on_error="return"))
+            except (OSError, TimeoutError, ValueError) as exc:
+                log.debug("worker reports failed: %s", exc)
+
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        asker.join(timeout_s)  # a worker too busy to answer in time shows without its report
+        reports = {k: v for k, v in box.items() if isinstance(v, dict)}
+        rows = []
+        for address, info in sorted(workers.items(), key=lambda kv: str(kv[1].get("name"))):
+            report = reports.get(address, {})
+            models = report.get("models") or {}
+            metrics = info.get("metrics", {})
+            rows.append({
+                "name": str(info.get("name", address)),
+                "address": address,
+                "state": info.get("status", "running"),
+                "nthreads": info.get("nthreads", 0),
+                "resources": info.get("resources", {}),
+                "models": models.get("cache", []),
+                "model_state": models.get("state"),
+                "model_status": models or None,
+                "tasks": metrics.get("task_counts", {}).get("executing", metrics.get("executing", 0)),
+                "cpu_percent": metrics.get("cpu"),
+                "memory_mb": int(metrics.get("memory", 0) / 2**20),
+                "usage": report.get("usage"),
+            })
+        return {
+            "mode": self.mode,
+            "scheduler": self.client.scheduler.address if self.client.scheduler else None,
+            "dashboard": self.dashboard,
+            "workers": rows,
+        }
+
+    def model_statuses(self) -> dict[str, dict[str, Any]]:
+        """Each worker's model-manager status, by worker name (for the app-level model status)."""
+        return {w["name"]: w["model_status"] for w in self.status()["workers"] if w.get("model_status")}
+
+    def load_model(self, name: str | None) -> dict[str, Any]:
+        """Start a load round for ``name`` on every worker; returns each worker's answer by name."""
+
+        def load(dask_worker: Any, name: str | None = name) -> dict[str, Any]:  # noqa: ANN401
+            from pipeline.errors import PipelineError
+
+            manager = dask_worker.plugins[PLUGIN_NAME].manager
+            try:
+                return {"ok": True, "status": manager.load(name)}
+            except PipelineError as exc:
+                return {"ok": False, "error": str(exc), "status": manager.status()}
+
+        return self.client.run(load)
+
+    def close(self) -> None:
+        """Disconnect; a cluster started here is shut down."""
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def _portable(model: ModelSettings) -> ModelSettings:
+    """Model settings for workers: threads are decided per worker (its plan, or its own cores)."""
+    return replace(model, cpu_threads=0)
+
+
+def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.SpecCluster
+    """Start the planned local workers as processes under one scheduler on loopback."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
+
+    info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
+    optimized = CoreOptimizer().optimize(
+        info, device=settings.model.device, compute_type=settings.model.compute_type,
+        model=settings.model.name, cpu_affinity=settings.cluster.cpu_affinity,
+    )
+    plans = plan_workers(settings.cluster, settings.model, info, optimized)
+    cs = settings.cluster
+
+    def spec(plan: WorkerPlan) -> dict[str, Any]:
+        return {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,  # one task at a time: the worker's model runs one batch at a time anyway
+                "resources": plan.resources or None,
+                "env": plan.env,
+                "host": "127.0.0.1",
+                "memory_limit": 0,
+                "silence_logs": logging.WARNING,
+            },
+        }
+
+    scheduler = {
+        "cls": Scheduler,
+        "options": {"host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0},
+    }
+    log.info("starting a local Dask cluster: %s", ", ".join(f"{p.name} ({p.cpu_threads} threads)" for p in plans))
+    return SpecCluster(
+        workers={p.name: spec(p) for p in plans},
+        scheduler=scheduler,
+        worker=spec(plans[0]) if plans else None,
+        silence_logs=logging.WARNING,
+        name="video2srt",
+    )
+
+
+def _as_concurrent(future: Future, registry: dict[int, Future]) -> ConcurrentFuture:
+    """A ``concurrent.futures.Future`` that settles with the Dask future, so the runner has one kind to wait on.
+
+    A lost worker (``KilledWorker``) or connection becomes a :class:`TransientError`: the runner retries it.
+    """
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    out: ConcurrentFuture = ConcurrentFuture()
+    registry[id(out)] = future
+
+    def settle(f: Future) -> None:
+        registry.pop(id(out), None)
+        if f.cancelled():
+            out.cancel()
+            return
+        try:
+            out.set_result(f.result())
+        except (KilledWorker, CommClosedError) as exc:
+            out.set_exception(TransientError(f"a Dask worker was lost ({type(exc).__name__}: {exc})"))
+        except BaseException as exc:  # noqa: BLE001 - handed on through the future
+            out.set_exception(exc)
+
+    future.add_done_callback(settle)
+    return out

@@ -1,0 +1,287 @@
+"""Dask: a real LocalCluster and real `dask scheduler` / `dask worker` processes give the in-process output.
+
+One ~80 s speech input, cut at 15–30 s and sent one segment per batch, so a job has several tasks in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from conftest import with_parts
+from media import concat_speech, speech_clips
+from pipeline.cluster import PLANNED_THREADS, plan_workers
+from pipeline.errors import ClusterError
+from pipeline.hardware import CoreOptimizer, HardwareInfo
+from pipeline.runner import JobEvent, Runner, use_cluster
+from pipeline.settings import ClusterSettings, ModelSettings, Settings
+
+SHORT = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
+
+
+def _job_settings(settings: Settings, **cluster: object) -> Settings:
+    return with_parts(
+        settings,
+        vad=SHORT,
+        transcribe={"language": "en", "batch_size": 1},
+        model={"name": "tiny.en"},
+        cluster={"dashboard_address": ":0", **cluster},
+    )
+
+
+@pytest.fixture(scope="module")
+def speech_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "eighty_seconds.wav"
+    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference_srt(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The in-process (``--workers 0``) SRT that every cluster run must reproduce byte for byte."""
+    base = tmp_path_factory.mktemp("reference")
+    s = _job_settings(
+        Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0
+    )
+    runner = Runner(s)
+    try:
+        assert not runner.on_cluster
+        result = runner.run(speech_input, s.replace(output=dataclasses.replace(s.output, output_dir=base)))
+    finally:
+        runner.close()
+    return result.outputs["srt"].read_bytes()
+
+
+def test_local_cluster_gives_identical_output_and_reports_workers(
+    speech_input: Path, reference_srt: bytes, settings: Settings, tmp_path: Path
+) -> None:
+    s = _job_settings(settings, workers=2)
+    runner = Runner(s)
+    events: list[JobEvent] = []
+    try:
+        assert runner.on_cluster
+        runner.start()
+        result = runner.run(speech_input, s, on_event=events.append)
+        status = runner.cluster_status()
+        models = runner.model_status()
+    finally:
+        runner.close()
+    assert result.outputs["srt"].read_bytes() == reference_srt
+    assert status["mode"] == "local"
+    assert status["dashboard"] and status["dashboard"].startswith("http://")
+    assert sorted(w["name"] for w in status["workers"]) == ["cpu-0", "cpu-1"]
+    # Each worker has its own model manager, loaded by the worker plugin, and a live load sample.
+    assert {w["model_state"] for w in status["workers"]} == {"ready"}
+    assert all(w["usage"] and w["usage"]["ram_total_mb"] > 0 for w in status["workers"])
+    assert models["state"] == "ready" and len(models["workers"]) == 2
+    # Results were streamed: progress arrived segment by segment, not all at the end.
+    done_counts = [e.segments_done for e in events if e.stage == "running"]
+    assert len(set(done_counts)) >= 3
+
+
+def test_two_planned_workers_split_the_cores() -> None:
+    info = HardwareInfo(gpu_count=0, gpu_memory_mb=[], cuda_available=False, cpu_cores=8, cpu_threads=16,
+                        memory_total_mb=64000, memory_available_mb=60000, temp_space_available_gb=100.0)
+    optimized = CoreOptimizer().optimize(info, device="cpu", compute_type="int8", model="tiny.en", cpu_affinity="all")
+    plans = plan_workers(ClusterSettings(workers=4), ModelSettings(), info, optimized)
+    assert [p.name for p in plans] == ["cpu-0", "cpu-1", "cpu-2", "cpu-3"]
+    assert all(p.cpu_threads == 4 and p.env["OMP_NUM_THREADS"] == "4" and p.env[PLANNED_THREADS] == "4"
+               for p in plans)
+    assert all(not p.resources for p in plans)
+
+
+def test_one_worker_per_gpu_pinned_with_a_gpu_resource() -> None:
+    info = HardwareInfo(
+        cpu_cores=16, cpu_threads=32, memory_total_mb=256000, memory_available_mb=200000,
+        gpu_count=4, gpu_memory_mb=[24000] * 4, gpu_free_memory_mb=[23000] * 4, gpu_names=["L4"] * 4,
+        cuda_available=True, temp_space_available_gb=100.0,
+    )
+    optimized = CoreOptimizer().optimize(info, device="auto", compute_type="auto", model="auto", cpu_affinity="auto")
+    assert optimized.device == "cuda" and optimized.concurrency == 4
+    plans = plan_workers(ClusterSettings(), ModelSettings(), info, optimized)
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "1", "2", "3"]
+    assert all(p.resources == {"GPU": 1.0} for p in plans)
+
+
+def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -> None:
+    # This machine's plan: how many workers the optimizer wants decides; one worker runs in-process.
+    from pipeline.hardware import CoreHardwareDetector
+
+    optimized = CoreOptimizer().optimize(CoreHardwareDetector().detect(), device="cpu", compute_type="int8",
+                                         model="tiny.en", cpu_affinity="auto")
+    assert use_cluster(with_parts(settings, cluster={"workers": None})) == (optimized.concurrency > 1)
+    assert use_cluster(with_parts(settings, cluster={"workers": 0})) is False
+    assert use_cluster(with_parts(settings, cluster={"workers": 0, "scheduler": "tcp://127.0.0.1:1"})) is True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Separate processes on loopback: `dask scheduler` and `dask worker`, as on several machines.
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[str]:
+    file = tmp_path / "scheduler.json"
+    proc = _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                   "--scheduler-file", str(file)], tmp_path / "scheduler.log")
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists() and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "scheduler.log").read_text()
+            time.sleep(0.2)
+        yield json.loads(file.read_text())["address"]
+    finally:
+        _stop(proc)
+
+
+def _worker(address: str, log: Path, name: str) -> subprocess.Popen:
+    # --no-nanny: killing this process kills the worker for good (a nanny would restart it).
+    return _spawn(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                   "--name", name], log)
+
+
+def test_separate_scheduler_and_workers_survive_a_killed_worker(
+    scheduler: str, speech_input: Path, reference_srt: bytes, settings: Settings, tmp_path: Path
+) -> None:
+    workers = [_worker(scheduler, tmp_path / f"w{i}.log", f"w{i}") for i in range(2)]
+    s = _job_settings(settings, scheduler=scheduler, workers=None, max_inflight=4)
+    runner = Runner(s)
+    killed: list[int] = []
+
+    def on_event(event: JobEvent) -> None:
+        # Kill one worker as soon as the first segment is back: it holds queued or running tasks.
+        if event.stage == "running" and event.segments_done >= 1 and not killed:
+            killed.append(workers[0].pid)
+            os.killpg(workers[0].pid, signal.SIGKILL)
+
+    try:
+        backend = runner.backend()
+        assert backend is not None and backend.mode == "remote"
+        backend.wait_for_workers(60)
+        while backend.alive() < 2:
+            time.sleep(0.2)
+        result = runner.run(speech_input, s, on_event=on_event)
+    finally:
+        runner.close()
+        for w in workers:
+            _stop(w)
+    assert killed, "the job finished before a worker could be killed"
+    assert result.outputs["srt"].read_bytes() == reference_srt
+
+
+def test_cli_on_a_remote_scheduler_matches_in_process(
+    scheduler: str, speech_input: Path, reference_srt: bytes, tmp_path: Path
+) -> None:
+    worker = _worker(scheduler, tmp_path / "w.log", "cli-worker")
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline", str(speech_input), "-o", str(tmp_path / "out"), "--scheduler", scheduler,
+             "--model", "tiny.en", "--language", "en", "--batch-size", "1", "--segment-length", "15-30",
+             "--jobs-dir", str(tmp_path / "jobs")],
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        _stop(worker)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "eighty_seconds.srt").read_bytes() == reference_srt
+
+
+def test_no_worker_waits_visibly_then_fails_clearly_and_resumably(
+    scheduler: str, speech_input: Path, settings: Settings
+) -> None:
+    s = _job_settings(settings, scheduler=scheduler, workers=None, worker_timeout_s=3.0)
+    runner = Runner(s)
+    events: list[JobEvent] = []
+    try:
+        with pytest.raises(ClusterError, match="no Dask worker is connected.*dask worker"):
+            runner.run(speech_input, s, on_event=events.append)
+    finally:
+        runner.close()
+    assert any(e.stage == "waiting_for_workers" for e in events)
+    job_id = events[0].job_id
+    checkpoint = json.loads((s.jobs.jobs_dir / job_id / "checkpoint.json").read_text())
+    assert checkpoint["state"] == "failed" and "dask worker" in checkpoint["error"]
+
+
+def test_unreachable_scheduler_is_one_clear_cli_error(speech_input: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline", str(speech_input), "--scheduler", "tcp://127.0.0.1:9",
+         "--jobs-dir", str(tmp_path / "jobs"), "-o", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert "Traceback" not in out.stderr
+
+
+def test_unreachable_scheduler_falls_back_in_process_when_allowed(
+    speech_input: Path, reference_srt: bytes, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = _job_settings(settings, scheduler="tcp://127.0.0.1:9", workers=None, fallback_local=True,
+                      connect_timeout_s=2.0)
+    runner = Runner(s)
+    try:
+        result = runner.run(speech_input, s)
+        assert not runner.on_cluster
+    finally:
+        runner.close()
+    assert result.outputs["srt"].read_bytes() == reference_srt
+    assert "running jobs in this process instead" in caplog.text
+
+
+def test_an_urgent_job_overtakes_a_long_one(
+    data_dir: Path, speech_input: Path, settings: Settings, tmp_path: Path
+) -> None:
+    long_input = tmp_path / "long.wav"
+    sf.write(long_input, concat_speech(speech_clips(data_dir), 200, pauses=(0.8, 1.4, 0.6)), 16000)
+    s = _job_settings(settings, workers=1, max_inflight=2)
+    urgent = s.replace(jobs=dataclasses.replace(s.jobs, priority=10))
+    runner = Runner(s)
+    finished: dict[str, float] = {}
+    started = threading.Event()
+
+    def run(name: str, path: Path, job_settings: Settings) -> None:
+        def on_event(event: JobEvent) -> None:
+            if event.stage == "running" and event.segments_done >= 1:
+                started.set()
+
+        runner.run(path, job_settings, on_event=on_event)
+        finished[name] = time.monotonic()
+
+    try:
+        long_job = threading.Thread(target=run, args=("long", long_input, s))
+        long_job.start()
+        assert started.wait(300)
+        run("urgent", speech_input, urgent)
+        long_job.join(600)
+    finally:
+        runner.close()
+    assert set(finished) == {"long", "urgent"}
+    assert finished["urgent"] < finished["long"]
