@@ -82,6 +82,12 @@ def _pick_track(container, path: Path, settings: AudioSettings):  # noqa: ANN001
             f"{path}: has {len(streams)} audio track(s), so --audio-track {index} does not exist; "
             f"use 0 to {len(streams) - 1}"
         )
+    if streams[index].codec_context is None:
+        # FFmpeg found the track but knows no decoder for its codec: say so before anything is stored.
+        raise InputError(
+            f"{path}: audio track {index} uses a codec FFmpeg cannot decode; convert it first, e.g. "
+            "`ffmpeg -i INPUT -c:a flac OUTPUT.flac`"
+        )
     return streams[index], len(streams)
 
 

@@ -61,7 +61,10 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # At most 100 bytes of the name: a target whose own name is near the file system's 255-byte limit
+    # (a long input name) must not fail on its longer temp name.
+    short = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+    tmp = path.with_name(f".{short}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
