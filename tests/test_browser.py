@@ -153,6 +153,11 @@ def _walk_through(page: Any, app_url: str, gate: threading.Event, data_dir: Path
             body = page.inner_text("body")
             if tab == "Jobs":
                 assert "manifesto.mp4" in body and "Done" in body
+                # Choose the job by its row, then get its files.
+                page.locator("#v2s-jobs .body-cell", has_text="manifesto.mp4").first.click()
+                page.wait_for_function("document.querySelector('#v2s-job-id textarea, #v2s-job-id input').value")
+                page.get_by_role("button", name="Get files").click()
+                page.wait_for_selector("#v2s-job-files a[download='manifesto.srt']", timeout=30_000)
             elif tab == "Models":
                 assert "tiny.en" in body
             elif tab == "Hardware":

@@ -68,7 +68,9 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
             cancel = gr.Button("Cancel", size="md", scale=1)
             delete = gr.Button("Delete", variant="stop", size="md", scale=1)
             download = gr.Button("Get files", size="md", scale=1)
-        files = gr.File(label="Files of the chosen job", file_count="multiple", interactive=False, visible=False)
+        # "hidden", not False: a file list first rendered by an update can lose its links (Gradio 6.17).
+        files = gr.File(label="Files of the chosen job", file_count="multiple", interactive=False, visible="hidden",
+                        elem_id="v2s-job-files")
 
         def refresh() -> tuple[Any, Any]:
             rows = table()

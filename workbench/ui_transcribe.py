@@ -102,9 +102,12 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
             video = gr.Video(value=path, subtitles=str(captions) if captions else None, visible=True,
                              label=f"Preview of {status.get('input_name')} with its subtitles")
     shown = shown or next((st for st in statuses if st.get("state") == "done"), None)
-    text = gr.skip()
     if shown is not None:
         text = gr.Textbox(value=bench.srt_text(shown["job_id"]), label=f"Subtitles of {shown.get('input_name')}")
+    else:  # nothing finished: what the last job got done before it stopped
+        last = statuses[-1]
+        text = gr.Textbox(value=bench.srt_text(last["job_id"]),
+                          label=f"Subtitles of {last.get('input_name')} (unfinished: resume the job in Jobs)")
     return text, video, gr.File(value=files or None, visible=True if files else "hidden")
 
 
