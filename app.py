@@ -16,11 +16,12 @@ from pathlib import Path
 from pipeline.errors import PipelineError, UsageError
 from pipeline.settings import (
     AUTO_MODEL,
-    ClusterSettings,
     JobSettings,
     ModelSettings,
     Settings,
+    add_cluster_args,
     add_model_manager_args,
+    cluster_from_args,
     default_jobs_dir,
     model_manager_from_args,
 )
@@ -40,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs internet)")
     p.add_argument("--auth", metavar="USER:PASS", help="protect the UI and the /api routes with this login")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler to send work to")
-    p.add_argument("--workers", type=int,
-                   help="Dask workers to start; 0 runs jobs inside the app (default: the optimizer's plan)")
+    add_cluster_args(p)
+    p.add_argument("--require-cluster", action="store_true",
+                   help="fail instead of running jobs inside the app when --scheduler cannot be reached")
     p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
     p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
     p.add_argument("--no-preload", action="store_true", help="load the model with the first job, not at start")
@@ -54,20 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     ns = p.parse_args(argv)
-    if ns.workers is not None and ns.workers < 0:
-        p.error("--workers must be 0 or more")
     try:
         from workbench.app import parse_auth
 
         auth = parse_auth(ns.auth)
         models = model_manager_from_args(ns)
+        cluster = cluster_from_args(ns, fallback_local=not ns.require_cluster)
     except UsageError as exc:
         p.error(str(exc))
     settings = Settings(
         model=ModelSettings(name=ns.model.strip() or AUTO_MODEL),
         models=models,
-        cluster=ClusterSettings(scheduler=ns.scheduler, workers=ns.workers),
-        jobs=JobSettings(jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir())),
+        cluster=cluster,
+        jobs=JobSettings(jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir()),
+                         priority=ns.priority),
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

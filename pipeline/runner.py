@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 #: Seconds between rewrites of the partial SRT while a job runs.
 PARTIAL_EVERY_S = 2.0
+#: Jobs a server runs at once on a cluster (Dask shares the workers between them by priority and order).
+JOBS_ON_CLUSTER = 4
 #: First retry waits this long; each further one twice as long.
 RETRY_BACKOFF_S = 0.5
 
@@ -163,6 +165,12 @@ class Runner:
     def on_cluster(self) -> bool:
         """Whether jobs run on a Dask cluster (False: in this process)."""
         return self._use_cluster
+
+    @property
+    def job_slots(self) -> int:
+        """Jobs worth running at once: one in-process (one inference thread); on a cluster, enough for
+        several jobs to share the workers (each keeps only a few batches in flight)."""
+        return JOBS_ON_CLUSTER if self._use_cluster else 1
 
     def start(self) -> None:
         """Get ready in the background: start or reach the cluster (whose workers preload the model), or

@@ -70,8 +70,10 @@ class Workbench:
     def _start_backend(self) -> None:
         try:
             runner = self.manager.runner  # detects the hardware, applies CPU affinity
-            if self.preload_enabled:
-                runner.models.preload()  # marks the model loading before returning: no idle gap in the status
+            if self.preload_enabled or runner.on_cluster:
+                # In-process: marks the model loading before returning, so the status has no idle gap. On a
+                # cluster: starts or reaches it; each worker's plugin preloads (or not: --no-preload).
+                runner.start()
             self._runner_ready.set()
         except Exception as exc:  # noqa: BLE001 - shown as the model status; the app keeps serving
             log.warning("workbench: the transcription backend did not start: %s", exc)

@@ -209,7 +209,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._queue: queue.Queue[_Entry | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         # Not resumed automatically (that is the caller's decision); listed so the UI can offer it.
         self.unfinished_at_start: builtins.list[str] = [job.id for job in self.store.unfinished()]
         if self.unfinished_at_start:
@@ -316,9 +316,13 @@ class JobManager:
         with self._lock:
             self._entries[entry.job.id] = entry
             self._queue.put(entry)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="jobs-worker", daemon=True)
-                self._worker.start()
+            # In-process, one job at a time (one model, one inference thread); on a cluster several jobs share
+            # the workers fairly, each with a bounded number of batches in flight.
+            self._workers = [w for w in self._workers if w.is_alive()]
+            if len(self._workers) < self.runner.job_slots:
+                worker = threading.Thread(target=self._work, name=f"jobs-worker-{len(self._workers)}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
 
     # cancelling and deleting ----------------------------------------------------------------------
     def cancel(self, job_id: str) -> str:
@@ -540,7 +544,7 @@ class JobManager:
                 return
             entry.status = "running"
         # The job runs on its own thread so that the worker can give up on one that does not stop after a
-        # cancel (a runner stuck waiting on its decoder); jobs still run strictly one at a time.
+        # cancel (a runner stuck waiting on its decoder); each worker thread still runs one job at a time.
         thread = threading.Thread(target=self._execute, args=(entry,), name=f"job-{job.id}", daemon=True)
         thread.start()
         cancelled_at: float | None = None
@@ -588,8 +592,9 @@ class JobManager:
             for entry in self._entries.values():
                 if entry.status == "running":
                     entry.cancel.set()
-            if self._worker is not None and self._worker.is_alive():
-                self._queue.put(None)
+            for worker in self._workers:
+                if worker.is_alive():
+                    self._queue.put(None)
 
     def list(self) -> builtins.list[dict[str, Any]]:
         """Every job, unfinished ones first and newest first, with the same fields as :meth:`status`."""
