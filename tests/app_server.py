@@ -32,7 +32,9 @@ def serve(app: Any, timeout: float = 60.0) -> Iterator[str]:  # noqa: ANN401 - a
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # Clients (browsers, gradio_client) keep streams open: do not wait for them at shutdown.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

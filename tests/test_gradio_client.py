@@ -75,3 +75,26 @@ def test_gradio_client_gets_a_clear_error_for_a_bad_file(app_url: str, tmp_path:
     client = Client(app_url, verbose=False)
     with pytest.raises(AppError, match="notes.mp4: cannot be read|notes.mp4.*not"):
         client.predict([handle_file(str(notes))], "en", ["srt"], 4, 5, True, 42, 2, api_name="/transcribe")
+
+
+def test_ui_uploads_keep_the_size_and_type_limits(tmp_path: Path, data_dir: Path) -> None:
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from workbench.app import build_server
+    from workbench.jobs import JobManager
+
+    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+                        jobs=JobSettings(jobs_dir=tmp_path / "jobs"))
+    manager = JobManager(settings, max_upload_bytes=100_000)
+    with serve(build_server(settings, manager=manager)) as url:
+        client = Client(url, verbose=False)
+        text = tmp_path / "notes.txt"
+        text.write_text("not media\n")
+        with pytest.raises(AppError, match="(?i)invalid file type|not a known video or audio file type"):
+            client.predict([handle_file(str(text))], "en", ["srt"], 4, 5, True, 42, 2, api_name="/transcribe")
+        # jfk.wav is 352 kB: over the limit, refused before any job exists.
+        with pytest.raises(Exception, match="(?i)exceeds the maximum file size|larger than the limit"):
+            client.predict([handle_file(str(data_dir / "jfk" / "jfk.wav"))], "en", ["srt"], 4, 5, True, 42, 2,
+                           api_name="/transcribe")
+        assert httpx.get(f"{url}/api/jobs", timeout=30).json() == []
