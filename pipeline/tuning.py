@@ -235,9 +235,8 @@ def base_settings(
     times, costs the same under every setting swept here, and would only slow the sweep down.
     """
     vad = VadSettings() if segment_bounds is None else with_segment_bounds(VadSettings(), *segment_bounds)
-    cluster = ClusterSettings(scheduler=scheduler.strip() or None, workers=None if scheduler.strip() else workers)
-    if "dashboard_address" in {f.name for f in dataclasses.fields(ClusterSettings)}:
-        cluster = dataclasses.replace(cluster, dashboard_address=dashboard_address)  # type: ignore[call-arg]
+    cluster = ClusterSettings(scheduler=scheduler.strip() or None, workers=None if scheduler.strip() else workers,
+                              dashboard_address=dashboard_address)
     return Settings(
         model=ModelSettings(name=model, device=device, compute_type=compute_type),
         transcribe=TranscribeSettings(language=language, align=align, batch_size=batch_size),
