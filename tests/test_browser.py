@@ -21,8 +21,18 @@ import srt
 from app_server import ARTIFACTS, chromium, free_port, serve
 
 from pipeline.evaluation import corpus_wer, srt_text
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from pipeline.settings import (
+    ClusterSettings,
+    JobSettings,
+    ModelSettings,
+    OutputSettings,
+    Settings,
+    TranscribeSettings,
+)
 
+#: Jobs run inside the app: on a bigger machine the optimizer could plan a local Dask cluster, whose
+#: worker processes a test cannot hold or inspect.
+IN_PROCESS = ClusterSettings(workers=0)
 REPO = Path(__file__).resolve().parents[1]
 #: Every tab, as its label and the artifact name of its screenshot.
 TABS = ["Transcribe", "Jobs", "Models", "Hardware", "Cluster"]
@@ -53,7 +63,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, gate: threading.Event) -> 
 
     root = tmp_path_factory.mktemp("browser")
     settings = Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
         transcribe=TranscribeSettings(batch_size=8),
         output=OutputSettings(output_dir=root / "out"),
         jobs=JobSettings(jobs_dir=root / "jobs"),
@@ -211,7 +221,7 @@ def test_http_job_flow_on_the_real_server(app_url: str, gate: threading.Event, d
 def test_auth_protects_the_ui_and_the_api(tmp_path: Path) -> None:
     from workbench.app import build_server
 
-    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
                         jobs=JobSettings(jobs_dir=tmp_path / "jobs"))
     with serve(build_server(settings, auth=("alice", "s3cret"))) as url:
         assert httpx.get(f"{url}/api/jobs").status_code == 401
@@ -238,6 +248,7 @@ def test_app_py_share_offline_keeps_serving_and_warns_without_auth(tmp_path: Pat
     env = {**os.environ, "GRADIO_SHARE_SERVER_ADDRESS": "127.0.0.1:9", "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "app.py"), "--port", str(port), "--share", "--no-preload", "--model", "tiny.en",
+         "--workers", "0",
          "--jobs-dir", str(tmp_path / "jobs")],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )

@@ -13,7 +13,18 @@ from app_server import serve
 
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from pipeline.settings import (
+    ClusterSettings,
+    JobSettings,
+    ModelSettings,
+    OutputSettings,
+    Settings,
+    TranscribeSettings,
+)
+
+#: Jobs run inside the app: on a bigger machine the optimizer could plan a local Dask cluster, whose
+#: worker processes a test cannot hold or inspect.
+IN_PROCESS = ClusterSettings(workers=0)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +34,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache) -
 
     root = tmp_path_factory.mktemp("client")
     settings = Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
         transcribe=TranscribeSettings(batch_size=8),
         output=OutputSettings(output_dir=root / "out"),
         jobs=JobSettings(jobs_dir=root / "jobs"),
@@ -84,7 +95,7 @@ def test_ui_uploads_keep_the_size_and_type_limits(tmp_path: Path, data_dir: Path
     from workbench.app import build_server
     from workbench.jobs import JobManager
 
-    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
                         jobs=JobSettings(jobs_dir=tmp_path / "jobs"))
     manager = JobManager(settings, max_upload_bytes=100_000)
     with serve(build_server(settings, manager=manager)) as url:
