@@ -31,7 +31,8 @@ from workbench.ui_common import CSS, QUIET
 
 log = logging.getLogger(__name__)
 
-#: The queue that GPU-bound handlers share (``concurrency_id``): the Transcribe handler, and model loads.
+#: The queue that GPU-bound handlers share (``concurrency_id``): the Transcribe handler; any other handler that
+#: waits on the model or the GPU joins it.
 GPU_QUEUE = "gpu"
 #: Sessions following their jobs at once; the jobs themselves run one at a time in the job manager.
 GPU_QUEUE_LIMIT = 4
@@ -334,8 +335,8 @@ def build_server(
     demo = app.state.ui = build_app(bench)
     routers = [hardware_router(settings.jobs.jobs_dir), jobs_router(manager),
                models_router(bench.model_status, bench.load_model)]
-    # Routers first, so /api/... is never shadowed by the UI mounted at "/". Further /api routers (models)
-    # join this list so that they get the same protection.
+    # Routers first, so /api/... is never shadowed by the UI mounted at "/". Every /api router is in this
+    # list, so that --auth protects it.
     guard = [Depends(_api_guard(auth, lambda: _mounted(app)))] if auth is not None else []
     for router in routers:
         app.include_router(router, dependencies=guard)
