@@ -63,6 +63,8 @@ class WorkerPlan:
     gpu: int | None = None
 
 
+#: Scheduler metadata key of the model the app selected last (for workers that join later).
+SELECTED_MODEL_KEY = "video2srt-selected-model"
 #: Seconds between checks whether GPU workers have joined (their tasks then ask for the GPU resource).
 GPU_CHECK_S = 5.0
 #: Set in the environment of the workers we start: their planned CTranslate2 threads.
@@ -128,8 +130,20 @@ class ModelPlugin(WorkerPlugin):
         self.cpu_affinity = cpu_affinity
         self.manager: ModelManager | None = None
 
-    def setup(self, worker: Any) -> None:  # noqa: ANN401 - distributed.Worker
-        """Called by Dask in the worker process: bind cores, create the manager, preload in the background."""
+    async def setup(self, worker: Any) -> None:  # noqa: ANN401 - distributed.Worker
+        """Called by Dask in the worker process: bind cores, create the manager, preload in the background.
+
+        A worker that joins after the app switched models preloads the model selected now (kept on the
+        scheduler by :meth:`DaskBackend.load_model`), not the one the cluster started with.
+        """
+        selected = None
+        try:
+            selected = await worker.scheduler.get_metadata(keys=[SELECTED_MODEL_KEY], default=None)
+        except Exception as exc:  # noqa: BLE001 - without it the worker preloads the starting model
+            log.debug("no selected model from the scheduler: %s", exc)
+        self._start_manager(worker, selected)
+
+    def _start_manager(self, worker: Any, selected: str | None) -> None:  # noqa: ANN401 - distributed.Worker
         from pipeline.hardware import apply_cpu_affinity
         from pipeline.model_manager import ModelManager
         from pipeline.models import placement_for
@@ -141,8 +155,11 @@ class ModelPlugin(WorkerPlugin):
             # A plain `dask worker` inherits the nanny's OMP_NUM_THREADS=1; the OpenMP runtime reads it when
             # CTranslate2 loads, which has not happened yet in this process.
             os.environ.update(thread_env(threads))
-        model = replace(self.model, cpu_threads=threads)
-        self.manager = ModelManager(model, self.manager_settings, name=str(worker.name))
+        model = replace(self.model, name=selected or self.model.name, cpu_threads=threads)
+        manager_settings = self.manager_settings
+        if selected and manager_settings.preload:
+            manager_settings = replace(manager_settings, preload=(selected,))
+        self.manager = ModelManager(model, manager_settings, name=str(worker.name))
         self.manager.preload()
 
     def teardown(self, worker: Any) -> None:  # noqa: ANN401 - distributed.Worker
@@ -368,7 +385,12 @@ class DaskBackend:
         return {w["name"]: w["model_status"] for w in self.status()["workers"] if w.get("model_status")}
 
     def load_model(self, name: str | None) -> dict[str, Any]:
-        """Start a load round for ``name`` on every worker; returns each worker's answer by name."""
+        """Start a load round for ``name`` on every worker; returns each worker's answer by address.
+
+        ``name`` is also kept on the scheduler, so workers that join later preload it.
+        """
+        if name:
+            self.client.set_metadata(SELECTED_MODEL_KEY, name)
 
         def load(dask_worker: Any, name: str | None = name) -> dict[str, Any]:  # noqa: ANN401
             from pipeline.errors import PipelineError

@@ -285,3 +285,39 @@ def test_an_urgent_job_overtakes_a_long_one(
         runner.close()
     assert set(finished) == {"long", "urgent"}
     assert finished["urgent"] < finished["long"]
+
+
+def test_a_worker_that_joins_after_a_switch_preloads_the_new_model(
+    scheduler: str, settings: Settings, tmp_path: Path
+) -> None:
+    from pipeline.models import bundled_model_path
+
+    other = tmp_path / "tiny-copy"
+    other.mkdir()
+    for item in bundled_model_path().iterdir():
+        (other / item.name).symlink_to(item)
+    workers = [_worker(scheduler, tmp_path / "w0.log", "first")]
+    s = _job_settings(settings, scheduler=scheduler, workers=None)
+    runner = Runner(s)
+    try:
+        backend = runner.backend()
+        assert backend is not None
+        backend.wait_for_workers(60)
+        _until(lambda: runner.model_status()["state"] == "ready")
+        runner.load_model(str(other))
+        _until(lambda: runner.model_status()["state"] == "ready" and runner.model_status()["model"] == "tiny-copy")
+        workers.append(_worker(scheduler, tmp_path / "w1.log", "later"))
+        _until(lambda: runner.model_status()["total_workers"] == 2 and runner.model_status()["state"] == "ready")
+        status = runner.model_status()
+    finally:
+        runner.close()
+        for w in workers:
+            _stop(w)
+    assert {w["worker"]: w["model"] for w in status["workers"]} == {"first": "tiny-copy", "later": "tiny-copy"}
+
+
+def _until(check, timeout: float = 120.0) -> None:  # noqa: ANN001 - a predicate
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
