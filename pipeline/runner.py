@@ -61,7 +61,7 @@ class JobEvent:
 
     job_id: str
     input: str
-    stage: str  # queued | waiting_for_model | running | writing | done | failed | cancelled
+    stage: str  # queued | waiting_for_model | waiting_for_workers | running | writing | done | failed | cancelled
     segments_done: int = 0
     segments_total: int | None = None
     audio_done: float = 0.0

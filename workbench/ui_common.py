@@ -14,6 +14,7 @@ STAGE_LABELS = {
     "queued": "Waiting in line",
     "starting": "Starting",
     "waiting_for_model": "Waiting for the model to load",
+    "waiting_for_workers": "Waiting for a cluster worker",
     "running": "Transcribing",
     "writing": "Writing subtitles",
     "done": "Done",
