@@ -65,6 +65,8 @@ class WorkerPlan:
 
 #: Scheduler metadata key of the model the app selected last (for workers that join later).
 SELECTED_MODEL_KEY = "video2srt-selected-model"
+#: How fresh the live-worker count must be.
+ALIVE_EVERY_S = 1.0
 #: Seconds between checks whether GPU workers have joined (their tasks then ask for the GPU resource).
 GPU_CHECK_S = 5.0
 #: Set in the environment of the workers we start: their planned CTranslate2 threads.
@@ -240,6 +242,7 @@ class DaskBackend:
         cs = settings.cluster
         self.cluster: Any = None
         self._futures: dict[int, Future] = {}
+        self._seen: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
         self.mode = "remote" if cs.scheduler else "local"
         try:
             if cs.scheduler:
@@ -302,13 +305,19 @@ class DaskBackend:
     # -- health ----------------------------------------------------------------------------------------------
     def _workers(self) -> dict[str, dict[str, Any]]:
         try:
-            return dict(self.client.scheduler_info(n_workers=-1).get("workers", {}))
-        except (OSError, TimeoutError):
-            return {}
+            workers = dict(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        except (OSError, TimeoutError) as exc:
+            # A slow answer is not "no workers": keep what was last seen.
+            log.debug("scheduler_info failed: %s", exc)
+            return dict(self._seen[1])
+        self._seen = (time.monotonic(), workers)
+        return workers
 
     def alive(self) -> int:
-        """Workers connected now."""
-        return len(self._workers())
+        """Workers connected now (asked at most once a second: every running job watches this)."""
+        if time.monotonic() - self._seen[0] > ALIVE_EVERY_S:
+            self._workers()
+        return len(self._seen[1])
 
     def wait_for_workers(self, timeout_s: float, on_wait: Any = None) -> None:  # noqa: ANN401 - a callable
         """Return when a worker is connected; call ``on_wait(message)`` once if none is yet.
@@ -381,8 +390,15 @@ class DaskBackend:
         }
 
     def model_statuses(self) -> dict[str, dict[str, Any]]:
-        """Each worker's model-manager status, by worker name (for the app-level model status)."""
-        return {w["name"]: w["model_status"] for w in self.status()["workers"] if w.get("model_status")}
+        """Each live worker's model-manager status, by worker name (for the app-level model status).
+
+        A worker whose plugin has not made its manager yet (it just joined) counts as ``idle``, so the
+        aggregate never says ``ready`` while a joining worker has no model.
+        """
+        return {
+            w["name"]: w.get("model_status") or {"state": "idle", "message": "worker starting", "progress": 0.0}
+            for w in self.status()["workers"]
+        }
 
     def load_model(self, name: str | None) -> dict[str, Any]:
         """Start a load round for ``name`` on every worker; returns each worker's answer by address.
