@@ -8,16 +8,59 @@ malformed, 404 when unknown); no route opens a path taken from the request. Erro
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, Coroutine
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.types import Message
 
 from pipeline.errors import InputError, PipelineError, UsageError
-from workbench.jobs import JobManager, JobsError, one_line
+from workbench.jobs import JobManager, JobsError, _human, one_line
 
 _MEDIA_TYPES = {"srt": "text/plain; charset=utf-8", "vtt": "text/plain; charset=utf-8",
                 "json": "application/json; charset=utf-8"}
+#: Room for the multipart framing and the form fields beside the file itself.
+FORM_OVERHEAD_BYTES = 1 << 20
+
+
+def _body_limited(limit: Callable[[], int]) -> type[APIRoute]:
+    """A route class that refuses a request body over ``limit()`` bytes (413) while it is being received.
+
+    FastAPI reads a multipart body, spooling the file to a temp file, before the handler (and before the
+    route's dependencies, such as the login check) runs, so the size check in the handler alone would let
+    any client fill the server's disk first. A declared ``Content-Length`` over the limit is refused before
+    a byte is read; a chunked body as soon as it passes the limit.
+    """
+
+    def too_large(most: int) -> HTTPException:
+        return HTTPException(413, f"the upload is larger than the limit of {_human(most - FORM_OVERHEAD_BYTES)}; "
+                                  "send a smaller file or cut it into parts")
+
+    class BodyLimitedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def limited(request: Request) -> Response:
+                most = limit() + FORM_OVERHEAD_BYTES
+                declared = request.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > most:
+                    raise too_large(most)
+                receive, seen = request.receive, 0
+
+                async def counted() -> Message:
+                    nonlocal seen
+                    message = await receive()
+                    seen += len(message.get("body", b""))
+                    if seen > most:
+                        raise too_large(most)  # FastAPI passes an HTTPException from body parsing on as it is
+                    return message
+
+                return await handler(Request(request.scope, counted))
+
+            return limited
+
+    return BodyLimitedRoute
 
 
 def _http_error(exc: PipelineError) -> HTTPException:
@@ -44,10 +87,10 @@ def jobs_router(manager: JobManager) -> APIRouter:
         ``POST /api/jobs/{id}/cancel`` (202) and ``DELETE /api/jobs/{id}`` (204).
     """
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+    upload_route = _body_limited(lambda: manager.max_upload_bytes)
 
     # Plain ``def`` routes: FastAPI runs them in its thread pool, so copying an upload or reading a job folder
     # never blocks the event loop. Transcription itself runs on the manager's worker thread.
-    @router.post("", status_code=202)
     def create_job(
         file: Annotated[UploadFile | None, File(description="the video or audio file")] = None,
         formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json (default: all)")] = None,
@@ -65,6 +108,8 @@ def jobs_router(manager: JobManager) -> APIRouter:
         finally:
             file.file.close()
         return JSONResponse({"job_id": job_id}, status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
+
+    router.add_api_route("", create_job, methods=["POST"], status_code=202, route_class_override=upload_route)
 
     @router.get("")
     def list_jobs() -> list[dict[str, Any]]:

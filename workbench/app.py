@@ -281,6 +281,29 @@ def _api_guard(auth: tuple[str, str], gradio_app: Callable[[], Any]) -> Any:  # 
     return guard
 
 
+class _ApiLoginFirst:
+    """ASGI middleware: an ``/api`` request without valid credentials gets its 401 before its body is read.
+
+    FastAPI reads (and spools to disk) a request body before a route's dependencies run, so without this an
+    upload from someone not logged in would be stored in full before the route's own guard refused it.
+    """
+
+    def __init__(self, app: Any, check: Callable[[Request], None]) -> None:  # noqa: ANN401 - an ASGI app
+        self.app, self.check = app, check
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN401 - ASGI
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/api" or path.startswith("/api/"):
+            try:
+                self.check(Request(scope))
+            except HTTPException as exc:
+                from fastapi.responses import JSONResponse
+
+                await JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The server
 
@@ -340,6 +363,8 @@ def build_server(
     guard = [Depends(_api_guard(auth, lambda: _mounted(app)))] if auth is not None else []
     for router in routers:
         app.include_router(router, dependencies=guard)
+    if auth is not None:
+        app.add_middleware(_ApiLoginFirst, check=_api_guard(auth, lambda: _mounted(app)))
     if resume_unfinished:
         for job in manager.store.unfinished():
             try:
