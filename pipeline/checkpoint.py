@@ -8,6 +8,7 @@ PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -125,18 +126,28 @@ class WavWriter:
         )
 
     def write(self, samples: np.ndarray) -> None:
-        self._file.write(samples)
+        try:
+            self._file.write(samples)
+        except RuntimeError as exc:
+            # libsndfile says only "System error"; a full disk must read as one, like every other write here.
+            if shutil.disk_usage(self._tmp.parent).free < samples.nbytes + (1 << 16):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._tmp)) from exc
+            raise
 
     def close(self, keep: bool = True) -> None:
         """Finish the file; ``keep=False`` (a failed decode) removes it."""
-        self._file.close()
-        if keep:
-            with open(self._tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(self._tmp, self.path)
-            _fsync_dir(self.path.parent)
-        else:
+        if not keep:
+            try:
+                self._file.close()  # may fail again on a full disk; the file goes either way
+            except (RuntimeError, OSError):
+                pass
             self._tmp.unlink(missing_ok=True)
+            return
+        self._file.close()
+        with open(self._tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.path)
+        _fsync_dir(self.path.parent)
 
 
 @dataclass

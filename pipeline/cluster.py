@@ -290,7 +290,7 @@ class DaskBackend:
             transcribe_task, items, settings, language, _portable(model),
             priority=priority, pure=False, resources={"GPU": 1} if self._gpu else None,
         )
-        return _as_concurrent(future, self._futures)
+        return _as_concurrent(future, self._futures, self.settings.cluster.scheduler or "")
 
     def detect_language(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
         """The language of ``samples``, decided on a worker."""
@@ -421,9 +421,17 @@ class DaskBackend:
 
     def close(self) -> None:
         """Disconnect; a cluster started here is shut down."""
+        # A client whose scheduler is gone is still trying to reconnect; closing cancels that, which distributed
+        # logs as an error with a traceback. The job has already said what happened, in one line.
+        quiet = self.client.status not in ("running", "closed")
+        client_log = logging.getLogger("distributed.client")
+        level = client_log.level
+        if quiet:
+            client_log.setLevel(logging.CRITICAL)
         try:
             self.client.close()
         finally:
+            client_log.setLevel(level)
             if self.cluster is not None:
                 self.cluster.close()
 
@@ -474,10 +482,11 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
     )
 
 
-def _as_concurrent(future: Future, registry: dict[int, Future]) -> ConcurrentFuture:
+def _as_concurrent(future: Future, registry: dict[int, Future], scheduler: str = "") -> ConcurrentFuture:
     """A ``concurrent.futures.Future`` that settles with the Dask future, so the runner has one kind to wait on.
 
     A lost worker (``KilledWorker``) or connection becomes a :class:`TransientError`: the runner retries it.
+    A lost scheduler (the client cancels every future it holds) becomes a :class:`ClusterError`.
     """
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
@@ -488,7 +497,12 @@ def _as_concurrent(future: Future, registry: dict[int, Future]) -> ConcurrentFut
     def settle(f: Future) -> None:
         registry.pop(id(out), None)
         if f.cancelled():
-            out.cancel()
+            # Cancelled by us (a cancelled job, the client still running), or by a client whose scheduler is gone.
+            if f.client.status != "running":
+                out.set_exception(ClusterError(f"lost the connection to the Dask scheduler{scheduler and ' at '}"
+                                               f"{scheduler}"))
+            else:
+                out.cancel()
             return
         try:
             out.set_result(f.result())

@@ -9,6 +9,7 @@ SRT grows in order, and progress goes out as :class:`JobEvent` values through a 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import queue
 import threading
@@ -342,19 +343,25 @@ class Runner:
             model_future = self.preload(s) if backend is None else None
             return self._run(job, input_path, source, s, meta, done, model_future, backend, emit, stop, started)
         except CancelledError:
-            job.update_checkpoint(state="cancelled")
+            _record(job, state="cancelled")
             emit("cancelled", message="cancelled")
             raise
         except PipelineError as exc:
-            job.update_checkpoint(state="failed", error=str(exc))
+            _record(job, state="failed", error=str(exc))
             emit("failed", message=str(exc))
             raise
         except Exception as exc:
             # A fault below us (CTranslate2, the disk): one clear line for the user, the details in the log.
             log.debug("job %s failed", job.id, exc_info=True)
-            error = TranscriptionError(f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
-                                       "run again with --debug for details")
-            job.update_checkpoint(state="failed", error=str(error))
+            if disk_full(exc):
+                error: PipelineError = CheckpointError(
+                    f"{job.dir.parent}: the disk is full ({getattr(exc, 'strerror', None) or exc}); free some space, "
+                    f"then resume the job with `video2srt --resume {job.id}`: its finished segments are kept"
+                )
+            else:
+                error = TranscriptionError(f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
+                                           "run again with --debug for details")
+            _record(job, state="failed", error=str(error))
             emit("failed", message=str(error))
             raise error from exc
         finally:
@@ -608,7 +615,9 @@ class Runner:
             ok = True
             _put(q, _DONE, cancel)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            _put(q, exc if isinstance(exc, PipelineError) else InputError(f"{source}: decoding failed: {exc}"), cancel)
+            # A full disk (writing audio.wav) is not the input's fault: the consumer says what it is.
+            passed = isinstance(exc, PipelineError) or disk_full(exc)
+            _put(q, exc if passed else InputError(f"{source}: decoding failed: {exc}"), cancel)
             if not isinstance(exc, PipelineError):
                 log.debug("producer failed", exc_info=True)
         finally:
@@ -893,6 +902,12 @@ class _Flight:
              "transient": transient, "time": time.time()}
             for item in batch.items
         ])
+        if isinstance(exc, ClusterError):
+            # The cluster itself is gone (its scheduler): no retry can help, and the segments are not at fault.
+            raise ClusterError(
+                f"{self.job.id}: {exc}; its finished segments are kept: resume it with `video2srt --resume "
+                f"{self.job.id}` once the scheduler is back, or add --workers 0 to finish it in this process"
+            ) from exc
         if not transient or batch.attempt > self.s.jobs.max_retries:
             indexes = ", ".join(str(item.segment.index) for item in batch.items)
             raise TranscriptionError(
@@ -944,6 +959,20 @@ def transcribe_batch(
 def detect_with(models: ModelManager, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
     """The language of ``samples`` with ``models``' model for ``model``, on its inference thread."""
     return models.submit(lambda: detect_language(models.get(model), samples)).result()
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file system is full (or over quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _record(job: Job, **fields: Any) -> None:
+    """Record a job's end in its checkpoint; on a full disk that may fail too, and the job then stays listed as
+    interrupted (resumable) rather than losing the error that ended it."""
+    try:
+        job.update_checkpoint(**fields)
+    except OSError as exc:
+        log.info("job %s: cannot record %s (%s)", job.id, fields.get("state"), exc)
 
 
 def is_transient(exc: BaseException) -> bool:
