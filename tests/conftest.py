@@ -41,3 +41,13 @@ def with_parts(settings: Settings, **parts: object) -> Settings:
     """Copy of ``settings`` with some fields of some parts changed: ``with_parts(s, vad={"enabled": False})``."""
     changes = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in parts.items()}
     return settings.replace(**changes)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (the soak) run only when asked for, with ``pytest -m slow``."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long-running: run with pytest -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
