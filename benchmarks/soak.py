@@ -330,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="how long to keep submitting (default 10)")
     p.add_argument("--in-flight", type=int, default=6, help="jobs kept submitted at once (default 6)")
-    p.add_argument("--kill-every", type=float, default=120.0, help="SIGKILL and restart the app this often (s; 0: never)")
+    p.add_argument("--kill-every", type=float, default=120.0,
+                   help="SIGKILL and restart the app this often (seconds; 0: never)")
     p.add_argument("--pollers", type=int, default=2, help="client threads timing GET /api/jobs/{id} (default 2)")
     p.add_argument("--interval", type=float, default=0.1, help="seconds between one poller's requests")
     p.add_argument("--drain-minutes", type=float, default=15.0, help="at most this long for the last jobs to end")

@@ -153,8 +153,9 @@ def test_no_route_reads_a_path_the_request_names(open_server: tuple[str, Any], c
     paths (absolute, relative, encoded), each ``file=`` route aimed at them; the canary never comes back."""
     url, app = open_server
     secret = canary["dir"] / "secret.txt"
-    targets = [str(secret), quote(str(secret), safe=""), "../../../../../../" + str(secret).lstrip("/"),
-               quote("../../../../../../" + str(secret).lstrip("/"), safe="")] + _payloads(root / "open", "outside/secret.txt")
+    deep = "../../../../../../" + str(secret).lstrip("/")
+    targets = [str(secret), quote(str(secret), safe=""), deep, quote(deep, safe="")]
+    targets += _payloads(root / "open", "outside/secret.txt")
     seen = 0
     for template, methods in routes(app):
         if "{" not in template or template in STREAMING:

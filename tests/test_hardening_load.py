@@ -22,8 +22,7 @@ from pipeline.settings import Settings
 from workbench.jobs import JobManager
 
 #: Eight short real recordings (2–5 s each), all uploaded under one name.
-INPUTS = ["ljspeech/LJ001-0002.wav", "ljspeech/LJ001-0004.wav", "ljspeech/LJ001-0006.wav", "ljspeech/LJ001-0008.wav",
-          "ljspeech/LJ001-0011.wav", "ljspeech/LJ001-0013.wav", "ljspeech/LJ001-0016.wav", "fleurs_en/fleurs-en-004.ogg"]
+INPUTS = [f"ljspeech/LJ001-{i:04d}.wav" for i in (2, 4, 6, 8, 11, 13, 16)] + ["fleurs_en/fleurs-en-004.ogg"]
 #: More than a job's peak needs (one model, one job's audio at a time); a leak per job would pass it.
 RSS_HEADROOM_MB = 400
 
