@@ -276,7 +276,7 @@ class DaskBackend:
     # -- work ------------------------------------------------------------------------------------------------
     def submit(
         self, items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings,
-        priority: int = 0,
+        priority: float = 0,
     ) -> ConcurrentFuture:
         """Send one batch; the future gives ``(results, model name)``. GPU work asks for a GPU worker.
 
