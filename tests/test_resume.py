@@ -120,17 +120,18 @@ def test_transient_failures_are_retried(long_input: Path, settings: Settings, mo
 def test_permanent_failure_keeps_finished_segments_and_resumes(
     long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries, reference  # noqa: ANN001
 ) -> None:
-    _flaky(monkeypatch, 2, [ModelError("model files are broken")])
+    _flaky(monkeypatch, 3, [ModelError("model files are broken")])
     s = _settings(settings)
     runner = Runner(s, model_cache)
-    with pytest.raises(TranscriptionError, match="segment\\(s\\) .*2.* failed: model files are broken"):
+    with pytest.raises(TranscriptionError, match="segment\\(s\\) .*3.* failed: model files are broken"):
         runner.run(long_input, s)
     (job,) = JobStore(s.jobs.jobs_dir).jobs()
     cp = job.read_checkpoint()
     assert cp["state"] == "failed" and "model files are broken" in cp["error"]
     assert [h["transient"] for h in cp["history"]] == [False] * len(cp["history"])
     kept = sorted(p.name for p in job.results_dir.glob("*.json"))
-    assert kept[:2] == ["00000.json", "00001.json"]
+    # Segments in batches before the failing one are kept (the first segment is a batch of its own).
+    assert kept[:2] == ["00000.json", "00001.json"] and "00003.json" not in kept
     # The cause went away: the resume finishes it, and the subtitles match an uninterrupted run.
     monkeypatch.setattr(runner_mod, "transcribe_segments", _real_transcribe())
     result = runner.resume(job.id)
