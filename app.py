@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 import time
@@ -40,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs internet)")
-    p.add_argument("--auth", metavar="USER:PASS", help="protect the UI and the /api routes with this login")
+    p.add_argument("--auth", metavar="USER:PASS",
+                   help="protect the UI and the /api routes with this login (or set VIDEO2SRT_AUTH, which other "
+                        "users of the machine cannot read from the process list)")
     add_cluster_args(p)
     p.add_argument("--require-cluster", action="store_true",
                    help="fail instead of running jobs inside the app when --scheduler cannot be reached")
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from workbench.app import parse_auth
 
-        auth = parse_auth(ns.auth)
+        auth = parse_auth(ns.auth or os.environ.get("VIDEO2SRT_AUTH") or None)
         models = model_manager_from_args(ns)
         cluster = cluster_from_args(ns, fallback_local=not ns.require_cluster)
     except UsageError as exc:
