@@ -248,8 +248,10 @@ class DaskBackend:
             if cs.scheduler:
                 self.client: Client = Client(cs.scheduler, timeout=f"{cs.connect_timeout_s}s", set_as_default=False)
             else:
-                # The nanny would otherwise export OMP_NUM_THREADS=1 into this process and every worker.
-                dask.config.set({"distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}})
+                # The nanny would otherwise export OMP_NUM_THREADS=1 into this process and every worker, and
+                # MALLOC_TRIM_THRESHOLD_=65536, under which CTranslate2's large buffers go back to the OS at
+                # every free: 7.5 s of system time per worker on the 10-minute input, against 3 s without.
+                dask.config.set({"distributed.nanny.pre-spawn-environ": {}})
                 self.cluster = _local_cluster(settings)
                 self.client = Client(self.cluster, set_as_default=False)
         except (OSError, TimeoutError) as exc:
