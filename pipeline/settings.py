@@ -157,7 +157,7 @@ class ClusterSettings:
         dashboard_address: Where a local cluster serves the Dask dashboard (``:0``: any free port).
         connect_timeout_s: How long to try reaching ``scheduler``.
         worker_timeout_s: How long a job waits while no worker is connected before it fails (resumable).
-        max_inflight: Batches of one job out at once (0: two per worker); bounds memory, shares the cluster.
+        max_inflight: Batches of one job out at once (0: four per worker); bounds memory, shares the cluster.
         fallback_local: When the scheduler is unreachable, run in-process with a warning instead of failing.
     """
 
