@@ -54,23 +54,28 @@ class VadSettings:
     """
 
     enabled: bool = True
-    threshold: float = 0.5
+    #: Above silero's usual 0.5: with the windows below, 0.55 is the nearby value that keeps every shared data
+    #: set within 0.5 WER points of faster-whisper (mfa flips by one word between them; benchmarks/README.md).
+    threshold: float = 0.55
     min_speech_ms: int = 250
     min_silence_ms: int = 500
     speech_pad_ms: int = 200
     min_segment_s: float = 30.0
     max_segment_s: float = 90.0
     target_segment_s: float = 60.0
-    skip_silence_s: float = 2.0
-    #: Measured on the 10-minute benchmark input with tiny.en: cutting pauses down to 1 s or 3 s saved
-    #: no time (decoding cost follows the words, not the window count) and cost 1.5–2 WER points, so by
-    #: default windows keep the audio whole.
-    keep_pause_s: float = 30.0
+    #: Only a long silence ends a segment early; shorter pauses are left to the cut choice, which fills
+    #: windows (at 2 s, segments ended at every pause after 30 s and left half-empty windows behind).
+    skip_silence_s: float = 20.0
+    #: Each window costs a full 30 s encoder pass (about half the CPU time on the 10-minute input), so long
+    #: silence is cut down to 5 s; shorter pauses stay, Whisper reads sentences by them (at 2 s it dropped
+    #: utterances again).
+    keep_pause_s: float = 5.0
     fixed_segment_s: float = 60.0
-    #: Whisper reads 30 s at once, but tiny.en drops more speech from full 30 s windows: on the 10-minute
-    #: benchmark input 24 s windows gave WER 21.7% against 26.4% at 30 s, at the same speed (decoding cost
-    #: follows the words), and 20 s gave 24.1%.
-    window_s: float = 24.0
+    #: Whisper's full context. 24 s windows were more accurate only until quiet spans were levelled
+    #: (TranscribeSettings.level_boost_db): what tiny.en dropped from full windows was a quiet speaker beside
+    #: a loud one. With these defaults the 10-minute input takes 19 windows at WER 16.2%; 24 s windows with
+    #: levelling took 28 at 16.5% (benchmarks/windows.py).
+    window_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ class TranscribeSettings:
     batch_size: int = 0
     beam_size: int = 5
     word_timestamps: bool = True
+    #: Speech spans quieter than the loudest span of their window by more than ``level_gap_db`` are raised
+    #: to its level, by at most ``level_boost_db`` (0 turns this off). tiny.en drops whole utterances of a
+    #: quiet speaker that shares a window with a loud one; see pipeline.transcribe.level_window.
+    level_boost_db: float = 40.0
+    level_gap_db: float = 10.0
     #: Optional WhisperX alignment: ``auto`` (when a local model exists), ``off``, or a model path.
     align: str = "auto"
 

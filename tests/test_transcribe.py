@@ -11,7 +11,7 @@ import soundfile as sf
 from media import concat_speech, speech_clips
 from pipeline.models import ModelCache
 from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
-from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
+from pipeline.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
 from pipeline.types import Segment, SpeechSpan, Window
 from pipeline.vad import SileroVad, segment_audio
 
@@ -84,3 +84,53 @@ def test_a_window_of_pieces_maps_words_back_across_the_cut_silence(model, data_d
     late = [w for w in words if w.word.strip(" ,.").lower() in ("country", "ask")]
     assert words and all(w.start < 5.5 or w.start >= 24.5 for w in words)
     assert any(w.start > 25 for w in late), [(w.word, w.start) for w in words]
+
+
+def _loud_then_quiet(data_dir: Path) -> tuple[np.ndarray, Segment]:
+    """One window: an LJ Speech sentence, 1 s of silence, then a FLEURS sentence recorded ~40 dB quieter."""
+    from pipeline.audio import decode_all
+
+    loud = decode_all(data_dir / "ljspeech" / "LJ001-0001.wav").astype(np.float32)
+    quiet = decode_all(data_dir / "fleurs_en" / "fleurs-en-002.ogg").astype(np.float32)
+    audio = np.concatenate([loud, np.zeros(16000, np.float32), quiet])
+    first = SpeechSpan(0.0, round(loud.size / 16000, 3))
+    second = SpeechSpan(round(first.end + 1.0, 3), round(audio.size / 16000, 3))
+    return audio, Segment(0, 0.0, second.end, (first, second), (Window((SpeechSpan(0.0, second.end),)),))
+
+
+def test_a_quiet_speaker_after_a_loud_one_is_raised_and_kept(model, data_dir: Path) -> None:  # noqa: ANN001
+    """tiny.en drops a whole utterance ~40 dB below its window's other speech; levelling the spans keeps it."""
+    audio, seg = _loud_then_quiet(data_dir)
+    items = [SegmentAudio(seg, (audio,))]
+    unlevelled = TranscribeSettings(language="en", batch_size=8, level_boost_db=0)
+    (plain,) = transcribe_segments(model, items, unlevelled, "en")
+    (levelled,) = transcribe_segments(model, items, SETTINGS, "en")
+    plain_text = " ".join(t.text for t in plain.segments).lower()
+    text = " ".join(t.text for t in levelled.segments).lower()
+    assert "printing" in plain_text and "sintra" not in plain_text, plain_text
+    assert "printing" in text and "sintra" in text and "byron" in text, text
+    assert any(w.start > seg.spans[1].start for t in levelled.segments for w in t.words)
+
+
+def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) -> None:
+    audio, seg = _loud_then_quiet(data_dir)
+    window = seg.windows[0]
+    out = level_window(audio, window, seg.spans, boost_db=40.0, gap_db=10.0)
+    (l0, l1), (q0, q1) = ((round(s.start * 16000), round(s.end * 16000)) for s in seg.spans)
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+    assert rms(audio[q0:q1]) < rms(audio[l0:l1]) / 50  # the FLEURS clip really is ~40 dB quieter
+    assert np.array_equal(out[l0:l1], audio[l0:l1])  # the loud span is untouched
+    gain = min(rms(audio[l0:l1]) / rms(audio[q0:q1]), 100.0)  # up to the loud span's level, at most +40 dB
+    assert rms(out[q0:q1]) == pytest.approx(rms(audio[q0:q1]) * gain, rel=0.01)
+    assert np.array_equal(out[l1 + 16 : q0 - 16], audio[l1 + 16 : q0 - 16])  # the pause is untouched
+    capped = level_window(audio, window, seg.spans, boost_db=20.0, gap_db=10.0)
+    assert rms(capped[q0:q1]) == pytest.approx(rms(audio[q0:q1]) * 10, rel=0.01)
+    as_int16 = level_window((audio * 32767).astype(np.int16), window, seg.spans, boost_db=40.0, gap_db=10.0)
+    assert as_int16.dtype == np.float32 and rms(as_int16[q0:q1]) == pytest.approx(rms(out[q0:q1]), rel=0.05)
+    # Nothing to do: levels within gap_db, one span only, or levelling off.
+    assert level_window(audio, window, seg.spans, boost_db=40.0, gap_db=60.0) is audio
+    assert level_window(audio, window, seg.spans[:1], boost_db=40.0, gap_db=10.0) is audio
+    assert level_window(audio, window, seg.spans, boost_db=0.0, gap_db=10.0) is audio

@@ -52,7 +52,8 @@ def test_vad_grid_spans_every_combination_and_adds_the_defaults() -> None:
     assert {(v.threshold, v.min_segment_s, v.max_segment_s, v.target_segment_s) for v in grid[:4]} == {
         (0.3, 10, 30, 20), (0.3, 20, 60, 40), (0.6, 10, 30, 20), (0.6, 20, 60, 40)
     }
-    assert len(tuning.vad_grid([0.5], [500], [(30, 90)])) == 1
+    d = VadSettings()
+    assert len(tuning.vad_grid([d.threshold], [d.min_silence_ms], [(d.min_segment_s, d.max_segment_s)])) == 1
     for bad in (([1.5], [500], [(30, 90)]), ([0.5], [-1], [(30, 90)]), ([0.5], [500], [(60, 30)])):
         with pytest.raises(UsageError):
             tuning.vad_grid(*bad)
