@@ -453,9 +453,9 @@ class Runner:
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
 
-        def collect(block: bool) -> None:
+        def collect() -> None:
             nonlocal first_result_at, last_partial, partial_every, model_name
-            got = flight.collect(block)
+            got = flight.collect()
             if got is None:
                 return
             batch_results, name = got
@@ -493,9 +493,9 @@ class Runner:
                 clock.start()
                 flight.launch(batch, language)
                 while flight.full():
-                    collect(block=True)
+                    collect()
             while flight.busy():
-                collect(block=True)
+                collect()
         finally:
             flight.cancel()
         transcribe_s = clock.stop()
@@ -865,8 +865,8 @@ class _Flight:
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f, b=batch: self._settled.put(b))
 
-    def collect(self, block: bool) -> tuple[list[SegmentResult], str] | None:
-        """The next finished batch's results (None when nothing is out, or none is ready and not ``block``).
+    def collect(self) -> tuple[list[SegmentResult], str] | None:
+        """Wait for the next finished batch and return its results (None when nothing is out).
 
         Raises:
             CancelledError: The job was cancelled.
@@ -877,10 +877,8 @@ class _Flight:
             if self.stop.is_set():
                 raise CancelledError(f"{self.job.id}: cancelled")
             try:
-                batch = self._settled.get(timeout=0.2 if block else 0)
+                batch = self._settled.get(timeout=0.2)
             except queue.Empty:
-                if not block:
-                    return None
                 self._watch_workers()
                 continue
             del self._out[id(batch)]

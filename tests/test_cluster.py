@@ -135,27 +135,38 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a process started with its own session, and its children: SIGTERM, then SIGKILL after ``grace``."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            proc.wait(grace)
+
+
+def _start_scheduler(folder: Path) -> tuple[subprocess.Popen, str]:
+    """A `dask scheduler` process on loopback and its address (stop it with :func:`_stop`)."""
+    file = folder / "scheduler.json"
+    proc = _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                   "--scheduler-file", str(file)], folder / "scheduler.log")
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, (folder / "scheduler.log").read_text()
+            time.sleep(0.2)
+        return proc, json.loads(file.read_text())["address"]
+    except BaseException:
+        _stop(proc)
+        raise
 
 
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[str]:
-    file = tmp_path / "scheduler.json"
-    proc = _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                   "--scheduler-file", str(file)], tmp_path / "scheduler.log")
+    proc, address = _start_scheduler(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not file.exists() and time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.2)
-        yield json.loads(file.read_text())["address"]
+        yield address
     finally:
         _stop(proc)
 

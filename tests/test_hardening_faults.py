@@ -34,7 +34,14 @@ from pipeline.errors import CheckpointError
 from pipeline.runner import JobEvent, Runner
 from pipeline.settings import Settings
 from test_api_jobs import _wait
-from test_cluster import _job_settings, _spawn, _stop, _worker, reference_srt, speech_input  # noqa: F401 - fixtures
+from test_cluster import (  # noqa: F401 - reference_srt, speech_input: fixtures
+    _job_settings,
+    _start_scheduler,
+    _stop,
+    _worker,
+    reference_srt,
+    speech_input,
+)
 from test_model_manager import broken_folder, fixed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,23 +99,7 @@ def app_process(jobs: Path, log: Path, auth: tuple[str, str]) -> Iterator[tuple[
             time.sleep(0.3)
         yield url, proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-
-
-def _done(client: httpx.Client, job_id: str, timeout: float = 600.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"/api/jobs/{job_id}").json()
-        if status["state"] in ("done", "failed", "cancelled") and not status["active"]:
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
+        _stop(proc, grace=30)
 
 
 def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_identical_output(
@@ -135,12 +126,12 @@ def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_ident
         assert listed[job_id]["stage"] == "interrupted" and listed[job_id]["state"] in ("running", "queued")
         assert list(listed)[0] == job_id  # unfinished jobs first
         assert client.post(f"/api/jobs/{job_id}/resume").status_code == 202
-        assert _done(client, job_id)["state"] == "done"
+        assert _wait(client, job_id, timeout=600)["state"] == "done"
         resumed = client.get(f"/api/jobs/{job_id}/result.srt").text
         # The same file, uninterrupted, in the same app: the reference.
         with open(talk, "rb") as fh:
             solo = client.post("/api/jobs", files={"file": (talk.name, fh)}, data=form).json()["job_id"]
-        assert _done(client, solo)["state"] == "done"
+        assert _wait(client, solo, timeout=600)["state"] == "done"
         assert resumed.strip() and resumed == client.get(f"/api/jobs/{solo}/result.srt").text
         assert json.loads(client.get(f"/api/jobs/{job_id}/result.json").text)["segments"]
     # The secret of --auth is in no log line and no file the app wrote.
@@ -162,16 +153,9 @@ def _cli(*args: str) -> list[str]:
 def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process(
     speech_input: Path, reference_srt: bytes, tmp_path: Path  # noqa: F811 - fixtures from test_cluster
 ) -> None:
-    file = tmp_path / "scheduler.json"
-    scheduler = _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                        "--scheduler-file", str(file)], tmp_path / "scheduler.log")
+    scheduler, address = _start_scheduler(tmp_path)
     worker = None
     try:
-        deadline = time.monotonic() + 60
-        while not file.exists():
-            assert scheduler.poll() is None and time.monotonic() < deadline, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.2)
-        address = json.loads(file.read_text())["address"]
         worker = _worker(address, tmp_path / "worker.log", "w0")
         jobs, out = tmp_path / "jobs", tmp_path / "out"
         cli = subprocess.Popen(_cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),

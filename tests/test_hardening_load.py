@@ -10,12 +10,12 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
 from app_server import serve
+from test_api_jobs import _wait
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import Settings
@@ -34,16 +34,6 @@ def _submit(client: httpx.Client, path: Path, name: str) -> str:
     return str(r.json()["job_id"])
 
 
-def _finished(client: httpx.Client, job_id: str, timeout: float = 600.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"/api/jobs/{job_id}").json()
-        if status["state"] in ("done", "failed", "cancelled") and not status["active"]:
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.1)
-
-
 def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounded(
     settings: Settings, model_cache: ModelCache, data_dir: Path
 ) -> None:
@@ -56,7 +46,7 @@ def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounde
         solo: dict[str, str] = {}
         for name in INPUTS:
             job_id = _submit(client, data_dir / name, "clip.wav")
-            assert _finished(client, job_id)["state"] == "done"
+            assert _wait(client, job_id, timeout=600)["state"] == "done"
             solo[name] = client.get(f"/api/jobs/{job_id}/result.srt").text
         assert len(set(solo.values())) == len(INPUTS), "the inputs must differ for cross-talk to show"
         baseline_mb = me.memory_info().rss / 2**20
@@ -106,7 +96,7 @@ def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounde
             t.join(120)
         assert not errors, errors
         assert len(set(ids.values())) == len(INPUTS)
-        finals = {name: _finished(client, job_id) for name, job_id in ids.items()}
+        finals = {name: _wait(client, job_id, timeout=600) for name, job_id in ids.items()}
         wall = time.monotonic() - started
         running.clear()
         for t in helpers:
