@@ -193,11 +193,11 @@ def for_worker(default: ModelSettings, wanted: ModelSettings) -> ModelSettings:
 def transcribe_task(
     items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings
 ) -> tuple[list[SegmentResult], str]:
-    """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.runner.transcribe_batch`)."""
-    from pipeline.runner import transcribe_batch
+    """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.runner.batch_future`)."""
+    from pipeline.runner import batch_future
 
     manager = _worker_manager()
-    return transcribe_batch(manager, items, settings, language, for_worker(manager.settings, model))
+    return batch_future(manager, items, settings, language, for_worker(manager.settings, model)).result()
 
 
 def detect_task(samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
@@ -448,6 +448,7 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
     from distributed import Nanny, Scheduler, SpecCluster
 
     from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.models import auto_replicas
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
     optimized = CoreOptimizer().optimize(
@@ -457,11 +458,17 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
     plans = plan_workers(settings.cluster, settings.model, info, optimized)
     cs = settings.cluster
 
+    def replicas(plan: WorkerPlan) -> int:
+        if plan.gpu is not None:
+            return settings.model.replicas or 1
+        return settings.model.replicas or auto_replicas("cpu", plan.cpu_threads)
+
     def spec(plan: WorkerPlan) -> dict[str, Any]:
         return {
             "cls": Nanny,
             "options": {
-                "nthreads": 1,  # one task at a time: the worker's model runs one batch at a time anyway
+                # One task per model replica: more would only queue inside the worker.
+                "nthreads": replicas(plan),
                 "resources": plan.resources or None,
                 "env": plan.env,
                 "host": "127.0.0.1",

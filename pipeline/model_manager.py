@@ -10,9 +10,11 @@ Each model on each worker goes through one state machine::
     (warm-up: ``auto`` runs it on CUDA only; on the CPU it was measured not to pay off, benchmarks/README.md)
 
 A *round* is one pass through ``loading``. Rounds run one at a time on the manager's single **inference
-thread**, which also runs every inference call (:meth:`ModelManager.submit`): CTranslate2 on the CPU ran
-3.5x slower when a model loaded on one thread was used from another, so the thread that loads a model is
-the thread that uses it. Every change is an event: subscribers get a fresh :meth:`ModelManager.status`
+thread**, which also runs every inference call of a one-replica model (:meth:`ModelManager.infer`):
+CTranslate2 on the CPU ran 3.5x slower when a model loaded on one thread was used from another, so the
+thread that loads a model is the thread that uses it. A model with several replicas (two single-threaded
+ones on a 2-core CPU) runs its calls on as many *lanes*, side by side; CTranslate2 then computes on its own
+replica threads, and measured as fast from the lanes as from the loading thread. Every change is an event: subscribers get a fresh :meth:`ModelManager.status`
 dict (with a growing ``seq``), and readers call :meth:`~ModelManager.status`; nothing reads private fields.
 The app aggregates the workers' status dicts with :func:`aggregate_status` (``ready`` only when every
 worker is).
@@ -213,6 +215,8 @@ class ModelManager:
         self._closed = False
         self._thread_id: int | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference", initializer=self._mark)
+        self._lanes: ThreadPoolExecutor | None = None
+        self._lane_count = 0
 
     # -- the inference thread ---------------------------------------------------------------------------------
     def _mark(self) -> None:
@@ -231,6 +235,28 @@ class ModelManager:
                 future.set_exception(exc)
             return future
         return self._executor.submit(fn, *args, **kwargs)
+
+    def infer(self, settings: ModelSettings, fn: Callable[[LoadedModel], T]) -> Future[T]:
+        """Run ``fn(model)`` with the model for ``settings`` (loading it if needed) on an inference lane.
+
+        A model with one replica runs on the inference thread, one call at a time. A model with several
+        replicas (:attr:`pipeline.models.Placement.replicas`) runs on as many lane threads, so that many
+        calls run side by side; its round still loads on the inference thread, and a call waits for it.
+        """
+        replicas = placement_for(settings).replicas
+        if replicas <= 1:
+            return self.submit(lambda: fn(self.get(settings)))
+        with self._lock:
+            if self._closed:
+                raise ModelError("the model manager is closed")
+            if self._lane_count < replicas:
+                old, self._lane_count = self._lanes, replicas
+                self._lanes = ThreadPoolExecutor(max_workers=replicas, thread_name_prefix="inference-lane")
+                if old is not None:
+                    old.shutdown(wait=False)
+            lanes = self._lanes
+        assert lanes is not None
+        return lanes.submit(lambda: fn(self.get(settings)))
 
     # -- the public operations ----------------------------------------------------------------------------------
     @property
@@ -424,6 +450,8 @@ class ModelManager:
         with self._lock:
             self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=False, cancel_futures=True)
         closed = ModelError("the model manager was closed before this model was loaded")
         unclaimed = []
         with self._lock:

@@ -37,12 +37,27 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a model runs: the device and compute type after ``auto`` is decided."""
+    """Where a model runs: the device and compute type after ``auto`` is decided.
+
+    Attributes:
+        device: ``cpu`` or ``cuda``.
+        compute_type: CTranslate2 compute type.
+        cpu_threads: CPU threads of the whole model (0: CTranslate2's default), split among its replicas.
+        device_index: The GPU.
+        replicas: Copies of the model that run batches side by side (CTranslate2 ``inter_threads``). The
+            weights are shared, so a replica costs only its working memory.
+    """
 
     device: str
     compute_type: str
     cpu_threads: int = 0
     device_index: int = 0
+    replicas: int = 1
+
+    @property
+    def threads_per_replica(self) -> int:
+        """CTranslate2 ``intra_threads`` of each replica (0: CTranslate2's default)."""
+        return max(1, self.cpu_threads // self.replicas) if self.cpu_threads else 0
 
 
 def bundled_model_path() -> Path | None:
@@ -163,10 +178,35 @@ def resolve(
         ) from exc
 
 
+#: On the CPU, a worker with fewer threads than this runs one single-threaded replica per thread.
+SPLIT_THREADS_BELOW = 4
+
+
+def auto_replicas(device: str, cpu_threads: int) -> int:
+    """How many replicas ``replicas = 0`` (automatic) means.
+
+    On the CPU with 2 or 3 threads, one replica per thread, each with one thread, taking as many batches at
+    once. A small model's decode steps leave a second intra-op thread mostly waiting, so batches side by
+    side use the cores far better than one batch on every thread. Measured on 2 cores, bundled tiny.en, word
+    timing on (``benchmarks/README.md``, "Replicas"): the 19 windows of the 10-minute input took 18.9–19.4 s
+    with one replica of 2 threads and 14.8–15.7 s with two of 1 thread (15.5–16.9 s with two of 2 threads),
+    with the same text; the CLI end to end, 15.4–16.2 s against 16.1–16.7 s with two of 2 threads. The cost
+    is a file with a single window, which runs on one thread: jfk.wav took 1.9 s instead of 1.7 s. With 4
+    threads or more, one replica keeps them all (the optimizer then plans several workers of about 4
+    threads each on big machines; unmeasured here); on a GPU, one replica per device.
+    """
+    if device == "cpu" and 1 < cpu_threads < SPLIT_THREADS_BELOW:
+        return cpu_threads
+    return 1
+
+
 def placement_for(settings: ModelSettings) -> Placement:
-    """Decide device and compute type for ``settings``."""
+    """Decide device, compute type and replicas for ``settings``."""
     device = resolve_device(settings.device)
-    return Placement(device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads)
+    replicas = settings.replicas or auto_replicas(device, settings.cpu_threads)
+    return Placement(
+        device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads, replicas=replicas
+    )
 
 
 @dataclass
@@ -196,12 +236,14 @@ def load(spec: ModelSpec, placement: Placement) -> LoadedModel:
             device=placement.device,
             device_index=placement.device_index,
             compute_type=placement.compute_type,
-            cpu_threads=placement.cpu_threads,
+            cpu_threads=placement.threads_per_replica,
+            num_workers=placement.replicas,
             local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"model {spec.name} could not be loaded on {placement.device}: {exc}") from exc
-    log.info("loaded model %s (%s) on %s/%s", spec.name, spec.source, placement.device, placement.compute_type)
+    log.info("loaded model %s (%s) on %s/%s, %d replica(s) × %s thread(s)", spec.name, spec.source, placement.device,
+             placement.compute_type, placement.replicas, placement.threads_per_replica or "default")
     return LoadedModel(spec, placement, model)
 
 

@@ -33,7 +33,7 @@ from pipeline.errors import (
     TranscriptionError,
 )
 from pipeline.guard import GuardSettings, drop_repeated_lines
-from pipeline.hardware import apply_cpu_affinity, tune_settings
+from pipeline.hardware import apply_cpu_affinity, trim_heap, tune_settings
 from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status
 from pipeline.models import LoadedModel, ModelCache, placement_for
 from pipeline.settings import AudioSettings, ModelSettings, Settings, TranscribeSettings
@@ -342,9 +342,7 @@ class Runner:
             # A fresh job's input was hashed a moment ago by create_job.
             source = input_path if fresh else self._audio_source(job, meta, input_path)
             done = job.load_results()
-            backend = self.backend()
-            model_future = self.preload(s) if backend is None else None
-            return self._run(job, input_path, source, s, meta, done, model_future, backend, emit, stop, started)
+            return self._run(job, input_path, source, s, meta, done, emit, stop, started)
         except CancelledError:
             _record(job, state="cancelled")
             emit("cancelled", message="cancelled")
@@ -399,8 +397,6 @@ class Runner:
         s: Settings,
         meta: dict,
         done: dict[int, SegmentResult],
-        model_future: Future[LoadedModel] | None,
-        backend: DaskBackend | None,
         emit: _Emitter,
         cancel: _Stop,
         started: float,
@@ -425,6 +421,9 @@ class Runner:
         )
         producer.start()
         t = time.monotonic()
+        # Decoding and VAD go on while the cluster starts (or is reached) and the model loads.
+        backend = self.backend()
+        model_future = self.preload(s) if backend is None else None
         model_name = s.model.name
         if model_future is not None:
             if not model_future.done():
@@ -452,10 +451,22 @@ class Runner:
         flight = _Flight(self, backend, job, s, cancel)
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
+        shown = 0  # segments in the partial SRT: it holds the finished prefix, which results complete in order
 
-        def collect() -> None:
+        def prefix() -> int:
+            i = 0
+            while i in results:
+                i += 1
+            return i
+
+        def write_partial() -> None:
+            nonlocal shown
+            self._write_partial(job, results, s, produced.spans)
+            shown = prefix()
+
+        def collect(wait: bool = True) -> None:
             nonlocal first_result_at, last_partial, partial_every, model_name
-            got = flight.collect()
+            got = flight.collect(wait)
             if got is None:
                 return
             batch_results, name = got
@@ -467,9 +478,9 @@ class Runner:
             if first_result_at is None:
                 first_result_at = time.monotonic() - started
             job.update_checkpoint(segments_done=len(results))
-            if time.monotonic() - last_partial >= partial_every:
+            if prefix() > shown and time.monotonic() - last_partial >= partial_every:
                 t = time.monotonic()
-                self._write_partial(job, results, s, produced.spans)
+                write_partial()
                 last_partial = time.monotonic()
                 # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
                 partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
@@ -477,7 +488,8 @@ class Runner:
 
         finished: object = False
         try:
-            for batch, finished in _batches(q, s.transcribe.batch_size, cancel):
+            # While the next batch gathers, finished ones are saved at once: the first subtitles show early.
+            for batch, finished in _batches(q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
                 if cancel.is_set():
                     raise CancelledError(f"{input_path}: cancelled")
                 plan.extend(item.segment for item in batch)
@@ -496,6 +508,14 @@ class Runner:
                     collect()
             while flight.busy():
                 collect()
+        except BaseException:
+            # What finished before the failure stays readable in the partial SRT, however recently it was written.
+            if prefix() > shown:
+                try:
+                    write_partial()
+                except OSError as exc:
+                    log.info("job %s: cannot update partial.srt (%s)", job.id, exc)
+            raise
         finally:
             flight.cancel()
         transcribe_s = clock.stop()
@@ -755,7 +775,9 @@ class _Stop:
         return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
-def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[tuple[list[SegmentAudio], object]]:
+def _batches(
+    q: queue.Queue[object], batch_size: int, stop: _Stop, idle: Callable[[], None] | None = None
+) -> Iterator[tuple[list[SegmentAudio], object]]:
     """Group queued segments so each Whisper call gets about ``batch_size`` windows.
 
     The first group is the first segment alone, so the first subtitles appear after one short call
@@ -763,7 +785,7 @@ def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[t
     first batch). The groups depend only on the segment plan, never on timing: batched word alignment is
     not exactly independent of what shares the batch, so the same grouping is what makes a resumed (or
     distributed) job give byte-identical output. Yields (batch, finished) where finished is False, True
-    (producer done) or the producer's exception.
+    (producer done) or the producer's exception. ``idle`` is called while waiting for the producer.
     """
     finished: object = False
     first = True
@@ -772,12 +794,14 @@ def _batches(q: queue.Queue[object], batch_size: int, stop: _Stop) -> Iterator[t
         windows = 0
         while windows < (1 if first else batch_size):
             try:
-                item = q.get(timeout=0.2)
+                item = q.get(timeout=0.1)
             except queue.Empty:
                 # A stopped producer may never put anything again: do not wait for it.
                 if stop.is_set():
                     finished = CancelledError("cancelled")
                     break
+                if idle is not None:
+                    idle()
                 continue
             if item is _DONE:
                 finished = True
@@ -827,21 +851,24 @@ class _Flight:
         if backend is not None:
             self.max_inflight = s.cluster.max_inflight or max(2, INFLIGHT_PER_WORKER * backend.alive())
         else:
-            self.max_inflight = s.cluster.max_inflight or 2
+            # One batch more than the model has replicas, so a freed replica never waits for the next batch.
+            self.max_inflight = s.cluster.max_inflight or max(2, placement_for(s.model).replicas + 1)
         self._out: dict[int, _Batch] = {}
         self._settled: queue.Queue[_Batch] = queue.Queue()
         self._no_workers_since: float | None = None
+        self._failure: PipelineError | None = None
 
     def full(self) -> bool:
-        return len(self._out) >= self.max_inflight
+        # After a failure nothing more is sent: the caller collects until the failure is raised.
+        return len(self._out) >= self.max_inflight or self._failure is not None
 
     def busy(self) -> bool:
-        return bool(self._out)
+        return bool(self._out) or self._failure is not None
 
     def detect(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
         if self.backend is not None:
             return self.backend.detect_language(samples, model)
-        return self.runner.models.submit(detect_with, self.runner.models, samples, model).result()
+        return detect_with(self.runner.models, samples, model)
 
     def launch(self, items: list[SegmentAudio], language: str) -> None:
         self._send(_Batch(items, language, self.s.transcribe))
@@ -859,26 +886,29 @@ class _Flight:
             batch.future = self.backend.submit(batch.items, batch.settings, batch.language, self.s.model,
                                                priority=priority)
         else:
-            models = self.runner.models
-            batch.future = models.submit(transcribe_batch, models, batch.items, batch.settings, batch.language,
-                                         self.s.model)
+            batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.s.model)
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f, b=batch: self._settled.put(b))
 
-    def collect(self) -> tuple[list[SegmentResult], str] | None:
+    def collect(self, wait: bool = True) -> tuple[list[SegmentResult], str] | None:
         """Wait for the next finished batch and return its results (None when nothing is out).
+
+        With ``wait`` false, return None at once when no batch has finished yet.
 
         Raises:
             CancelledError: The job was cancelled.
-            TranscriptionError: A batch failed for good (not transient, or out of retries).
+            TranscriptionError: A batch failed for good (not transient, or out of retries); raised once the
+                batches still in flight have settled, so that their results are returned first and saved.
             ClusterError: No worker was connected for longer than the cluster's worker timeout.
         """
         while self._out:
             if self.stop.is_set():
                 raise CancelledError(f"{self.job.id}: cancelled")
             try:
-                batch = self._settled.get(timeout=0.2)
+                batch = self._settled.get(timeout=0.2) if wait else self._settled.get_nowait()
             except queue.Empty:
+                if not wait:
+                    return None
                 self._watch_workers()
                 continue
             del self._out[id(batch)]
@@ -886,7 +916,12 @@ class _Flight:
             try:
                 return batch.future.result()
             except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
-                self._retry(batch, exc)
+                try:
+                    self._retry(batch, exc)
+                except PipelineError as failure:
+                    self._failure = self._failure or failure
+        if self._failure is not None:
+            raise self._failure
         return None
 
     def _watch_workers(self) -> None:
@@ -943,31 +978,33 @@ class _Flight:
         self._out.clear()
 
 
-def transcribe_batch(
+def batch_future(
     models: ModelManager,
     items: list[SegmentAudio],
     settings: TranscribeSettings,
     language: str,
     model: ModelSettings,
-) -> tuple[list[SegmentResult], str]:
-    """Transcribe one batch with ``models``' model for ``model``, on its inference thread.
+) -> Future[tuple[list[SegmentResult], str]]:
+    """Start transcribing one batch with ``models``' model for ``model``, on one of its inference lanes.
 
     The same call serves the in-process runner and every Dask worker (:func:`pipeline.cluster.transcribe_task`).
 
     Returns:
-        The segments' results, in order, and the model's name.
+        A future of the segments' results, in order, and the model's name.
     """
 
-    def run() -> tuple[list[SegmentResult], str]:
-        loaded = models.get(model)
-        return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+    def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
+        try:
+            return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+        finally:
+            trim_heap()
 
-    return models.submit(run).result()
+    return models.infer(model, run)
 
 
 def detect_with(models: ModelManager, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
-    """The language of ``samples`` with ``models``' model for ``model``, on its inference thread."""
-    return models.submit(lambda: detect_language(models.get(model), samples)).result()
+    """The language of ``samples`` with ``models``' model for ``model``, on one of its inference lanes."""
+    return models.infer(model, lambda loaded: detect_language(loaded, samples)).result()
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -25,9 +25,9 @@ class SpeechSpan:
 class Window:
     """What Whisper hears at once: stretches (pieces) of the file laid end to end, at most 30 s in all.
 
-    Pauses between spans are kept up to a second; longer silence is cut out, so a window is filled with
-    speech (each window costs a full 30 s of compute however little it holds) while sentences keep the
-    pauses Whisper reads them by.
+    Pauses between spans are kept up to ``VadSettings.keep_pause_s`` (5 s); longer silence is cut down to
+    that, so a window is filled with speech (each window costs a full 30 s of compute however little it
+    holds) while sentences keep the pauses Whisper reads them by.
     """
 
     pieces: tuple[SpeechSpan, ...]
@@ -66,6 +66,8 @@ class Window:
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A unit of work: 30–90 s of audio cut at pauses, transcribed as a few windows of at most 30 s.
+
+    The file's first window is a segment of its own, so that the first subtitles come after one window.
 
     Attributes:
         index: Position in the file, from 0.

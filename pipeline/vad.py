@@ -258,7 +258,12 @@ def pack_windows(spans: Iterable[SpeechSpan], window_s: float, keep_pause_s: flo
 
 
 class Segmenter:
-    """Groups spans into segments of ``min_segment_s``–``max_segment_s``, cutting in pauses, as they come."""
+    """Groups spans into segments of ``min_segment_s``–``max_segment_s``, cutting in pauses, as they come.
+
+    The first window of the first segment becomes a segment of its own (``first_window_alone``): the first
+    segment is transcribed alone, so its length is how long the first subtitles take. The windows are
+    packed exactly as without the split, so the work is the same.
+    """
 
     def __init__(self, settings: VadSettings) -> None:
         self.s = settings
@@ -275,19 +280,19 @@ class Segmenter:
                 and span.start - self._pending[-1].end >= self.s.skip_silence_s
                 and self._pending[-1].end - self._pending[0].start >= self.s.min_segment_s
             ):
-                out.append(self._make(len(self._pending)))
+                out.extend(self._make(len(self._pending)))
             self._pending.append(span)
         while self._pending and max(position, self._pending[-1].end) - self._pending[0].start > self.s.max_segment_s:
-            out.append(self._make(self._choose_cut()))
+            out.extend(self._make(self._choose_cut()))
         return out
 
     def finish(self) -> list[Segment]:
         """Emit what is left at the end of the audio."""
         out: list[Segment] = []
         while self._pending and self._pending[-1].end - self._pending[0].start > self.s.max_segment_s:
-            out.append(self._make(self._choose_cut()))
+            out.extend(self._make(self._choose_cut()))
         if self._pending:
-            out.append(self._make(len(self._pending)))
+            out.extend(self._make(len(self._pending)))
         return out
 
     def _choose_cut(self) -> int:
@@ -315,17 +320,20 @@ class Segmenter:
                 best, best_score = i, score
         return best if best_score > -1e9 else fallback
 
-    def _make(self, count: int) -> Segment:
+    def _make(self, count: int) -> list[Segment]:
         spans, self._pending = self._pending[:count], self._pending[count:]
-        seg = Segment(
-            index=self._index,
-            start=spans[0].start,
-            end=spans[-1].end,
-            spans=tuple(spans),
-            windows=pack_windows(spans, self.s.window_s, self.s.keep_pause_s),
-        )
-        self._index += 1
-        return seg
+        windows = pack_windows(spans, self.s.window_s, self.s.keep_pause_s)
+        parts = [(spans, windows)]
+        if self._index == 0 and self.s.first_window_alone and len(windows) > 1:
+            # Greedy packing restarts at every window, so the rest packs into the same windows.
+            k = sum(1 for span in spans if span.start < windows[0].end)
+            parts = [(spans[:k], windows[:1]), (spans[k:], windows[1:])]
+        out = []
+        for part, packed in parts:
+            out.append(Segment(index=self._index, start=part[0].start, end=part[-1].end, spans=tuple(part),
+                               windows=packed))
+            self._index += 1
+        return out
 
 
 def fixed_segments(duration: float, settings: VadSettings, first_index: int = 0, start: float = 0.0) -> list[Segment]:

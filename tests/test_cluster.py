@@ -90,6 +90,22 @@ def test_local_cluster_gives_identical_output_and_reports_workers(
     assert len(set(done_counts)) >= 3
 
 
+def test_a_worker_with_two_replicas_runs_two_tasks_at_once_with_identical_output(
+    speech_input: Path, reference_srt: bytes, settings: Settings
+) -> None:
+    s = _job_settings(with_parts(settings, model={"cpu_threads": 2}), workers=1)
+    runner = Runner(s)
+    try:
+        runner.start()
+        result = runner.run(speech_input, s)
+        status = runner.cluster_status()
+    finally:
+        runner.close()
+    assert result.outputs["srt"].read_bytes() == reference_srt
+    # Two replicas of 2 threads: one Dask task thread per replica, so two batches run side by side.
+    assert [w["nthreads"] for w in status["workers"]] == [2]
+
+
 def test_two_planned_workers_split_the_cores() -> None:
     info = HardwareInfo(gpu_count=0, gpu_memory_mb=[], cuda_available=False, cpu_cores=8, cpu_threads=16,
                         memory_total_mb=64000, memory_available_mb=60000, temp_space_available_gb=100.0)

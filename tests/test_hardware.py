@@ -191,7 +191,7 @@ def test_16_cores_64gb_cpu_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (opt.device, opt.model, opt.compute_type) == ("cpu", "tiny.en", "int8")
     assert 2 <= opt.concurrency <= 4 and 4 <= opt.cpu_threads <= 8
     assert opt.concurrency * opt.cpu_threads <= 16
-    assert opt.batch_size == CPU_BATCH_CAP
+    assert opt.batch_size == CPU_BATCH_CAP and opt.replicas == 1
     assert opt.cpu_affinity_cores == list(range(32))
     assert opt.use_memory_mapping is False
 
@@ -202,6 +202,7 @@ def test_2_cores_4gb(monkeypatch: pytest.MonkeyPatch) -> None:
     check_explained(opt)
     assert (opt.device, opt.model, opt.compute_type) == ("cpu", "tiny.en", "int8")
     assert (opt.concurrency, opt.cpu_threads, opt.batch_size) == (1, 2, 8)
+    assert opt.replicas == 2 and "side by side" in opt.reasons["replicas"]
     assert opt.cpu_affinity_cores == [0, 1]
     # Two in-RAM copies of a 2 h input (~880 MB) would be ~30 % of 3 GB: map the file instead.
     assert opt.use_memory_mapping is True and "over 10%" in opt.reasons["use_memory_mapping"]
@@ -212,6 +213,8 @@ def test_cpu_batch_is_limited_by_ram() -> None:
     opt = CoreOptimizer().optimize(info, model="medium")
     assert opt.device == "cpu" and 1 <= opt.batch_size < CPU_BATCH_CAP
     assert "limited by RAM" in opt.reasons["batch_size"]
+    # No room for a second batch at once either: one replica.
+    assert opt.replicas == 1 and "over" in opt.reasons["replicas"]
 
 
 def test_gpu_too_full_falls_back_to_cpu() -> None:

@@ -59,6 +59,28 @@ def test_auto_placement_on_this_machine() -> None:
     assert placement.compute_type == ("int8" if placement.device == "cpu" else "float16")
 
 
+@pytest.mark.parametrize(
+    ("threads", "replicas", "expected", "per_replica"),
+    [
+        (2, 0, 2, 1),  # few threads: one single-threaded replica each (measured on 2 cores)
+        (3, 0, 3, 1),
+        (1, 0, 1, 1),
+        (4, 0, 1, 4),  # enough for one wide replica, the optimizer's per-worker share
+        (0, 0, 1, 0),  # CTranslate2's own default
+        (8, 2, 2, 4),  # the user's choice wins
+    ],
+)
+def test_replicas_split_the_threads(threads: int, replicas: int, expected: int, per_replica: int) -> None:
+    placement = models.placement_for(ModelSettings(device="cpu", cpu_threads=threads, replicas=replicas))
+    assert (placement.replicas, placement.threads_per_replica) == (expected, per_replica)
+    assert models.auto_replicas("cuda", threads) == 1  # one replica per GPU
+
+
+def test_replicas_share_the_weights_and_load(model_cache: models.ModelCache) -> None:
+    loaded = model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8", cpu_threads=2))
+    assert loaded.placement.replicas == 2 and loaded.model.model.num_workers == 2
+
+
 def test_cache_loads_once(model_cache: models.ModelCache) -> None:
     a = model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))
     b = model_cache.get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,8 @@ def test_job_folder_holds_plan_results_and_audio(run_with_events: dict, three_mi
     assert job["format_version"] == 1 and job["settings_fingerprint"]
     plan = job["segment_plan"]
     assert len(plan) >= 3 and [p["index"] for p in plan] == list(range(len(plan)))
-    assert all(30 <= p["end"] - p["start"] <= 90 for p in plan[:-1])
+    assert plan[0]["end"] - plan[0]["start"] <= 30  # the first window alone: the first subtitles come sooner
+    assert all(30 <= p["end"] - p["start"] <= 90 for p in plan[2:-1])
     results = sorted((result.job_dir / "segments_results").glob("*.json"))
     assert len(results) == len(plan)
     checkpoint = json.loads((result.job_dir / "checkpoint.json").read_text())
@@ -136,3 +138,35 @@ def test_two_minutes_of_silence_gives_an_empty_valid_srt(tmp_path: Path, setting
     assert result.transcript.cues == [] and result.vad.span_count == 0
     assert list(srt.parse(result.outputs["srt"].read_text())) == []
     assert json.loads(result.outputs["json"].read_text())["duration"] == pytest.approx(120, abs=0.1)
+
+
+def test_replicas_run_batches_side_by_side_with_the_same_output(
+    three_minutes: Path, settings: Settings, model_cache, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    """Two replicas transcribe two batches at once, and the subtitles are byte-identical to one replica's."""
+    import pipeline.runner as runner_mod
+
+    real = runner_mod.transcribe_segments
+    calls: list[tuple[float, float]] = []
+
+    def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        t0 = time.monotonic()
+        out = real(*args, **kwargs)
+        calls.append((t0, time.monotonic()))
+        return out
+
+    monkeypatch.setattr(runner_mod, "transcribe_segments", timed)
+    srts = {}
+    for replicas in (1, 2):
+        s = with_parts(settings, model={"cpu_threads": 2, "replicas": replicas}, transcribe={"batch_size": 2},
+                       vad={"min_segment_s": 30, "max_segment_s": 40},
+                       output={"output_dir": settings.output.output_dir / str(replicas)})
+        calls.clear()
+        srts[replicas] = Runner(s, model_cache).run(three_minutes, s).outputs["srt"].read_bytes()
+        overlaps = sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(calls) for b in calls[i + 1 :])
+        assert len(calls) >= 3
+        if replicas == 1:
+            assert overlaps == 0
+        else:
+            assert overlaps >= 1, calls
+    assert srts[1] == srts[2] and srts[1].count(b"-->") >= 20

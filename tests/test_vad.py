@@ -34,14 +34,21 @@ def test_harvard_sentences_are_separate_spans(data_dir: Path, model: vad.SileroV
     # Ten read sentences with pauses between them.
     assert 8 <= metrics.span_count <= 14
     assert 0.5 < metrics.speech_ratio < 0.95
-    assert len(segments) == 1  # 54 s: one segment
+    # 54 s: one segment, whose first window is a segment of its own (the first subtitles come sooner).
+    assert len(segments) == 2 and [len(seg.windows) for seg in segments] == [1, 1]
+    whole, _ = vad.segment_audio(samples, VadSettings(first_window_alone=False), model)
+    assert len(whole) == 1 and whole[0].windows == segments[0].windows + segments[1].windows
+    assert whole[0].spans == segments[0].spans + segments[1].spans
 
 
 def test_segments_are_30_to_90_s_and_cut_in_pauses(long_audio: np.ndarray, model: vad.SileroVad) -> None:
     s = VadSettings()
     segments, metrics = vad.segment_audio(long_audio, s, model)
     assert metrics.mode == "silero" and len(segments) >= 3
-    for seg in segments[:-1]:
+    # The first window is a segment of its own; with the segment after it, it spans 30-90 s as the others do.
+    assert len(segments[0].windows) == 1 and segments[0].duration <= s.window_s
+    assert s.min_segment_s <= segments[1].end - segments[0].start <= s.max_segment_s
+    for seg in segments[2:-1]:
         assert s.min_segment_s <= seg.duration <= s.max_segment_s, seg.duration
     for a, b in zip(segments, segments[1:]):
         assert a.end <= b.start, "segments overlap"

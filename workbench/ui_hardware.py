@@ -35,6 +35,7 @@ OPTIMIZED_FIELDS = (
     ("batch_size", "Batch size"),
     ("concurrency", "Parallel workers"),
     ("cpu_threads", "Threads per worker"),
+    ("replicas", "Batches at once per worker"),
     ("cpu_affinity_cores", "CPU cores used"),
     ("use_memory_mapping", "Memory-mapped audio"),
 )
