@@ -39,12 +39,20 @@ def _cli(*args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]:
-    """The SRT of an uninterrupted run, and how long that run took."""
-    root = tmp_path_factory.mktemp("reference")
-    t = time.monotonic()
-    proc = subprocess.run(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return (root / "two_minutes.srt").read_bytes(), time.monotonic() - t
+    """The SRT of an uninterrupted run, and how long such a run takes.
+
+    Timed on a second run: the first one in a fresh environment also compiles every module it imports, and
+    kills timed from that would land after the job had ended.
+    """
+    times = []
+    for run in range(2):
+        root = tmp_path_factory.mktemp(f"reference{run}")
+        t = time.monotonic()
+        proc = subprocess.run(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")),
+                              capture_output=True, text=True)
+        times.append(time.monotonic() - t)
+        assert proc.returncode == 0, proc.stderr
+    return (root / "two_minutes.srt").read_bytes(), min(times)
 
 
 def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
@@ -57,13 +65,17 @@ def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
 def test_sigkill_at_random_points_then_resume_all(long_input: Path, reference: tuple[bytes, float], tmp_path: Path) -> None:
     expected, duration = reference
     rng = random.Random(20261129)
+    # Two kills anywhere early (before the job folder, during decoding, around the first result), three in
+    # the second half of the run, where finished segments must survive: the first result comes at about
+    # 40% of the run (start-up, decoding, and a first batch that shares the cores with the second).
+    fractions = [rng.uniform(0.1, 0.5) for _ in range(2)] + [rng.uniform(0.55, 0.8) for _ in range(3)]
     resumed_from_results = 0
-    for attempt in range(5):
+    for attempt, fraction in enumerate(fractions):
         root = tmp_path / f"kill{attempt}"
         jobs = root / "jobs"
         proc = subprocess.Popen(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.25, 0.95) * duration)
+        time.sleep(fraction * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         # Nothing half-written: every checkpoint and result that exists parses.
