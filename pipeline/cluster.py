@@ -448,7 +448,7 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
     from distributed import Nanny, Scheduler, SpecCluster
 
     from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
-    from pipeline.models import auto_replicas
+    from pipeline.models import replicas_for
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
     optimized = CoreOptimizer().optimize(
@@ -458,17 +458,13 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
     plans = plan_workers(settings.cluster, settings.model, info, optimized)
     cs = settings.cluster
 
-    def replicas(plan: WorkerPlan) -> int:
-        if plan.gpu is not None:
-            return settings.model.replicas or 1
-        return settings.model.replicas or auto_replicas("cpu", plan.cpu_threads)
-
     def spec(plan: WorkerPlan) -> dict[str, Any]:
         return {
             "cls": Nanny,
             "options": {
                 # One task per model replica: more would only queue inside the worker.
-                "nthreads": replicas(plan),
+                "nthreads": replicas_for(replace(settings.model, cpu_threads=plan.cpu_threads),
+                                         "cpu" if plan.gpu is None else "cuda"),
                 "resources": plan.resources or None,
                 "env": plan.env,
                 "host": "127.0.0.1",

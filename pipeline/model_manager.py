@@ -14,8 +14,9 @@ thread**, which also runs every inference call of a one-replica model (:meth:`Mo
 CTranslate2 on the CPU ran 3.5x slower when a model loaded on one thread was used from another, so the
 thread that loads a model is the thread that uses it. A model with several replicas (two single-threaded
 ones on a 2-core CPU) runs its calls on as many *lanes*, side by side; CTranslate2 then computes on its own
-replica threads, and measured as fast from the lanes as from the loading thread. Every change is an event: subscribers get a fresh :meth:`ModelManager.status`
-dict (with a growing ``seq``), and readers call :meth:`~ModelManager.status`; nothing reads private fields.
+replica threads, and measured as fast from the lanes as from the loading thread. Every change is an event:
+subscribers get a fresh :meth:`ModelManager.status` dict (with a growing ``seq``), and readers call
+:meth:`~ModelManager.status`; nothing reads private fields.
 The app aggregates the workers' status dicts with :func:`aggregate_status` (``ready`` only when every
 worker is).
 

@@ -200,12 +200,17 @@ def auto_replicas(device: str, cpu_threads: int) -> int:
     return 1
 
 
+def replicas_for(settings: ModelSettings, device: str) -> int:
+    """The replicas of ``settings``' model on ``device``: the setting, else :func:`auto_replicas`."""
+    return settings.replicas or auto_replicas(device, settings.cpu_threads)
+
+
 def placement_for(settings: ModelSettings) -> Placement:
     """Decide device, compute type and replicas for ``settings``."""
     device = resolve_device(settings.device)
-    replicas = settings.replicas or auto_replicas(device, settings.cpu_threads)
     return Placement(
-        device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads, replicas=replicas
+        device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads,
+        replicas=replicas_for(settings, device),
     )
 
 
