@@ -212,7 +212,10 @@ class Job:
             job = _read_json(self.dir / "job.json")
             cp = self.read_checkpoint()
         except CheckpointError as exc:
-            return JobSummary(self.id, "?", "corrupt", 0, None, 0.0, 0.0, str(exc))
+            # A job killed while its folder was being set up has no times of its own: the folder's age is its age
+            # (with 0 it would count as decades old and be expired by the next start).
+            touched = self._touched()
+            return JobSummary(self.id, "?", "corrupt", 0, None, touched, touched, str(exc))
         return JobSummary(
             job_id=self.id,
             input_name=str(job.get("input_name", "?")),
@@ -220,9 +223,15 @@ class Job:
             segments_done=int(cp.get("segments_done") or 0),
             segments_total=cp.get("segments_total"),
             created=float(job.get("created") or 0.0),
-            updated=float(cp.get("updated") or job.get("created") or 0.0),
+            updated=float(cp.get("updated") or job.get("created") or self._touched()),
             error=str(cp.get("error") or ""),
         )
+
+    def _touched(self) -> float:
+        try:
+            return self.dir.stat().st_mtime
+        except OSError:
+            return 0.0
 
     # segment results ------------------------------------------------------------------------------
     def save_result(self, result: SegmentResult) -> None:

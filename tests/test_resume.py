@@ -230,3 +230,18 @@ def test_list_jobs_shows_unfinished_first(data_dir: Path, tmp_path: Path, settin
                           capture_output=True, text=True)
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0 and pending.id in lines[1] and "queued" in lines[1] and "done" in lines[2]
+
+
+def test_a_job_killed_before_its_first_checkpoint_resumes_and_is_not_expired(data_dir: Path, tmp_path: Path) -> None:
+    """A kill between job.json and the first checkpoint.json leaves a job without times of its own."""
+    jobs = tmp_path / "jobs"
+    first = subprocess.run(_cli(str(data_dir / "jfk" / "jfk.wav"), "-o", str(tmp_path), "--jobs-dir", str(jobs),
+                                "--keep-checkpoints"), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    (job_dir,) = [p for p in jobs.iterdir() if (p / "job.json").exists()]
+    (job_dir / "checkpoint.json").unlink()
+    (tmp_path / "jfk.srt").unlink()
+    resume = subprocess.run(_cli("--resume-all", "-o", str(tmp_path), "--jobs-dir", str(jobs)),
+                            capture_output=True, text=True)
+    assert resume.returncode == 0, resume.stderr
+    assert "removed job" not in resume.stderr and "And so, my fellow Americans" in (tmp_path / "jfk.srt").read_text()
