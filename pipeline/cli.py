@@ -56,8 +56,10 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
 
     A failing item prints one ``error:`` line and the others go on; the exit code is 1 if any failed.
     """
+    from pipeline.hardware import skip_heap_walk_at_exit
     from pipeline.runner import Runner
 
+    skip_heap_walk_at_exit()
     runner = Runner(settings)
     on_event, close_bars = _progress_callback(sys.stderr.isatty())
     failures = 0

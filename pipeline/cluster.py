@@ -10,10 +10,14 @@ Three places, chosen by :class:`~pipeline.settings.ClusterSettings`:
 
 Every worker gets :class:`ModelPlugin` (also workers that join later): it applies CPU affinity and gives
 the worker one :class:`~pipeline.model_manager.ModelManager`, which loads and warms the model on the
-worker's own inference thread while the coordinator decodes. A task carries a batch of segments with
-their samples (no shared disk) and returns their results; the batches are fixed by the segment plan, so a
-cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are rerun elsewhere by the
+worker's own inference thread while the coordinator decodes. Local workers are started with the plugin, so
+the model loads before they have even joined; a remote scheduler hands it to its workers. A task carries a
+batch of segments with their samples (no shared disk) and returns their results; the batches are fixed by
+the segment plan, so a cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are rerun elsewhere by the
 scheduler; the runner keeps results by segment index, so nothing is lost or counted twice.
+
+A local cluster's scheduler serves the Dask dashboard, whose bokeh pages load on the first visit
+(:class:`_LazyDashboard`): a CLI run that nobody watches does not pay for them.
 
 Why the threads are set per worker: Dask's nanny exports ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS) into
 every worker it spawns, which held a 2-thread CTranslate2 worker to one core (measured: 28–32 s against
@@ -22,6 +26,9 @@ every worker it spawns, which held a 2-thread CTranslate2 worker to one core (me
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -33,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from distributed import WorkerPlugin
+from tornado import web
 
 from pipeline.errors import ClusterError, TransientError
 from pipeline.settings import ClusterSettings, ModelManagerSettings, ModelSettings, Settings, TranscribeSettings
@@ -69,6 +77,12 @@ SELECTED_MODEL_KEY = "video2srt-selected-model"
 ALIVE_EVERY_S = 1.0
 #: Seconds between checks whether GPU workers have joined (their tasks then ask for the GPU resource).
 GPU_CHECK_S = 5.0
+#: Dask settings for the local cluster (its nannies hand them to the workers). Dask's statistical profiler
+#: wakes every 10 ms in each worker, and every event loop (scheduler, nanny, worker, client) checks its own
+#: health every 20 ms: on 2 cores, the worker's main thread and the coordinator's event loop used 1.13 and
+#: 0.55 s of CPU in a cold 10-minute CLI run, and 0.61 and 0.22 s without (per-thread CPU from /proc). The
+#: profile could only show tasks waiting on the model's C++ threads; a loop blocked past 3 s is still reported.
+LEAN_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "500ms"}
 #: Set in the environment of the workers we start: their planned CTranslate2 threads.
 PLANNED_THREADS = "VIDEO2SRT_CPU_THREADS"
 
@@ -146,10 +160,11 @@ class ModelPlugin(WorkerPlugin):
         self._start_manager(worker, selected)
 
     def _start_manager(self, worker: Any, selected: str | None) -> None:  # noqa: ANN401 - distributed.Worker
-        from pipeline.hardware import apply_cpu_affinity
+        from pipeline.hardware import apply_cpu_affinity, skip_heap_walk_at_exit
         from pipeline.model_manager import ModelManager
         from pipeline.models import placement_for
 
+        skip_heap_walk_at_exit()  # the nanny waits for this process to end when the cluster closes
         cores = apply_cpu_affinity(self.cpu_affinity, placement_for(self.model).device)
         planned = os.environ.get(PLANNED_THREADS, "")
         threads = int(planned) if planned.isdigit() else len(cores or []) or os.cpu_count() or 1
@@ -193,8 +208,8 @@ def for_worker(default: ModelSettings, wanted: ModelSettings) -> ModelSettings:
 def transcribe_task(
     items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings
 ) -> tuple[list[SegmentResult], str]:
-    """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.runner.batch_future`)."""
-    from pipeline.runner import batch_future
+    """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.transcribe.batch_future`)."""
+    from pipeline.transcribe import batch_future
 
     manager = _worker_manager()
     return batch_future(manager, items, settings, language, for_worker(manager.settings, model)).result()
@@ -202,7 +217,7 @@ def transcribe_task(
 
 def detect_task(samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
     """A Dask task: the language of ``samples`` on this worker's model."""
-    from pipeline.runner import detect_with
+    from pipeline.transcribe import detect_with
 
     manager = _worker_manager()
     return detect_with(manager, samples, for_worker(manager.settings, model))
@@ -244,6 +259,7 @@ class DaskBackend:
         self._futures: dict[int, Future] = {}
         self._seen: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
         self.mode = "remote" if cs.scheduler else "local"
+        plugin = ModelPlugin(_portable(settings.model), settings.models, cs.cpu_affinity)
         try:
             if cs.scheduler:
                 self.client: Client = Client(cs.scheduler, timeout=f"{cs.connect_timeout_s}s", set_as_default=False)
@@ -251,8 +267,8 @@ class DaskBackend:
                 # The nanny would otherwise export OMP_NUM_THREADS=1 into this process and every worker, and
                 # MALLOC_TRIM_THRESHOLD_=65536, under which CTranslate2's large buffers go back to the OS at
                 # every free: 7.5 s of system time per worker on the 10-minute input, against 3 s without.
-                dask.config.set({"distributed.nanny.pre-spawn-environ": {}})
-                self.cluster = _local_cluster(settings)
+                dask.config.set({"distributed.nanny.pre-spawn-environ": {}, **LEAN_CONFIG})
+                self.cluster = _local_cluster(settings, plugin)
                 self.client = Client(self.cluster, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             if self.cluster is not None:
@@ -264,14 +280,18 @@ class DaskBackend:
                 if cs.scheduler
                 else f"cannot start a local Dask cluster ({type(exc).__name__}: {exc}); run with --workers 0"
             ) from exc
-        plugin = ModelPlugin(_portable(settings.model), settings.models, cs.cpu_affinity)
-        self.client.register_plugin(plugin, name=PLUGIN_NAME)
+        if self.cluster is None:
+            # Local workers get the plugin as they start (_local_cluster), remote ones from the scheduler.
+            self.client.register_plugin(plugin, name=PLUGIN_NAME)
         if cs.adaptive and self.cluster is not None:
             low, high = cs.adaptive
             self.cluster.adapt(minimum=low, maximum=high)
         self._gpu = any(w.get("resources", {}).get("GPU") for w in self._workers().values())
         self._gpu_checked = time.monotonic()
         self.dashboard = self._dashboard_link()
+        if self.cluster is not None and self.dashboard and importlib.util.find_spec("bokeh") is not None:
+            scheduler = self.cluster.scheduler
+            self.cluster.loop.add_callback(scheduler.http_application.add_application, _LazyDashboard(scheduler))
         if self.dashboard:
             log.info("Dask dashboard: %s", self.dashboard)
 
@@ -443,8 +463,12 @@ def _portable(model: ModelSettings) -> ModelSettings:
     return replace(model, cpu_threads=0)
 
 
-def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.SpecCluster
-    """Start the planned local workers as processes under one scheduler on loopback."""
+def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN401 - distributed.SpecCluster
+    """Start the planned local workers as processes under one scheduler on loopback.
+
+    Each worker sets ``plugin`` up as it starts, before it joins the scheduler, so its model loads while it
+    registers (and so do workers that adaptive scaling adds later).
+    """
     from distributed import Nanny, Scheduler, SpecCluster
 
     from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
@@ -470,12 +494,19 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
                 "host": "127.0.0.1",
                 "memory_limit": 0,
                 "silence_logs": logging.WARNING,
+                "plugins": (plugin,),
             },
         }
 
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0},
+        "options": {
+            "host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0,
+            # The bokeh dashboard loads on its first visit (_LazyDashboard): importing it with the scheduler
+            # cost a CLI run 1.2 s (0.65 s more to start, 0.5 s more to exit). Without bokeh, Dask serves its
+            # "install bokeh" page.
+            "dashboard": None if importlib.util.find_spec("bokeh") is None else False,
+        },
     }
     log.info("starting a local Dask cluster: %s", ", ".join(f"{p.name} ({p.cpu_threads} threads)" for p in plans))
     return SpecCluster(
@@ -485,6 +516,52 @@ def _local_cluster(settings: Settings) -> Any:  # noqa: ANN401 - distributed.Spe
         silence_logs=logging.WARNING,
         name="video2srt",
     )
+
+
+class _LazyDashboard(web.Application):
+    """Serves the scheduler's bokeh dashboard from its first visit on, so that a run nobody watches never
+    imports bokeh. Added to the scheduler's HTTP server, it answers the paths the server has no handler for:
+    the first request loads the dashboard (in a thread, so the scheduler keeps serving), connects it, and
+    redirects to the same address, which the dashboard then serves; after that it answers nothing.
+    """
+
+    def __init__(self, scheduler: Any) -> None:  # noqa: ANN401 - distributed.Scheduler
+        super().__init__([(r"/.*", _DashboardLoader, {"owner": self})])
+        self.scheduler = scheduler
+        self.loading: asyncio.Future[None] | None = None
+        self.connected = False
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - tornado's types
+        """Nothing once the dashboard is connected: the server's next application (the dashboard) answers."""
+        return None if self.connected else super().find_handler(request, **kwargs)
+
+    async def load(self) -> None:
+        """Import and connect the dashboard once, however many first visits wait for it."""
+        if self.loading is None:
+            self.loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self.loading)
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        dashboard = await loop.run_in_executor(None, importlib.import_module, "distributed.dashboard.scheduler")
+        scheduler = self.scheduler
+        # "/" is the Scheduler's own default http_prefix, which a local cluster does not change.
+        dashboard.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+        self.connected = True
+
+
+class _DashboardLoader(web.RequestHandler):
+    def initialize(self, owner: _LazyDashboard) -> None:
+        self.owner = owner
+
+    async def get(self, *_args: str) -> None:
+        try:
+            await self.owner.load()
+        except ImportError as exc:
+            self.set_status(503)
+            self.finish(f"the Dask dashboard cannot load ({exc}); install bokeh: pip install 'bokeh>=3.1'")
+            return
+        self.redirect(self.request.uri or "/status")
 
 
 def _as_concurrent(future: Future, registry: dict[int, Future], scheduler: str = "") -> ConcurrentFuture:

@@ -13,10 +13,12 @@ Nothing here imports torch, a UI or Dask: ``video2srt --hardware`` must answer i
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import dataclasses
 import functools
+import gc
 import logging
 import os
 import platform
@@ -335,6 +337,18 @@ def trim_heap() -> None:
         return
     _trimmed_at[0] = now
     libc.malloc_trim(0)
+
+
+@functools.cache
+def skip_heap_walk_at_exit() -> None:
+    """Let this process exit without the interpreter's last garbage collection over every live object.
+
+    With Dask and its bokeh dashboard imported that walk took 0.3–0.4 s of a CLI run's exit (``gc.freeze``
+    at exit: ``python -c "import distributed.dashboard.scheduler"`` exits in 0.95 s instead of 1.34 s).
+    Registered with :mod:`atexit` (once, however often this is called), so it only runs as the process ends,
+    after the exit handlers registered later; files are flushed as usual.
+    """
+    atexit.register(gc.freeze)
 
 
 def sample_usage() -> dict[str, Any]:

@@ -33,12 +33,12 @@ from pipeline.errors import (
     TranscriptionError,
 )
 from pipeline.guard import GuardSettings, drop_repeated_lines
-from pipeline.hardware import apply_cpu_affinity, trim_heap, tune_settings
+from pipeline.hardware import apply_cpu_affinity, tune_settings
 from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status
 from pipeline.models import LoadedModel, ModelCache, placement_for
 from pipeline.settings import AudioSettings, ModelSettings, Settings, TranscribeSettings
 from pipeline.timing import refine_words, speech_edges
-from pipeline.transcribe import SegmentAudio, detect_language, transcribe_segments
+from pipeline.transcribe import SegmentAudio, batch_future, detect_with
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 
@@ -976,35 +976,6 @@ class _Flight:
             for f in futures:
                 f.cancel()
         self._out.clear()
-
-
-def batch_future(
-    models: ModelManager,
-    items: list[SegmentAudio],
-    settings: TranscribeSettings,
-    language: str,
-    model: ModelSettings,
-) -> Future[tuple[list[SegmentResult], str]]:
-    """Start transcribing one batch with ``models``' model for ``model``, on one of its inference lanes.
-
-    The same call serves the in-process runner and every Dask worker (:func:`pipeline.cluster.transcribe_task`).
-
-    Returns:
-        A future of the segments' results, in order, and the model's name.
-    """
-
-    def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
-        try:
-            return transcribe_segments(loaded, items, settings, language), loaded.spec.name
-        finally:
-            trim_heap()
-
-    return models.infer(model, run)
-
-
-def detect_with(models: ModelManager, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
-    """The language of ``samples`` with ``models``' model for ``model``, on one of its inference lanes."""
-    return models.infer(model, lambda loaded: detect_language(loaded, samples)).result()
 
 
 def disk_full(exc: BaseException) -> bool:

@@ -11,14 +11,19 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from pipeline.guard import GuardSettings, Problem, drop_repeated_lines, judge, level_db
+from pipeline.hardware import trim_heap
 from pipeline.models import LoadedModel
-from pipeline.settings import TranscribeSettings
+from pipeline.settings import ModelSettings, TranscribeSettings
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window, Word
+
+if TYPE_CHECKING:
+    from pipeline.model_manager import ModelManager
 
 log = logging.getLogger(__name__)
 
@@ -301,3 +306,33 @@ def _to_file_time(seg: object, origin: float, window: Window) -> TextSegment | N
         no_speech_prob=round(float(seg.no_speech_prob), 4),  # type: ignore[attr-defined]
         compression_ratio=round(float(seg.compression_ratio), 4),  # type: ignore[attr-defined]
     )
+
+
+def batch_future(
+    models: ModelManager,
+    items: list[SegmentAudio],
+    settings: TranscribeSettings,
+    language: str,
+    model: ModelSettings,
+) -> Future[tuple[list[SegmentResult], str]]:
+    """Start transcribing one batch with ``models``' model for ``model``, on one of its inference lanes.
+
+    The same call serves the in-process runner and every Dask worker (:func:`pipeline.cluster.transcribe_task`),
+    which imports this module and not the runner's.
+
+    Returns:
+        A future of the segments' results, in order, and the model's name.
+    """
+
+    def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
+        try:
+            return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+        finally:
+            trim_heap()
+
+    return models.infer(model, run)
+
+
+def detect_with(models: ModelManager, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+    """The language of ``samples`` with ``models``' model for ``model``, on one of its inference lanes."""
+    return models.infer(model, lambda loaded: detect_language(loaded, samples)).result()

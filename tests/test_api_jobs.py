@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conftest import with_parts
-from pipeline import runner as runner_mod
+from pipeline import transcribe as transcribe_mod
 from pipeline.errors import ModelError
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
@@ -249,14 +249,14 @@ def test_resume_through_the_api_after_a_permanent_failure(
     settings: Settings, model_cache: ModelCache, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = with_parts(settings, transcribe={"batch_size": 1}, vad=SHORT_SEGMENTS, jobs={"keep_checkpoints": True})
-    real, errors = runner_mod.transcribe_segments, [ModelError("model files are broken")]
+    real, errors = transcribe_mod.transcribe_segments, [ModelError("model files are broken")]
 
     def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
         if errors and any(item.segment.index == 1 for item in items):
             raise errors.pop(0)
         return real(model, items, settings, language)
 
-    monkeypatch.setattr(runner_mod, "transcribe_segments", flaky)
+    monkeypatch.setattr(transcribe_mod, "transcribe_segments", flaky)
     manager = JobManager(s, Runner(s, model_cache))
     harvard = data_dir / "harvard" / "harvard-sentences-list30.mp3"
     with _client(manager) as client:

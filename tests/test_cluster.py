@@ -13,9 +13,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import pytest
 import soundfile as sf
 
@@ -75,11 +77,19 @@ def test_local_cluster_gives_identical_output_and_reports_workers(
         result = runner.run(speech_input, s, on_event=events.append)
         status = runner.cluster_status()
         models = runner.model_status()
+        backend = runner.backend()
+        assert backend is not None
+        lean = backend.client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                           dask.config.get("distributed.admin.tick.interval")))
+        # The dashboard loads on its first visit: the link answers with its page, and so do the others.
+        pages = {path: _get(status["dashboard"].replace("/status", path)) for path in ("/status", "/workers", "/")}
     finally:
         runner.close()
     assert result.outputs["srt"].read_bytes() == reference_srt
     assert status["mode"] == "local"
     assert status["dashboard"] and status["dashboard"].startswith("http://")
+    assert all(code == 200 and "bokeh" in body.lower() for code, body in pages.values()), pages
+    assert set(lean.values()) == {(False, "500ms")}  # the nanny handed the cluster's settings to each worker
     assert sorted(w["name"] for w in status["workers"]) == ["cpu-0", "cpu-1"]
     # Each worker has its own model manager, loaded by the worker plugin, and a live load sample.
     assert {w["model_state"] for w in status["workers"]} == {"ready"}
@@ -104,6 +114,23 @@ def test_a_worker_with_two_replicas_runs_two_tasks_at_once_with_identical_output
     assert result.outputs["srt"].read_bytes() == reference_srt
     # Two replicas of 2 threads: one Dask task thread per replica, so two batches run side by side.
     assert [w["nthreads"] for w in status["workers"]] == [2]
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read().decode(errors="replace")
+
+
+def test_a_worker_the_local_cluster_adds_later_gets_the_model_plugin(settings: Settings) -> None:
+    from pipeline.cluster import DaskBackend
+
+    backend = DaskBackend(_job_settings(settings, workers=1))
+    try:
+        _until(lambda: [s["state"] for s in backend.model_statuses().values()] == ["ready"])
+        backend.cluster.scale(2)  # as adaptive scaling does: a new worker from the cluster's worker spec
+        _until(lambda: sorted(s["state"] for s in backend.model_statuses().values()) == ["ready", "ready"])
+    finally:
+        backend.close()
 
 
 def test_two_planned_workers_split_the_cores() -> None:

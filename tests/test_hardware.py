@@ -453,6 +453,22 @@ def test_affinity_applied_in_a_child_process() -> None:
     assert _affinity_in_child("most") == {"applied": None, "now": inherited}
 
 
+def test_skip_heap_walk_freezes_the_heap_last_at_exit_and_other_exit_work_still_runs(tmp_path: Path) -> None:
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from pipeline.hardware import skip_heap_walk_at_exit\n"
+        "skip_heap_walk_at_exit(); skip_heap_walk_at_exit()\n"
+        "atexit.register(lambda: print('frozen before:', gc.get_freeze_count() > 0))\n"
+        f"open({str(tmp_path / 'out.txt')!r}, 'w').write('written')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # atexit runs handlers last-in first-out: the freeze comes after the handlers registered later.
+    assert done.stdout.splitlines() == ["frozen before: False", "frozen at exit: True"]
+    assert (tmp_path / "out.txt").read_text() == "written"
+
+
 def test_apply_affinity_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     class Unsupported:  # like psutil.Process on macOS: no cpu_affinity at all
         pass

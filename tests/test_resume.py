@@ -16,12 +16,16 @@ import soundfile as sf
 from conftest import with_parts
 from media import concat_speech, speech_clips
 from pipeline import runner as runner_mod
+from pipeline import transcribe as transcribe_mod
 from pipeline.checkpoint import JobStore
 from pipeline.errors import CheckpointError, ModelError, TransientError, TranscriptionError
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 
 SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
+
+#: The real transcription, which the failure tests put back once the cause went away.
+REAL_TRANSCRIBE = transcribe_mod.transcribe_segments
 
 
 @pytest.fixture(scope="module")
@@ -103,14 +107,14 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _flaky(monkeypatch: pytest.MonkeyPatch, segment: int, errors: list[Exception]) -> None:
     """Make transcription of ``segment`` raise each of ``errors`` once, in turn, then work."""
-    real = runner_mod.transcribe_segments
+    real = transcribe_mod.transcribe_segments
 
     def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
         if errors and any(item.segment.index == segment for item in items):
             raise errors.pop(0)
         return real(model, items, settings, language)
 
-    monkeypatch.setattr(runner_mod, "transcribe_segments", flaky)
+    monkeypatch.setattr(transcribe_mod, "transcribe_segments", flaky)
 
 
 def _settings(settings: Settings) -> Settings:
@@ -144,15 +148,9 @@ def test_permanent_failure_keeps_finished_segments_and_resumes(
     # Segments in batches before the failing one are kept (the first segment is a batch of its own).
     assert kept[:2] == ["00000.json", "00001.json"] and "00003.json" not in kept
     # The cause went away: the resume finishes it, and the subtitles match an uninterrupted run.
-    monkeypatch.setattr(runner_mod, "transcribe_segments", _real_transcribe())
+    monkeypatch.setattr(transcribe_mod, "transcribe_segments", REAL_TRANSCRIBE)
     result = runner.resume(job.id)
     assert result.outputs["srt"].read_bytes() == _reference_with(settings, long_input, model_cache)
-
-
-def _real_transcribe():  # noqa: ANN202
-    from pipeline.transcribe import transcribe_segments
-
-    return transcribe_segments
 
 
 def _reference_with(settings: Settings, path: Path, model_cache) -> bytes:  # noqa: ANN001

@@ -144,9 +144,9 @@ def test_replicas_run_batches_side_by_side_with_the_same_output(
     three_minutes: Path, settings: Settings, model_cache, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
 ) -> None:
     """Two replicas transcribe two batches at once, and the subtitles are byte-identical to one replica's."""
-    import pipeline.runner as runner_mod
+    import pipeline.transcribe as transcribe_mod
 
-    real = runner_mod.transcribe_segments
+    real = transcribe_mod.transcribe_segments
     calls: list[tuple[float, float]] = []
 
     def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -155,7 +155,7 @@ def test_replicas_run_batches_side_by_side_with_the_same_output(
         calls.append((t0, time.monotonic()))
         return out
 
-    monkeypatch.setattr(runner_mod, "transcribe_segments", timed)
+    monkeypatch.setattr(transcribe_mod, "transcribe_segments", timed)
     srts = {}
     for replicas in (1, 2):
         s = with_parts(settings, model={"cpu_threads": 2, "replicas": replicas}, transcribe={"batch_size": 2},
