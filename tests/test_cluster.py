@@ -249,6 +249,36 @@ def test_separate_scheduler_and_workers_survive_a_killed_worker(
     assert result.outputs["srt"].read_bytes() == reference_srt
 
 
+def test_a_killed_local_worker_is_restarted_with_its_model_and_the_job_is_identical(
+    speech_input: Path, reference_srt: bytes, settings: Settings
+) -> None:
+    s = _job_settings(settings, workers=2, max_inflight=4)
+    runner = Runner(s)
+    killed: list[int] = []
+    try:
+        runner.start()
+        backend = runner.backend()
+        assert backend is not None and backend.mode == "local"
+        _until(lambda: runner.model_status()["state"] == "ready" and runner.model_status()["total_workers"] == 2)
+        pids = backend.client.run(os.getpid)
+
+        def on_event(event: JobEvent) -> None:
+            # Kill one worker process as soon as the first segment is back: its nanny starts a new one.
+            if event.stage == "running" and event.segments_done >= 1 and not killed:
+                killed.append(next(iter(pids.values())))
+                os.kill(killed[0], signal.SIGKILL)
+
+        result = runner.run(speech_input, s, on_event=on_event)
+        # The new worker process gets the model plugin from the cluster's spec and loads the model again.
+        _until(lambda: runner.model_status()["state"] == "ready" and runner.model_status()["total_workers"] == 2)
+        now = set(backend.client.run(os.getpid).values())
+    finally:
+        runner.close()
+    assert killed, "the job finished before a worker could be killed"
+    assert result.outputs["srt"].read_bytes() == reference_srt
+    assert killed[0] not in now and len(now) == 2
+
+
 def test_cli_on_a_remote_scheduler_matches_in_process(
     scheduler: str, speech_input: Path, reference_srt: bytes, tmp_path: Path
 ) -> None:
