@@ -56,7 +56,12 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        print(f"thread_cpu.py: error: cannot run {argv[0]!r} ({exc.strerror}); give a command and its arguments",
+              file=sys.stderr)
+        return 2
     seen: dict[tuple[int, int], float] = {}
     t0 = time.monotonic()
     while proc.poll() is None:

@@ -13,8 +13,9 @@ the worker one :class:`~pipeline.model_manager.ModelManager`, which loads and wa
 worker's own inference thread while the coordinator decodes. Local workers are started with the plugin, so
 the model loads before they have even joined; a remote scheduler hands it to its workers. A task carries a
 batch of segments with their samples (no shared disk) and returns their results; the batches are fixed by
-the segment plan, so a cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are rerun elsewhere by the
-scheduler; the runner keeps results by segment index, so nothing is lost or counted twice.
+the segment plan, so a cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are
+rerun elsewhere by the scheduler; the runner keeps results by segment index, so nothing is lost or counted
+twice.
 
 A local cluster's scheduler serves the Dask dashboard, whose bokeh pages load on the first visit
 (:class:`_LazyDashboard`): a CLI run that nobody watches does not pay for them.
@@ -289,9 +290,6 @@ class DaskBackend:
         self._gpu = any(w.get("resources", {}).get("GPU") for w in self._workers().values())
         self._gpu_checked = time.monotonic()
         self.dashboard = self._dashboard_link()
-        if self.cluster is not None and self.dashboard and importlib.util.find_spec("bokeh") is not None:
-            scheduler = self.cluster.scheduler
-            self.cluster.loop.add_callback(scheduler.http_application.add_application, _LazyDashboard(scheduler))
         if self.dashboard:
             log.info("Dask dashboard: %s", self.dashboard)
 
@@ -498,24 +496,26 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
             },
         }
 
+    # The bokeh dashboard loads on its first visit (_LazyDashboard): importing it with the scheduler costs
+    # 0.55 s beyond distributed itself, and a slower exit. Without bokeh, Dask serves its "install bokeh" page.
+    lazy = importlib.util.find_spec("bokeh") is not None
     scheduler = {
         "cls": Scheduler,
-        "options": {
-            "host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0,
-            # The bokeh dashboard loads on its first visit (_LazyDashboard): importing it with the scheduler
-            # cost a CLI run 1.2 s (0.65 s more to start, 0.5 s more to exit). Without bokeh, Dask serves its
-            # "install bokeh" page.
-            "dashboard": None if importlib.util.find_spec("bokeh") is None else False,
-        },
+        "options": {"host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0,
+                    "dashboard": False if lazy else None},
     }
     log.info("starting a local Dask cluster: %s", ", ".join(f"{p.name} ({p.cpu_threads} threads)" for p in plans))
-    return SpecCluster(
+    cluster = SpecCluster(
         workers={p.name: spec(p) for p in plans},
         scheduler=scheduler,
         worker=spec(plans[0]) if plans else None,
         silence_logs=logging.WARNING,
         name="video2srt",
     )
+    if lazy:
+        server = cluster.scheduler
+        cluster.loop.add_callback(server.http_application.add_application, _LazyDashboard(server))
+    return cluster
 
 
 class _LazyDashboard(web.Application):

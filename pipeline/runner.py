@@ -454,7 +454,7 @@ class Runner:
         shown = 0  # segments in the partial SRT: it holds the finished prefix, which results complete in order
 
         def prefix() -> int:
-            i = 0
+            i = shown  # the prefix only grows
             while i in results:
                 i += 1
             return i
