@@ -31,7 +31,8 @@ SHARE_WITHOUT_AUTH = (
     "\n" + "!" * 100 + "\n"
     "WARNING: --share without --auth: ANYONE who gets the link can upload files, run jobs on this machine,\n"
     "read every job's subtitles and delete jobs. Add --auth USER:PASS to protect the UI and the API.\n"
-    + "!" * 100 + "\n"
+    + "!" * 100
+    + "\n"
 )
 
 
@@ -41,12 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also create a public Gradio share link (needs internet)")
-    p.add_argument("--auth", metavar="USER:PASS",
-                   help="protect the UI and the /api routes with this login (or set VIDEO2SRT_AUTH, which other "
-                        "users of the machine cannot read from the process list)")
+    p.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="protect the UI and the /api routes with this login (or set VIDEO2SRT_AUTH, which other "
+        "users of the machine cannot read from the process list)",
+    )
     add_cluster_args(p)
-    p.add_argument("--require-cluster", action="store_true",
-                   help="fail instead of running jobs inside the app when --scheduler cannot be reached")
+    p.add_argument(
+        "--require-cluster",
+        action="store_true",
+        help="fail instead of running jobs inside the app when --scheduler cannot be reached",
+    )
     p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
     p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
     p.add_argument("--no-preload", action="store_true", help="load the model with the first job, not at start")
@@ -70,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         model=ModelSettings(name=ns.model.strip() or AUTO_MODEL),
         models=models,
         cluster=cluster,
-        jobs=JobSettings(jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir()),
-                         priority=ns.priority),
+        jobs=JobSettings(
+            jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir()), priority=ns.priority
+        ),
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -111,8 +119,11 @@ def _share(server: object, server_app: object, local: str) -> None:
         link = create_share_link(server_app, url.hostname or "127.0.0.1", url.port or 80)
     except Exception as exc:  # noqa: BLE001 - every failure is the same for the user: no public link
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"note: no share link ({reason} — is this machine offline?); still serving locally at {local}",
-              file=sys.stderr, flush=True)
+        print(
+            f"note: no share link ({reason} — is this machine offline?); still serving locally at {local}",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     print(f"public share link: {link} (valid while this process runs)", file=sys.stderr, flush=True)
 

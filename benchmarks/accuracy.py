@@ -18,8 +18,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pipeline.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets, transcript_text
 

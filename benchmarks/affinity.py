@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench_common import DEFAULT_DATA_DIR, media_duration
 
@@ -25,8 +25,22 @@ STRATEGIES = ("all", "half", "none")
 
 def run_once(path: Path, strategy: str, out: Path) -> float:
     """Wall seconds of one ``video2srt`` run with ``strategy``."""
-    cmd = [sys.executable, "-m", "pipeline", str(path), "-o", str(out), "--jobs-dir", str(out / "jobs"),
-           "--model", "tiny.en", "--language", "en", "--cpu-affinity", strategy]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        str(path),
+        "-o",
+        str(out),
+        "--jobs-dir",
+        str(out / "jobs"),
+        "--model",
+        "tiny.en",
+        "--language",
+        "en",
+        "--cpu-affinity",
+        strategy,
+    ]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - t

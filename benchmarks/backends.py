@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench_common import DEFAULT_DATA_DIR, SET_NAMES, corpus_wer, load_sets
 
@@ -66,8 +67,14 @@ def make_whisperx(model: Any, batch_size: int) -> Any:
     vad = OurWindows()
     # WhisperX needs its own WhisperModel subclass, so it loads the same model folder itself.
     pipe = whisperx.load_model(
-        model.spec.path, device="cpu", compute_type="int8", vad_model=vad, language="en",
-        asr_options={"beam_size": 5}, local_files_only=True, threads=model.placement.cpu_threads or 2,
+        model.spec.path,
+        device="cpu",
+        compute_type="int8",
+        vad_model=vad,
+        language="en",
+        asr_options={"beam_size": 5},
+        local_files_only=True,
+        threads=model.placement.cpu_threads or 2,
     )
     pipe._batch_size = batch_size
     return pipe, vad
@@ -106,18 +113,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             hyp_fw.append(text)
             wx_vad.windows = [(w.start, w.end) for s in segments for w in s.windows]
             t = time.perf_counter()
-            out = wx.transcribe(samples, batch_size=ns.batch_size, language="en") if wx_vad.windows else {"segments": []}
+            out = (
+                wx.transcribe(samples, batch_size=ns.batch_size, language="en") if wx_vad.windows else {"segments": []}
+            )
             t_wx += time.perf_counter() - t
             hyp_wx.append(" ".join(s["text"].strip() for s in out["segments"]))
         totals["fw"] += t_fw
         totals["wx"] += t_wx
         rows.append((name, len(refs), corpus_wer(refs, hyp_fw), corpus_wer(refs, hyp_wx), t_fw, t_wx, timed))
-    print("| set | files | WER faster-whisper batched (ours) | WER WhisperX pipeline | time fw (s) | time WhisperX (s) |")
+    print(
+        "| set | files | WER faster-whisper batched (ours) | WER WhisperX pipeline | time fw (s) | time WhisperX (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for name, n, w_fw, w_wx, t_fw, t_wx, _ in rows:
         print(f"| {name} | {n} | {100 * w_fw:.1f}% | {100 * w_wx:.1f}% | {t_fw:.1f} | {t_wx:.1f} |")
-    print(f"\nTotal time: faster-whisper {totals['fw']:.1f} s (with word timing), WhisperX {totals['wx']:.1f} s "
-          "(no timing inside its ~30 s chunks).")
+    print(
+        f"\nTotal time: faster-whisper {totals['fw']:.1f} s (with word timing), WhisperX {totals['wx']:.1f} s "
+        "(no timing inside its ~30 s chunks)."
+    )
     return 0
 
 

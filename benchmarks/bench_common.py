@@ -51,7 +51,9 @@ def media_duration(path: Path) -> float:
     """
     out = subprocess.run(
         [ffmpeg_tool("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return float(json.loads(out)["format"]["duration"])
 

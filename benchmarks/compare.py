@@ -38,10 +38,10 @@ import subprocess
 import sys
 import time
 import wave
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -156,8 +156,23 @@ def decode_pcm(path: Path) -> np.ndarray:
         The samples.
     """
     raw = subprocess.run(
-        [ffmpeg_tool(), "-nostdin", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"],
-        check=True, capture_output=True,
+        [
+            ffmpeg_tool(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.int16)
 
@@ -223,12 +238,32 @@ def build_10min(out: Path, data_dir: Path) -> tuple[Path, Path, str]:
     tmp = mp4.with_suffix(".tmp.mp4")
     subprocess.run(
         [
-            ffmpeg_tool(), "-nostdin", "-y", "-v", "error",
-            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
-            "-i", str(wav),
-            "-map", "0:v", "-map", "1:a", "-shortest",
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-b:a", "96k",
+            ffmpeg_tool(),
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-i",
+            str(wav),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
             str(tmp),
         ],
         check=True,
@@ -257,9 +292,22 @@ def build_2h(out: Path, wav_10min: Path) -> Path:
     tmp = out / "2h.tmp.m4a"
     subprocess.run(
         [
-            ffmpeg_tool(), "-nostdin", "-y", "-v", "error",
-            "-stream_loop", str(LOOPS_2H - 1), "-i", str(wav_10min),
-            "-c:a", "aac", "-b:a", "64k", "-ac", "1", str(tmp),
+            ffmpeg_tool(),
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-stream_loop",
+            str(LOOPS_2H - 1),
+            "-i",
+            str(wav_10min),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-ac",
+            "1",
+            str(tmp),
         ],
         check=True,
     )
@@ -335,20 +383,65 @@ def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: i
     srt = run_dir / f"{src.stem}.srt"
     if tool == "ours":
         cmd = [
-            venv_program("video2srt"), str(src), "-o", str(run_dir), "-f", "srt", "--model", str(model),
-            "--language", "en", "--device", "cpu", "--compute-type", "int8", "--batch-size", str(batch_size),
-            "--workers", "0", "--jobs-dir", str(run_dir / "jobs"),
+            venv_program("video2srt"),
+            str(src),
+            "-o",
+            str(run_dir),
+            "-f",
+            "srt",
+            "--model",
+            str(model),
+            "--language",
+            "en",
+            "--device",
+            "cpu",
+            "--compute-type",
+            "int8",
+            "--batch-size",
+            str(batch_size),
+            "--workers",
+            "0",
+            "--jobs-dir",
+            str(run_dir / "jobs"),
         ]
     elif tool == "fw":
         cmd = [
-            sys.executable, str(BENCH_DIR / "fw_batched.py"), str(src), str(srt), "--model", str(model),
-            "--batch-size", str(batch_size), "--device", "cpu", "--compute-type", "int8", "--language", "en",
+            sys.executable,
+            str(BENCH_DIR / "fw_batched.py"),
+            str(src),
+            str(srt),
+            "--model",
+            str(model),
+            "--batch-size",
+            str(batch_size),
+            "--device",
+            "cpu",
+            "--compute-type",
+            "int8",
+            "--language",
+            "en",
         ]
     elif tool == "whisperx":
         cmd = [
-            venv_program("whisperx"), str(src), "--model", str(model), "--device", "cpu", "--compute_type", "int8",
-            "--batch_size", str(batch_size), "--no_align", "--vad_method", "pyannote", "--output_format", "srt",
-            "--output_dir", str(run_dir), "--language", "en",
+            venv_program("whisperx"),
+            str(src),
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--compute_type",
+            "int8",
+            "--batch_size",
+            str(batch_size),
+            "--no_align",
+            "--vad_method",
+            "pyannote",
+            "--output_format",
+            "srt",
+            "--output_dir",
+            str(run_dir),
+            "--language",
+            "en",
         ]
     else:
         raise SystemExit(f"unknown tool {tool!r}: use {', '.join(TOOLS)}")
@@ -493,8 +586,17 @@ def run_tool(
     log_path = run_dir / "log.txt"
     m = measure(cmd, log_path, tool_env())
     result = RunResult(
-        tool, item.name, repeat, cmd, m.rc, round(m.wall_s, 2), round(m.wall_s / item.duration, 4),
-        round(m.peak_rss_mb, 1), round(m.cpu_s, 1), round(m.other_load, 2), log=str(log_path),
+        tool,
+        item.name,
+        repeat,
+        cmd,
+        m.rc,
+        round(m.wall_s, 2),
+        round(m.wall_s / item.duration, 4),
+        round(m.peak_rss_mb, 1),
+        round(m.cpu_s, 1),
+        round(m.other_load, 2),
+        log=str(log_path),
         extra={"waited_for_quiet_s": round(waited, 1)},
     )
     if m.rc != 0 or not srt_path.exists():
@@ -560,7 +662,9 @@ def warm_up(tools: Sequence[str], out: Path, model: Path, clip: Path, batch_size
     item = BenchInput("warmup", clip, media_duration(clip), "", "none")
     for tool in tools:
         r = run_tool(tool, item, 1, out, model, batch_size)
-        print(f"  warm-up {tool}: exit {r.rc}, {r.wall_s:.1f} s" + (f" ({r.error})" if r.error else ""), file=sys.stderr)
+        print(
+            f"  warm-up {tool}: exit {r.rc}, {r.wall_s:.1f} s" + (f" ({r.error})" if r.error else ""), file=sys.stderr
+        )
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -580,7 +684,10 @@ def pick(runs: list[RunResult]) -> RunResult:
 
 
 def markdown(
-    inputs: list[BenchInput], tools: Sequence[str], chosen: dict[tuple[str, str], RunResult], repeat: int,
+    inputs: list[BenchInput],
+    tools: Sequence[str],
+    chosen: dict[tuple[str, str], RunResult],
+    repeat: int,
     align_check: AlignCheck | None,
 ) -> str:
     """The report: one row per (input, tool), the time ratios, and the memory ratios.
@@ -675,12 +782,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="CTranslate2 model folder (default: the bundled tiny.en)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")
     p.add_argument(
-        "--quiet-wait", type=float, default=180.0,
+        "--quiet-wait",
+        type=float,
+        default=180.0,
         help="before each timed run, wait up to this many seconds for other processes to leave the CPUs idle",
     )
     p.add_argument("--prepare-only", action="store_true", help="build the inputs and stop")
     p.add_argument(
-        "--check-whisperx-align", action=argparse.BooleanOptionalAction, default=True,
+        "--check-whisperx-align",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="also run WhisperX once with alignment (offline) and record what happens",
     )
     return p
@@ -726,7 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  {r.wall_s:.1f} s (after {r.extra['waited_for_quiet_s']} s waiting for quiet), RTF {r.rtf:.3f}, peak {r.peak_rss_mb:.0f} MB, other load {r.other_load:.2f}"
                     + (f", WER {r.wer * 100:.1f}%" if r.wer is not None else "")
                     + (f" — {r.error}" if r.error else ""),
-                    file=sys.stderr, flush=True,
+                    file=sys.stderr,
+                    flush=True,
                 )
     align_check = None
     if ns.check_whisperx_align and "whisperx" in tools:
@@ -734,7 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         align_check = check_whisperx_align(out, model, short_clip, ns.batch_size)
     chosen = {
         (tool, item.name): pick([r for r in runs if r.tool == tool and r.input == item.name])
-        for item in inputs for tool in tools
+        for item in inputs
+        for tool in tools
     }
     report = markdown(inputs, tools, chosen, ns.repeat, align_check)
     print(report)
@@ -751,7 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reported": [asdict(r) for r in chosen.values()],
         "median_wall_s": {
             f"{t}/{i.name}": statistics.median(r.wall_s for r in runs if r.tool == t and r.input == i.name)
-            for i in inputs for t in tools
+            for i in inputs
+            for t in tools
         },
         "whisperx_align_check": asdict(align_check) if align_check else None,
     }

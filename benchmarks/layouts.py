@@ -24,8 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR  # noqa: E402 - the scripts run as files
@@ -43,8 +43,19 @@ def run_once(flags: list[str], media: Path, scratch: Path) -> dict[str, float]:
     if scratch.exists():
         shutil.rmtree(scratch)
     jobs, out = scratch / "jobs", scratch / "out"
-    cmd = [sys.executable, "-m", "pipeline", str(media), "-o", str(out), "--jobs-dir", str(jobs),
-           "--dashboard-address", ":0", *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        str(media),
+        "-o",
+        str(out),
+        "--jobs-dir",
+        str(jobs),
+        "--dashboard-address",
+        ":0",
+        *flags,
+    ]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first: float | None = None
@@ -62,9 +73,22 @@ def run_warm(flags: list[str], media: Path, scratch: Path, data: Path) -> dict[s
     """One warm run in a fresh process (:func:`warm_child`); returns its job's wall and first-cue seconds."""
     if scratch.exists():
         shutil.rmtree(scratch)
-    cmd = [sys.executable, __file__, "--warm-child", "--data", str(data), "--",
-           str(media), "-o", str(scratch / "out"), "--jobs-dir", str(scratch / "jobs"), "--dashboard-address", ":0",
-           *flags]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--warm-child",
+        "--data",
+        str(data),
+        "--",
+        str(media),
+        "-o",
+        str(scratch / "out"),
+        "--jobs-dir",
+        str(scratch / "jobs"),
+        "--dashboard-address",
+        ":0",
+        *flags,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
@@ -101,8 +125,12 @@ def warm_child(cli_args: list[str], data: Path) -> int:
 
 def _table(title: str, runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[dict[str, float | str]]]:
     base = statistics.median(x["wall_s"] for x in runs["in-process (--workers 0)"])
-    lines = [title, "", "| layout | end to end | vs in-process | first cue | first cue / total |",
-             "|---|---|---|---|---|"]
+    lines = [
+        title,
+        "",
+        "| layout | end to end | vs in-process | first cue | first cue / total |",
+        "|---|---|---|---|---|",
+    ]
     rows: list[dict[str, float | str]] = []
     for name, xs in runs.items():
         wall = statistics.median(x["wall_s"] for x in xs)
@@ -134,16 +162,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in modes:
             for name, flags in LAYOUTS.items():
                 scratch = ns.out / "layouts"
-                got = (run_once(flags, media.path, scratch) if mode == "cold"
-                       else run_warm(flags, media.path, scratch, ns.data))
+                got = (
+                    run_once(flags, media.path, scratch)
+                    if mode == "cold"
+                    else run_warm(flags, media.path, scratch, ns.data)
+                )
                 runs[mode][name].append(got)
                 print(json.dumps({"mode": mode, "layout": name, "repeat": r, **got}), flush=True)
     lines: list[str] = []
     rows: dict[str, list[dict[str, float | str]]] = {}
     for mode in modes:
-        title = (f"{mode}: input {ns.input} ({media.duration:.0f} s), median of {ns.repeat}; "
-                 + ("process start to files written" if mode == "cold" else "job submitted to files written, "
-                    "runner already started and its models ready"))
+        title = f"{mode}: input {ns.input} ({media.duration:.0f} s), median of {ns.repeat}; " + (
+            "process start to files written"
+            if mode == "cold"
+            else "job submitted to files written, runner already started and its models ready"
+        )
         table, rows[mode] = _table(title, runs[mode])
         lines += table + [""]
     (ns.out / "layouts.json").write_text(json.dumps({"input": ns.input, "runs": runs, "rows": rows}, indent=2))

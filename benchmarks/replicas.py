@@ -22,9 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR  # noqa: E402 - the scripts run as files
@@ -57,8 +57,9 @@ def child(media: Path, replicas: int, threads: int, batch_size: int) -> dict[str
     if current:
         groups.append(current)
     spec = resolve(s.model, "cpu")
-    model = WhisperModel(spec.path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=replicas,
-                         local_files_only=True)
+    model = WhisperModel(
+        spec.path, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=replicas, local_files_only=True
+    )
     loaded = LoadedModel(spec, Placement("cpu", "int8", threads, replicas=replicas), model)
     settings = dataclasses.replace(s.transcribe, batch_size=batch_size, language="en")
     transcribe_segments(loaded, items[:1], settings, "en")  # untimed: first-call setup
@@ -68,9 +69,13 @@ def child(media: Path, replicas: int, threads: int, batch_size: int) -> dict[str
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     text = " ".join(seg.text for batch in results for r in batch for seg in r.segments)
     return {
-        "replicas": replicas, "threads": threads, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "replicas": replicas,
+        "threads": threads,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "batches": [sum(len(i.windows) for i in g) for g in groups], "words": len(text.split()),
+        "batches": [sum(len(i.windows) for i in g) for g in groups],
+        "words": len(text.split()),
         "text_md5": hashlib.md5(text.encode()).hexdigest()[:10],
     }
 
@@ -95,7 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[tuple[int, ...], list[dict]] = {c: [] for c in configs}
     for r in range(ns.repeat):
         for replicas, threads in configs:
-            cmd = [sys.executable, __file__, "--child", str(replicas), str(threads), str(ns.batch_size), str(media.path)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(replicas),
+                str(threads),
+                str(ns.batch_size),
+                str(media.path),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             runs[(replicas, threads)].append(json.loads(out))
             print(json.dumps({"repeat": r, **runs[(replicas, threads)][-1]}), flush=True)
@@ -105,9 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|---|")
     for (replicas, threads), xs in runs.items():
         wall = statistics.median(x["wall_s"] for x in xs)
-        print(f"| {replicas} × {threads} | {xs[0]['batches']} | {', '.join(str(x['wall_s']) for x in xs)} | "
-              f"{wall / base:.2f}× | {statistics.median(x['cpu_s'] for x in xs):.1f} | "
-              f"{max(x['peak_rss_mb'] for x in xs)} | {xs[0]['text_md5']} |")
+        print(
+            f"| {replicas} × {threads} | {xs[0]['batches']} | {', '.join(str(x['wall_s']) for x in xs)} | "
+            f"{wall / base:.2f}× | {statistics.median(x['cpu_s'] for x in xs):.1f} | "
+            f"{max(x['peak_rss_mb'] for x in xs)} | {xs[0]['text_md5']} |"
+        )
     return 0
 
 

@@ -27,8 +27,8 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR  # noqa: E402 - the scripts run as files
@@ -69,8 +69,9 @@ def run_layout(workers: int, inputs: Sequence[Path], base: Path, batch_size: int
     """Run ``inputs`` concurrently on a cluster of ``workers`` and measure makespan against the ideal."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
         s = _settings(base, cluster.scheduler_address, batch_size)
         runner = Runner(s)
         try:
@@ -101,8 +102,12 @@ def run_layout(workers: int, inputs: Sequence[Path], base: Path, batch_size: int
         finally:
             runner.close()
     ideal = work["seconds"] / workers
-    return {"workers": workers, "makespan_s": round(makespan, 2), "ideal_s": round(ideal, 2),
-            "efficiency": round(ideal / makespan, 3)}
+    return {
+        "workers": workers,
+        "makespan_s": round(makespan, 2),
+        "ideal_s": round(ideal, 2),
+        "efficiency": round(ideal / makespan, 3),
+    }
 
 
 def coordinator_speed(path: Path, base: Path) -> float:
@@ -123,12 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep and write ``scaling.json`` / ``scaling.md`` under ``--out``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", default="1,2,4,8,16")
-    p.add_argument("--cost", type=float, default=0.1,
-                   help="simulated seconds per second of speech (default 0.1: a worker at 10x real time)")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="windows per task (default 1: one segment per task, as on CPU workers)")
+    p.add_argument(
+        "--cost",
+        type=float,
+        default=0.1,
+        help="simulated seconds per second of speech (default 0.1: a worker at 10x real time)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="windows per task (default 1: one segment per task, as on CPU workers)",
+    )
     p.add_argument("--jobs", type=int, default=10, help="concurrent 10-minute jobs in the second scenario")
-    p.add_argument("--scenarios", default="2h,jobs", help="comma-separated: 2h (one 2-hour input), jobs (concurrent jobs)")
+    p.add_argument(
+        "--scenarios", default="2h,jobs", help="comma-separated: 2h (one 2-hour input), jobs (concurrent jobs)"
+    )
     p.add_argument("--out", type=Path, default=Path("bench-out"))
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
     ns = p.parse_args(argv)
@@ -150,9 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     feed = coordinator_speed(long_wav, folder)
     print(f"coordinator decode + VAD: {feed:.0f}x real time", flush=True)
     wanted = {x.strip() for x in ns.scenarios.split(",")}
-    scenarios = {name: paths for key, name, paths in (("2h", "2h input", [long_wav]),
-                                                       ("jobs", f"{ns.jobs} x 10 min jobs", [short_wav] * ns.jobs))
-                 if key in wanted}
+    scenarios = {
+        name: paths
+        for key, name, paths in (
+            ("2h", "2h input", [long_wav]),
+            ("jobs", f"{ns.jobs} x 10 min jobs", [short_wav] * ns.jobs),
+        )
+        if key in wanted
+    }
     rows = []
     for name, paths in scenarios.items():
         run_layout(16, paths[:1], folder, ns.batch_size)  # fills the VAD cache, as a coordinator's would be
@@ -161,14 +181,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     stem = "scaling" if wanted == {"2h", "jobs"} else "scaling-" + "-".join(sorted(wanted))
-    (ns.out / f"{stem}.json").write_text(json.dumps({"cost": ns.cost, "batch_size": ns.batch_size,
-                                                     "coordinator_x_realtime": feed,
-                                                     "rows": rows}, indent=2))
-    lines = [f"Simulated transcriber: {ns.cost} s per second of speech, {ns.batch_size} window(s) per task. "
-             f"Coordinator decode + VAD: {feed:.0f}x real time.",
-             "", "| scenario | workers | makespan | ideal | efficiency |", "|---|---|---|---|---|"]
-    lines += [f"| {r['scenario']} | {r['workers']} | {r['makespan_s']:.1f} s | {r['ideal_s']:.1f} s | "
-              f"{r['efficiency']:.0%} |" for r in rows]
+    (ns.out / f"{stem}.json").write_text(
+        json.dumps(
+            {"cost": ns.cost, "batch_size": ns.batch_size, "coordinator_x_realtime": feed, "rows": rows}, indent=2
+        )
+    )
+    lines = [
+        f"Simulated transcriber: {ns.cost} s per second of speech, {ns.batch_size} window(s) per task. "
+        f"Coordinator decode + VAD: {feed:.0f}x real time.",
+        "",
+        "| scenario | workers | makespan | ideal | efficiency |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['scenario']} | {r['workers']} | {r['makespan_s']:.1f} s | {r['ideal_s']:.1f} s | {r['efficiency']:.0%} |"
+        for r in rows
+    ]
     (ns.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

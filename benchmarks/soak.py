@@ -28,9 +28,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 import psutil
@@ -89,9 +90,23 @@ class App:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "app.py"), "--port", str(self.port), "--model", "tiny.en",
-                 "--workers", "0", "--jobs-dir", str(self.jobs)],
-                cwd=self.jobs.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    str(REPO / "app.py"),
+                    "--port",
+                    str(self.port),
+                    "--model",
+                    "tiny.en",
+                    "--workers",
+                    "0",
+                    "--jobs-dir",
+                    str(self.jobs),
+                ],
+                cwd=self.jobs.parent,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -130,13 +145,20 @@ class App:
 def build_inputs(data: Path, out: Path) -> list[Input]:
     """Real speech of every container and length, a 3-minute talk (so kills land mid-job), and the corpus."""
     import soundfile as sf
-
     from badmedia import build_corpus
     from media import concat_speech, speech_clips
 
-    good = ["jfk/jfk.wav", "jfk/jfk.flac", "harvard/harvard-sentences-list30.mp3", "video/manifesto.mp4",
-            "fleurs_en/fleurs-en-000.ogg", "fleurs_en/fleurs-en-005.ogg", "mfa/acoustic_corpus.wav",
-            "ljspeech/LJ001-0001.wav", "ljspeech/LJ001-0014.wav"]
+    good = [
+        "jfk/jfk.wav",
+        "jfk/jfk.flac",
+        "harvard/harvard-sentences-list30.mp3",
+        "video/manifesto.mp4",
+        "fleurs_en/fleurs-en-000.ogg",
+        "fleurs_en/fleurs-en-005.ogg",
+        "mfa/acoustic_corpus.wav",
+        "ljspeech/LJ001-0001.wav",
+        "ljspeech/LJ001-0014.wav",
+    ]
     inputs = [Input(name, data / name, Path(name).name) for name in good]
     talk = out / "talk_3min.wav"
     if not talk.exists():
@@ -203,8 +225,9 @@ def references(app: App, inputs: list[Input], ledger: Ledger) -> dict[str, str]:
             job_id = submit(client, item, ledger)
             if job_id is None:
                 raise SystemExit(f"reference run of {item.name} was refused: {ledger.refused[-1]}")
-            while (answer := status(client, job_id, ledger)) is None or answer["state"] not in FINAL \
-                    or answer["active"]:
+            while (
+                (answer := status(client, job_id, ledger)) is None or answer["state"] not in FINAL or answer["active"]
+            ):
                 time.sleep(0.2)
             if answer["state"] != "done":
                 raise SystemExit(f"reference run of {item.name} ended {answer['state']}: {answer.get('error')}")
@@ -266,8 +289,11 @@ def soak(app: App, inputs: list[Input], ns: argparse.Namespace, ledger: Ledger, 
         deadline = time.monotonic() + 60 * ns.drain_minutes
         while time.monotonic() < deadline:
             answers = {j["job_id"]: j for j in client.get("/api/jobs").json()}
-            pending = [j for j in ledger.accepted if j in answers and
-                       (answers[j]["state"] not in FINAL or answers[j]["active"])]
+            pending = [
+                j
+                for j in ledger.accepted
+                if j in answers and (answers[j]["state"] not in FINAL or answers[j]["active"])
+            ]
             if not pending:
                 break
             if any(answers[j]["stage"] == "interrupted" for j in pending):
@@ -330,8 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="how long to keep submitting (default 10)")
     p.add_argument("--in-flight", type=int, default=6, help="jobs kept submitted at once (default 6)")
-    p.add_argument("--kill-every", type=float, default=120.0,
-                   help="SIGKILL and restart the app this often (seconds; 0: never)")
+    p.add_argument(
+        "--kill-every", type=float, default=120.0, help="SIGKILL and restart the app this often (seconds; 0: never)"
+    )
     p.add_argument("--pollers", type=int, default=2, help="client threads timing GET /api/jobs/{id} (default 2)")
     p.add_argument("--interval", type=float, default=0.1, help="seconds between one poller's requests")
     p.add_argument("--drain-minutes", type=float, default=15.0, help="at most this long for the last jobs to end")
@@ -351,20 +378,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = verdict(app, refs, ledger)
     finally:
         app.stop()
-    result.update(minutes=ns.minutes, in_flight=ns.in_flight, kill_every_s=ns.kill_every,
-                  wall_s=round(time.monotonic() - started), inputs=len(inputs))
+    result.update(
+        minutes=ns.minutes,
+        in_flight=ns.in_flight,
+        kill_every_s=ns.kill_every,
+        wall_s=round(time.monotonic() - started),
+        inputs=len(inputs),
+    )
     (ns.out / "soak.json").write_text(json.dumps(result, indent=1))
     ok = not result["files_lost"] and not result["server_errors"]
-    print(f"Soak: {ns.minutes:g} min of submissions ({ns.in_flight} in flight, {len(inputs)} inputs), app killed "
-          f"every {ns.kill_every:g} s; {result['wall_s']} s in all.\n")
-    print("| jobs accepted | done, identical to solo | bad inputs failed clearly | refused (4xx) | kills survived "
-          "| jobs resumed | 5xx | files lost | status p50 / p95 / max ms | RSS peak MB (first → last quarter) |")
+    print(
+        f"Soak: {ns.minutes:g} min of submissions ({ns.in_flight} in flight, {len(inputs)} inputs), app killed "
+        f"every {ns.kill_every:g} s; {result['wall_s']} s in all.\n"
+    )
+    print(
+        "| jobs accepted | done, identical to solo | bad inputs failed clearly | refused (4xx) | kills survived "
+        "| jobs resumed | 5xx | files lost | status p50 / p95 / max ms | RSS peak MB (first → last quarter) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    print(f"| {result['jobs_accepted']} | {result['jobs_done_identical']} | {result['bad_inputs_failed_clearly']} | "
-          f"{result['bad_inputs_refused_4xx']} | {result['kills']} | {result['jobs_resumed']} | "
-          f"{len(result['server_errors'])} | {result['files_lost']} | {result['status_p50_ms']} / "
-          f"{result['status_p95_ms']} / {result['status_max_ms']} | {result['rss_peak_mb']} "
-          f"({result['rss_first_quarter_median_mb']} → {result['rss_last_quarter_median_mb']}) |")
+    print(
+        f"| {result['jobs_accepted']} | {result['jobs_done_identical']} | {result['bad_inputs_failed_clearly']} | "
+        f"{result['bad_inputs_refused_4xx']} | {result['kills']} | {result['jobs_resumed']} | "
+        f"{len(result['server_errors'])} | {result['files_lost']} | {result['status_p50_ms']} / "
+        f"{result['status_p95_ms']} / {result['status_max_ms']} | {result['rss_peak_mb']} "
+        f"({result['rss_first_quarter_median_mb']} → {result['rss_last_quarter_median_mb']}) |"
+    )
     for line in result["lost"] + result["server_errors"]:
         print(f"- {line}")
     if result["status_p95_ms"] >= TARGET_P95_MS:

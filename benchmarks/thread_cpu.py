@@ -46,7 +46,7 @@ def _threads(pid: int) -> dict[int, float]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         cpu[int(tid)] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
     return cpu
 
@@ -59,8 +59,10 @@ def main(argv: list[str]) -> int:
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError as exc:
-        print(f"thread_cpu.py: error: cannot run {argv[0]!r} ({exc.strerror}); give a command and its arguments",
-              file=sys.stderr)
+        print(
+            f"thread_cpu.py: error: cannot run {argv[0]!r} ({exc.strerror}); give a command and its arguments",
+            file=sys.stderr,
+        )
         return 2
     seen: dict[tuple[int, int], float] = {}
     t0 = time.monotonic()
@@ -79,8 +81,10 @@ def main(argv: list[str]) -> int:
     for (pid, _tid), cpu in seen.items():
         per_process[pid] += cpu
     name = {pid: "main" if pid == proc.pid else f"child {pid}" for pid in per_process}
-    print(f"wall {wall:.2f} s, CPU {sum(per_process.values()):.2f} s: "
-          + ", ".join(f"{name[p]} {c:.2f}" for p, c in per_process.items()))
+    print(
+        f"wall {wall:.2f} s, CPU {sum(per_process.values()):.2f} s: "
+        + ", ".join(f"{name[p]} {c:.2f}" for p, c in per_process.items())
+    )
     for (pid, tid), cpu in sorted(seen.items(), key=lambda kv: -kv[1]):
         if cpu >= 0.05:
             print(f"  {name[pid]:>12}  thread {tid:<8} {cpu:6.2f} s")

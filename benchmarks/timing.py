@@ -30,9 +30,9 @@ import re
 import shutil
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR, SET_NAMES, Clip, bundled_model_path, load_sets  # noqa: E402
@@ -196,8 +196,10 @@ def check_cues(cues: Sequence[Cue], settings: SubtitleSettings, speech: Sequence
     for k, cue in enumerate(cues):
         nxt = cues[k + 1] if k + 1 < len(cues) else None
         duration = cue.end - cue.start
-        if any(len(line) > (settings.cjk_line_width if _CJK.search(line) else settings.max_line_width)
-               for line in cue.lines):
+        if any(
+            len(line) > (settings.cjk_line_width if _CJK.search(line) else settings.max_line_width)
+            for line in cue.lines
+        ):
             out.hard["width"] += 1
             out.examples.append(f"width {max(len(line) for line in cue.lines)}: {cue.text!r}")
         if len(cue.lines) > settings.max_lines:
@@ -319,13 +321,15 @@ def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[st
     stems = sorted({stem for row in rows for stem in row["files"]})  # type: ignore[union-attr]
     lines = [
         "| method | words | start median | start p90 | end median | end p90 | start bias | "
-        + " | ".join(f"{s} start median / p90" for s in stems) + " |",
+        + " | ".join(f"{s} start median / p90" for s in stems)
+        + " |",
         "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(stems),
     ]
     for row in rows:
         files = row["files"]
         per = " | ".join(
-            f"{files[s]['start_median']:.3f} / {files[s]['start_p90']:.3f}" for s in stems  # type: ignore[index]
+            f"{files[s]['start_median']:.3f} / {files[s]['start_p90']:.3f}"
+            for s in stems  # type: ignore[index]
         )
         lines.append(
             f"| {row['method']} | {row['words']} | {row['start_median']:.3f} | {row['start_p90']:.3f} | "
@@ -353,15 +357,24 @@ def speech_table(runs: Sequence[Run]) -> tuple[str, list[dict[str, object]]]:
             before += sum(inside(c.start, r.speech) for c in raw_cues)
             total_after += len(r.cues)
             after += sum(inside(c.start, r.speech) for c in r.cues)
-        rows.append({
-            "set": name, "cues_before": total_before, "inside_before": before / max(total_before, 1),
-            "cues": total_after, "inside": after / max(total_after, 1),
-        })
-    lines = ["| set | cues (Whisper's times) | starts inside speech | cues (refined) | starts inside speech |",
-             "|---|---:|---:|---:|---:|"]
+        rows.append(
+            {
+                "set": name,
+                "cues_before": total_before,
+                "inside_before": before / max(total_before, 1),
+                "cues": total_after,
+                "inside": after / max(total_after, 1),
+            }
+        )
+    lines = [
+        "| set | cues (Whisper's times) | starts inside speech | cues (refined) | starts inside speech |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for row in rows:
-        lines.append(f"| {row['set']} | {row['cues_before']} | {row['inside_before']:.1%} | {row['cues']} | "
-                     f"{row['inside']:.1%} |")
+        lines.append(
+            f"| {row['set']} | {row['cues_before']} | {row['inside_before']:.1%} | {row['cues']} | "
+            f"{row['inside']:.1%} |"
+        )
     return "\n".join(lines), rows
 
 
@@ -383,11 +396,23 @@ def rules_table(runs: Sequence[Run]) -> tuple[str, list[dict[str, object]], Rule
     for name, c in list(by_set.items()) + [("all", total)]:
         met = 1 - c.soft_broken / max(c.cues, 1)
         met_or_forced = 1 - (c.soft_broken - c.no_room) / max(c.cues, 1)
-        rows.append({"set": name, "cues": c.cues, "hard": dict(c.hard), "cps": c.soft_cps,
-                     "min_duration": c.soft_min_duration, "soft_broken": c.soft_broken, "no_room": c.no_room,
-                     "soft_met": met, "soft_met_or_no_room": met_or_forced})
-        lines.append(f"| {name} | {c.cues} | {c.hard_broken} | {c.soft_cps} | {c.soft_min_duration} | "
-                     f"{c.soft_broken} | {c.no_room} | {met:.1%} | {met_or_forced:.1%} |")
+        rows.append(
+            {
+                "set": name,
+                "cues": c.cues,
+                "hard": dict(c.hard),
+                "cps": c.soft_cps,
+                "min_duration": c.soft_min_duration,
+                "soft_broken": c.soft_broken,
+                "no_room": c.no_room,
+                "soft_met": met,
+                "soft_met_or_no_room": met_or_forced,
+            }
+        )
+        lines.append(
+            f"| {name} | {c.cues} | {c.hard_broken} | {c.soft_cps} | {c.soft_min_duration} | "
+            f"{c.soft_broken} | {c.no_room} | {met:.1%} | {met_or_forced:.1%} |"
+        )
     return "\n".join(lines), rows, total
 
 
@@ -417,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts.append("## Cue starts inside speech (VAD spans, padding removed)\n\n" + speech_md)
     parts.append("## Subtitle rules (SPEC §4)\n\n" + rules_md)
     if total.examples:
-        parts.append("Cues breaking a rule with room to spare, or a hard rule:\n\n"
-                     + "\n".join(f"- {e}" for e in total.examples[:20]))
+        parts.append(
+            "Cues breaking a rule with room to spare, or a hard rule:\n\n"
+            + "\n".join(f"- {e}" for e in total.examples[:20])
+        )
     text = "\n\n".join(parts) + "\n"
     print(text)
     (args.out / "timing.md").write_text(text, encoding="utf-8")

@@ -18,19 +18,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FIELDS = ("ready_s", "load_s", "warmup_s", "first_job_s", "first_transcribe_s", "second_job_s",
-          "second_transcribe_s", "first_extra_s", "vad_init_s")
+FIELDS = (
+    "ready_s",
+    "load_s",
+    "warmup_s",
+    "first_job_s",
+    "first_transcribe_s",
+    "second_job_s",
+    "second_transcribe_s",
+    "first_extra_s",
+    "vad_init_s",
+)
 
 
 def child(input_path: Path, warmup: bool, device: str) -> dict[str, Any]:
     """One trial in this (fresh) process: preload, wait until ready, run the job twice."""
     from pipeline.runner import Runner
-    from pipeline.settings import (JobSettings, ModelManagerSettings, ModelSettings, OutputSettings, Settings,
-                                   TranscribeSettings)
+    from pipeline.settings import (
+        JobSettings,
+        ModelManagerSettings,
+        ModelSettings,
+        OutputSettings,
+        Settings,
+        TranscribeSettings,
+    )
     from pipeline.vad import SileroVad
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +77,15 @@ def child(input_path: Path, warmup: bool, device: str) -> dict[str, Any]:
         runner.close()
     return {
         "first_extra_s": jobs[0][0] - jobs[1][0],
-        "warmup": warmup, "ready_s": ready, "load_s": record["load_s"], "warmup_s": record["warmup_s"] or 0.0,
-        "first_job_s": jobs[0][0], "first_transcribe_s": jobs[0][1],
-        "second_job_s": jobs[1][0], "second_transcribe_s": jobs[1][1], "vad_init_s": vad_init,
+        "warmup": warmup,
+        "ready_s": ready,
+        "load_s": record["load_s"],
+        "warmup_s": record["warmup_s"] or 0.0,
+        "first_job_s": jobs[0][0],
+        "first_transcribe_s": jobs[0][1],
+        "second_job_s": jobs[1][0],
+        "second_transcribe_s": jobs[1][1],
+        "vad_init_s": vad_init,
     }
 
 
@@ -78,15 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.child:
         print(json.dumps(child(ns.input, ns.child == "on", ns.device)))
         return 0
+
     def trial(variant: str) -> dict[str, Any]:
-        run = subprocess.run([sys.executable, __file__, "--child", variant, "--input", str(ns.input), "--device", ns.device],
-                             check=True, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, __file__, "--child", variant, "--input", str(ns.input), "--device", ns.device],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return json.loads(run.stdout.strip().splitlines()[-1])
 
     trial("off")  # untimed: brings the model, the libraries and the input into the page cache
     trials: list[dict[str, Any]] = []
     for i in range(ns.trials):
-        for variant in (("on", "off") if i % 2 == 0 else ("off", "on")):
+        for variant in ("on", "off") if i % 2 == 0 else ("off", "on"):
             trials.append(trial(variant))
             print(f"warm-up {variant}: " + ", ".join(f"{k} {trials[-1][k]:.2f}" for k in FIELDS), file=sys.stderr)
     summary = {}
@@ -94,14 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [t for t in trials if t["warmup"] is variant]
         summary["on" if variant else "off"] = {k: round(statistics.median(r[k] for r in rows), 3) for k in FIELDS}
     ns.out.parent.mkdir(parents=True, exist_ok=True)
-    ns.out.write_text(json.dumps({"input": str(ns.input), "device": ns.device, "trials": trials, "median": summary},
-                                 indent=2))
-    print("| warm-up | model ready after | of which warm-up | first job | second job | first − second (paired) "
-          "| ready + first job |")
+    ns.out.write_text(
+        json.dumps({"input": str(ns.input), "device": ns.device, "trials": trials, "median": summary}, indent=2)
+    )
+    print(
+        "| warm-up | model ready after | of which warm-up | first job | second job | first − second (paired) "
+        "| ready + first job |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, m in summary.items():
-        print(f"| {name} | {m['ready_s']:.2f} s | {m['warmup_s']:.2f} s | {m['first_job_s']:.2f} s | "
-              f"{m['second_job_s']:.2f} s | {m['first_extra_s']:+.2f} s | {m['ready_s'] + m['first_job_s']:.2f} s |")
+        print(
+            f"| {name} | {m['ready_s']:.2f} s | {m['warmup_s']:.2f} s | {m['first_job_s']:.2f} s | "
+            f"{m['second_job_s']:.2f} s | {m['first_extra_s']:+.2f} s | {m['ready_s'] + m['first_job_s']:.2f} s |"
+        )
     return 0
 
 

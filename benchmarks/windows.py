@@ -22,8 +22,9 @@ import json
 import logging
 import resource
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pipeline.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets
 from pipeline.settings import Settings, VadSettings
@@ -80,8 +81,13 @@ def measure(name: str, clips: Sequence[Clip], long_clip: Clip, base: Settings) -
     started = _cpu_s()
     long = vad_sweep([long_clip], [vad], settings)[0]
     return {
-        "name": name, "vad": vad_fields, "transcribe": tr_fields, "wer_by_set": sets["wer_by_set"],
-        "long_wer": long["wer"], "long_windows": long["windows"], "long_cpu_s": round(_cpu_s() - started, 1),
+        "name": name,
+        "vad": vad_fields,
+        "transcribe": tr_fields,
+        "wer_by_set": sets["wer_by_set"],
+        "long_wer": long["wer"],
+        "long_windows": long["windows"],
+        "long_cpu_s": round(_cpu_s() - started, 1),
     }
 
 
@@ -95,8 +101,11 @@ def fw_figures(clips: Sequence[Clip], long_clip: Clip) -> dict[str, Any]:
     }
     started = _cpu_s()
     (long_hyp,), _ = transcribe_fw([long_clip], model)
-    return {"wer_by_set": by_set, "long_wer": corpus_wer([long_clip.ref], [long_hyp]),
-            "long_cpu_s": round(_cpu_s() - started, 1)}
+    return {
+        "wer_by_set": by_set,
+        "long_wer": corpus_wer([long_clip.ref], [long_hyp]),
+        "long_cpu_s": round(_cpu_s() - started, 1),
+    }
 
 
 def markdown(rows: list[dict[str, Any]], fw: dict[str, Any], sets: Sequence[str]) -> str:
@@ -112,11 +121,23 @@ def markdown(rows: list[dict[str, Any]], fw: dict[str, Any], sets: Sequence[str]
     for row in rows:
         diffs = [(row["wer_by_set"][s] - fw["wer_by_set"][s]) * 100 for s in sets]
         ok = "yes" if all(d <= 0.5 + 1e-9 for d in diffs) else "no"
-        cells = [row["name"], *(f"{d:+.1f}" for d in diffs), ok, f"{row['long_wer'] * 100:.1f}%",
-                 str(row["long_windows"]), f"{row['long_cpu_s']:.1f}"]
+        cells = [
+            row["name"],
+            *(f"{d:+.1f}" for d in diffs),
+            ok,
+            f"{row['long_wer'] * 100:.1f}%",
+            str(row["long_windows"]),
+            f"{row['long_cpu_s']:.1f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    fw_cells = ["faster-whisper batched (WER per set)", *(f"{fw['wer_by_set'][s] * 100:.1f}%" for s in sets), "",
-                f"{fw['long_wer'] * 100:.1f}%", "", f"{fw['long_cpu_s']:.1f}"]
+    fw_cells = [
+        "faster-whisper batched (WER per set)",
+        *(f"{fw['wer_by_set'][s] * 100:.1f}%" for s in sets),
+        "",
+        f"{fw['long_wer'] * 100:.1f}%",
+        "",
+        f"{fw['long_cpu_s']:.1f}",
+    ]
     lines.append("| " + " | ".join(fw_cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -153,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for name in names:
         rows.append(measure(name, clips, long_clip, base))
-        print(f"{name}: 10 min WER {rows[-1]['long_wer'] * 100:.1f}%, {rows[-1]['long_windows']} windows",
-              file=sys.stderr, flush=True)
+        print(
+            f"{name}: 10 min WER {rows[-1]['long_wer'] * 100:.1f}%, {rows[-1]['long_windows']} windows",
+            file=sys.stderr,
+            flush=True,
+        )
     report = markdown(rows, fw, SET_NAMES)
     print(report)
     (out / "windows.md").write_text(report)

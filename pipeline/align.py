@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -102,8 +102,12 @@ def align_segments(
                 end=round(float(words[-1]["end"]), 3),
                 text=original.text,
                 words=tuple(
-                    Word(" " + str(w["word"]).strip(), round(float(w["start"]), 3), round(float(w["end"]), 3),
-                         round(float(w.get("score", 0.0)), 4))
+                    Word(
+                        " " + str(w["word"]).strip(),
+                        round(float(w["start"]), 3),
+                        round(float(w["end"]), 3),
+                        round(float(w.get("score", 0.0)), 4),
+                    )
                     for w in words
                 ),
                 avg_logprob=original.avg_logprob,

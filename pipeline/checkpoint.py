@@ -16,9 +16,10 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -278,7 +279,9 @@ class JobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def create(self, input_path: Path, input_sha256: str, settings: dict[str, Any], fingerprint_of: dict[str, Any]) -> Job:
+    def create(
+        self, input_path: Path, input_sha256: str, settings: dict[str, Any], fingerprint_of: dict[str, Any]
+    ) -> Job:
         """A new job folder for ``input_path``, in state ``queued``.
 
         Args:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from pipeline.errors import ClusterError, PipelineError, UsageError
 from pipeline.settings import Settings, build_parser, settings_from_args
@@ -27,7 +27,11 @@ def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, clos
         if bar is None:
             total = round(event.duration, 1) or None
             bar = bars[event.job_id] = tqdm(
-                total=total, unit="s", desc=Path(event.input).name[:30], file=sys.stderr, leave=True,
+                total=total,
+                unit="s",
+                desc=Path(event.input).name[:30],
+                file=sys.stderr,
+                leave=True,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}] {postfix}",
             )
         bar.n = min(round(event.audio_done, 1), bar.total or event.audio_done)

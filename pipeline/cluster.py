@@ -35,9 +35,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from distributed import WorkerPlugin
@@ -112,8 +113,11 @@ def plan_workers(
         plans = []
         for i in range(count):
             gpu = gpus[i % len(gpus)]
-            env = {**thread_env(optimized.cpu_threads), PLANNED_THREADS: str(optimized.cpu_threads),
-                   "CUDA_VISIBLE_DEVICES": str(gpu)}
+            env = {
+                **thread_env(optimized.cpu_threads),
+                PLANNED_THREADS: str(optimized.cpu_threads),
+                "CUDA_VISIBLE_DEVICES": str(gpu),
+            }
             plans.append(WorkerPlan(f"gpu{gpu}-{i}", optimized.cpu_threads, {"GPU": 1.0}, env, gpu))
         return plans
     count = cluster.workers or optimized.concurrency
@@ -295,7 +299,11 @@ class DaskBackend:
 
     # -- work ------------------------------------------------------------------------------------------------
     def submit(
-        self, items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings,
+        self,
+        items: list[SegmentAudio],
+        settings: TranscribeSettings,
+        language: str,
+        model: ModelSettings,
         priority: float = 0,
     ) -> ConcurrentFuture:
         """Send one batch; the future gives ``(results, model name)``. GPU work asks for a GPU worker.
@@ -307,8 +315,14 @@ class DaskBackend:
             self._gpu = any(w.get("resources", {}).get("GPU") for w in self._workers().values())
             self._gpu_checked = time.monotonic()
         future = self.client.submit(
-            transcribe_task, items, settings, language, _portable(model),
-            priority=priority, pure=False, resources={"GPU": 1} if self._gpu else None,
+            transcribe_task,
+            items,
+            settings,
+            language,
+            _portable(model),
+            priority=priority,
+            pure=False,
+            resources={"GPU": 1} if self._gpu else None,
         )
         return _as_concurrent(future, self._futures, self.settings.cluster.scheduler or "")
 
@@ -388,20 +402,22 @@ class DaskBackend:
             report = reports.get(address, {})
             models = report.get("models") or {}
             metrics = info.get("metrics", {})
-            rows.append({
-                "name": str(info.get("name", address)),
-                "address": address,
-                "state": info.get("status", "running"),
-                "nthreads": info.get("nthreads", 0),
-                "resources": info.get("resources", {}),
-                "models": models.get("cache", []),
-                "model_state": models.get("state"),
-                "model_status": models or None,
-                "tasks": metrics.get("task_counts", {}).get("executing", metrics.get("executing", 0)),
-                "cpu_percent": metrics.get("cpu"),
-                "memory_mb": int(metrics.get("memory", 0) / 2**20),
-                "usage": report.get("usage"),
-            })
+            rows.append(
+                {
+                    "name": str(info.get("name", address)),
+                    "address": address,
+                    "state": info.get("status", "running"),
+                    "nthreads": info.get("nthreads", 0),
+                    "resources": info.get("resources", {}),
+                    "models": models.get("cache", []),
+                    "model_state": models.get("state"),
+                    "model_status": models or None,
+                    "tasks": metrics.get("task_counts", {}).get("executing", metrics.get("executing", 0)),
+                    "cpu_percent": metrics.get("cpu"),
+                    "memory_mb": int(metrics.get("memory", 0) / 2**20),
+                    "usage": report.get("usage"),
+                }
+            )
         return {
             "mode": self.mode,
             "scheduler": self.client.scheduler.address if self.client.scheduler else None,
@@ -474,8 +490,11 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
     optimized = CoreOptimizer().optimize(
-        info, device=settings.model.device, compute_type=settings.model.compute_type,
-        model=settings.model.name, cpu_affinity=settings.cluster.cpu_affinity,
+        info,
+        device=settings.model.device,
+        compute_type=settings.model.compute_type,
+        model=settings.model.name,
+        cpu_affinity=settings.cluster.cpu_affinity,
     )
     plans = plan_workers(settings.cluster, settings.model, info, optimized)
     cs = settings.cluster
@@ -485,8 +504,9 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
             "cls": Nanny,
             "options": {
                 # One task per model replica: more would only queue inside the worker.
-                "nthreads": replicas_for(replace(settings.model, cpu_threads=plan.cpu_threads),
-                                         "cpu" if plan.gpu is None else "cuda"),
+                "nthreads": replicas_for(
+                    replace(settings.model, cpu_threads=plan.cpu_threads), "cpu" if plan.gpu is None else "cuda"
+                ),
                 "resources": plan.resources or None,
                 "env": plan.env,
                 "host": "127.0.0.1",
@@ -501,8 +521,12 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
     lazy = importlib.util.find_spec("bokeh") is not None
     scheduler = {
         "cls": Scheduler,
-        "options": {"host": "127.0.0.1", "dashboard_address": cs.dashboard_address, "port": 0,
-                    "dashboard": False if lazy else None},
+        "options": {
+            "host": "127.0.0.1",
+            "dashboard_address": cs.dashboard_address,
+            "port": 0,
+            "dashboard": False if lazy else None,
+        },
     }
     log.info("starting a local Dask cluster: %s", ", ".join(f"{p.name} ({p.cpu_threads} threads)" for p in plans))
     cluster = SpecCluster(
@@ -581,8 +605,9 @@ def _as_concurrent(future: Future, registry: dict[int, Future], scheduler: str =
         if f.cancelled():
             # Cancelled by us (a cancelled job, the client still running), or by a client whose scheduler is gone.
             if f.client.status != "running":
-                out.set_exception(ClusterError(f"lost the connection to the Dask scheduler{scheduler and ' at '}"
-                                               f"{scheduler}"))
+                out.set_exception(
+                    ClusterError(f"lost the connection to the Dask scheduler{scheduler and ' at '}{scheduler}")
+                )
             else:
                 out.cancel()
             return

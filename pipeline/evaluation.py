@@ -1,6 +1,6 @@
 """Reference recordings and scoring: the shared data sets with their transcripts, SRT reading, and WER.
 
-The data lives in ``../shared/data`` beside the repository (see its README), or wherever
+The data lives in the repository's ``tests/data`` (see its README), or wherever
 ``VIDEO2SRT_DATA_DIR`` points; nothing is downloaded. Every WER here normalises both sides with Whisper's
 English text normaliser before jiwer counts errors, because the references differ in casing, punctuation
 and number style. The benchmarks and the tuning notebooks both score through this module.
@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline.types import Transcript
 
-#: Default location of the test data: ``<repo>/../shared/data``.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Default location of the test data: the repository's ``tests/data`` (not in the wheel).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "tests" / "data"
 #: The data sets, in the order the benchmarks use them.
 SET_NAMES = ("jfk", "fleurs_en", "ljspeech", "harvard", "mfa", "manifesto")
 
@@ -43,7 +44,7 @@ class Clip:
 
 
 def data_dir(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The shared data folder: ``path`` when given, else ``VIDEO2SRT_DATA_DIR``, else ``<repo>/../shared/data``.
+    """The shared data folder: ``path`` when given, else ``VIDEO2SRT_DATA_DIR``, else the repository's ``tests/data``.
 
     Raises:
         InputError: The folder does not exist.
@@ -52,8 +53,7 @@ def data_dir(path: str | Path | None = None, env: Mapping[str, str] | None = Non
     chosen = Path(path or env.get("VIDEO2SRT_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
     if not chosen.is_dir():
         raise InputError(
-            f"data folder {chosen} not found: pass the folder that holds jfk/, fleurs_en/, … "
-            "or set VIDEO2SRT_DATA_DIR"
+            f"data folder {chosen} not found: pass the folder that holds jfk/, fleurs_en/, … or set VIDEO2SRT_DATA_DIR"
         )
     return chosen
 
@@ -84,7 +84,9 @@ def load_sets(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, list[Clip]]:
             lj_refs[key.strip()] = text.strip()
     sets["ljspeech"] = [Clip("ljspeech", p, lj_refs[p.stem]) for p in sorted((d / "ljspeech").glob("LJ*.wav"))]
     harvard = d / "harvard" / "harvard-sentences-list30"
-    sets["harvard"] = [Clip("harvard", harvard.with_suffix(".mp3"), " ".join(harvard.with_suffix(".txt").read_text().split()))]
+    sets["harvard"] = [
+        Clip("harvard", harvard.with_suffix(".mp3"), " ".join(harvard.with_suffix(".txt").read_text().split()))
+    ]
     sets["mfa"] = [
         Clip("mfa", p, " ".join(p.with_suffix(".lab").read_text().split())) for p in sorted((d / "mfa").glob("*.wav"))
     ]

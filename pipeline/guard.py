@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -137,8 +137,10 @@ def drop_repeated_lines(
         removed: list[str] = []
         for a, b, text in _segment_lines(seg):
             key = normalise(text)
-            if key and len(history) >= settings.max_line_repeats and all(
-                h == key for h in history[-settings.max_line_repeats :]
+            if (
+                key
+                and len(history) >= settings.max_line_repeats
+                and all(h == key for h in history[-settings.max_line_repeats :])
             ):
                 removed.append(text)
                 continue

@@ -26,9 +26,10 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.models import BUNDLED, SPLIT_THREADS_BELOW, auto_replicas, default_model_name, resolve_compute_type
@@ -363,8 +364,7 @@ def sample_usage() -> dict[str, Any]:
         ``{"time" (epoch s), "cpu_percent", "ram_used_mb", "ram_total_mb",
         "gpus": [{"index", "name", "used_mb", "total_mb"}]}``.
     """
-    sample: dict[str, Any] = {"time": time.time(), "cpu_percent": 0.0, "ram_used_mb": 0, "ram_total_mb": 0,
-                              "gpus": []}
+    sample: dict[str, Any] = {"time": time.time(), "cpu_percent": 0.0, "ram_used_mb": 0, "ram_total_mb": 0, "gpus": []}
     try:
         import psutil
 
@@ -378,8 +378,12 @@ def sample_usage() -> dict[str, Any]:
         gpu = _probe_gpu()
         totals, frees, names = gpu["gpu_memory_mb"], gpu["gpu_free_memory_mb"] or gpu["gpu_memory_mb"], gpu["gpu_names"]
         sample["gpus"] = [
-            {"index": i, "name": names[i] if i < len(names) else f"GPU {i}",
-             "used_mb": max(0, int(total) - int(frees[i] if i < len(frees) else total)), "total_mb": int(total)}
+            {
+                "index": i,
+                "name": names[i] if i < len(names) else f"GPU {i}",
+                "used_mb": max(0, int(total) - int(frees[i] if i < len(frees) else total)),
+                "total_mb": int(total),
+            }
             for i, total in enumerate(totals)
         ]
     except Exception as exc:  # noqa: BLE001 - see above
@@ -506,9 +510,7 @@ class CoreHardwareDetector:
         return info
 
     @staticmethod
-    def _coerce(
-        name: str, value: Mapping[str, Any], defaults: dict[str, Any], warnings: list[str]
-    ) -> dict[str, Any]:
+    def _coerce(name: str, value: Mapping[str, Any], defaults: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         out = dict(defaults)
         for key, raw in value.items():
             if key == "warnings":
@@ -807,7 +809,8 @@ class CoreOptimizer:
             }.get(strategy, "the listed cores")
             reasons["cpu_affinity_cores"] = f"cores {format_core_list(cores)}: {why}" + (f"; {note}" if note else "")
         reasons["cpu_affinity_strategy"] = (
-            f"{strategy}: resolved from auto for {chosen_device}" if cpu_affinity.strip().lower() == "auto"
+            f"{strategy}: resolved from auto for {chosen_device}"
+            if cpu_affinity.strip().lower() == "auto"
             else f"{strategy} as requested"
         )
         # Workers can use no more physical cores than they are bound to.
@@ -915,8 +918,7 @@ class CoreOptimizer:
             f"{batch}: on the CPU each item already keeps every thread busy, so {CPU_BATCH_CAP} only amortises "
             f"per-call overhead"
             + (
-                f"; limited by RAM ({model} needs ~{weights} MB plus ~{per_item} MB per item, "
-                f"{ram_budget} MB allowed)"
+                f"; limited by RAM ({model} needs ~{weights} MB plus ~{per_item} MB per item, {ram_budget} MB allowed)"
                 if batch < CPU_BATCH_CAP
                 else f"; {workers} × ~{weights + batch * per_item} MB fits in {ram_budget} MB "
                 f"({CPU_RAM_SHARE:.0%} of available RAM)"
@@ -942,7 +944,9 @@ class CoreOptimizer:
         # Each replica holds a batch's activations (a batch of 8 with tiny.en measured ~+570 MB peak RSS).
         need = workers * (weights + replicas * batch * per_item)
         if replicas > 1 and need > ram_budget:
-            reasons["replicas"] = f"1: {replicas} batches at once per worker would need ~{need} MB, over {ram_budget} MB"
+            reasons["replicas"] = (
+                f"1: {replicas} batches at once per worker would need ~{need} MB, over {ram_budget} MB"
+            )
             replicas = 1
         elif replicas > 1:
             reasons["replicas"] = (
@@ -967,10 +971,7 @@ def _gpu_line(info: HardwareInfo) -> str:
     if info.gpu_count == 1:
         return f"GPU: {names[0]} ({_gb(info.gpu_memory_mb[0])}, {_gb(frees[0])} free)"
     if len(set(names)) == 1 and len(set(info.gpu_memory_mb)) == 1:
-        return (
-            f"GPU: {info.gpu_count}× {names[0]} ({_gb(info.gpu_memory_mb[0])} each, "
-            f"at least {_gb(min(frees))} free)"
-        )
+        return f"GPU: {info.gpu_count}× {names[0]} ({_gb(info.gpu_memory_mb[0])} each, at least {_gb(min(frees))} free)"
     return "GPU: " + ", ".join(f"{n} ({_gb(m)})" for n, m in zip(names, info.gpu_memory_mb))
 
 

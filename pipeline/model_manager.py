@@ -82,11 +82,12 @@ import threading
 import time
 import wave
 from collections import Counter
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -291,8 +292,11 @@ class ModelManager:
             self.request(self.settings_for(name))
         skipped = names[1 + len(extra) :]
         if skipped:
-            log.warning("not preloading %s: only %d model(s) fit in the cache (--max-cached-models)",
-                        ", ".join(skipped), self.config.max_cached)
+            log.warning(
+                "not preloading %s: only %d model(s) fit in the cache (--max-cached-models)",
+                ", ".join(skipped),
+                self.config.max_cached,
+            )
         return self.status()
 
     def load(self, name: str | None = None) -> dict[str, Any]:
@@ -470,8 +474,15 @@ class ModelManager:
     def _begin(self, settings: ModelSettings) -> tuple[_Record, Future[LoadedModel]]:
         """Create the round's record in ``loading`` and queue it. Caller holds the lock."""
         self._rounds += 1
-        rec = _Record(settings, round=self._rounds, state="loading", stage="queued", name=_display(settings.name),
-                      message=f"{_display(settings.name)} is queued for loading", started=time.time())
+        rec = _Record(
+            settings,
+            round=self._rounds,
+            state="loading",
+            stage="queued",
+            name=_display(settings.name),
+            message=f"{_display(settings.name)} is queued for loading",
+            started=time.time(),
+        )
         self._records.pop(settings, None)  # re-inserted last: the status lists models by recency
         self._records[settings] = rec
         self._prune_records()
@@ -519,13 +530,23 @@ class ModelManager:
 
         def on_download(name: str) -> None:
             downloaded.append(name)
-            self._set(rec, stage="download", progress=_PROGRESS["download"],
-                      message=f"downloading {name} from the Hugging Face hub")
+            self._set(
+                rec,
+                stage="download",
+                progress=_PROGRESS["download"],
+                message=f"downloading {name} from the Hugging Face hub",
+            )
 
         spec = resolve(settings, placement.device, gpu_free, on_download)
         key: CacheKey = (spec.path, placement)
-        self._set(rec, name=spec.name, path=spec.path, source=spec.source, key=key,
-                  need_mb=model_memory_mb(spec.path, placement.compute_type, 1))
+        self._set(
+            rec,
+            name=spec.name,
+            path=spec.path,
+            source=spec.source,
+            key=key,
+            need_mb=model_memory_mb(spec.path, placement.compute_type, 1),
+        )
         loaded = self.cache.lookup(key)
         if loaded is not None:
             self._finish(rec, "ready", message=f"{spec.name} is ready on {_where(placement)} (already loaded)")
@@ -539,8 +560,9 @@ class ModelManager:
         loaded = load(spec, placement)
         self._set(rec, load_s=round(time.monotonic() - t, 3))
         if _warms(self.config.warmup, placement):
-            self._set(rec, stage="warm-up", progress=_PROGRESS["warm-up"],
-                      message=f"warming up {spec.name} with a short clip")
+            self._set(
+                rec, stage="warm-up", progress=_PROGRESS["warm-up"], message=f"warming up {spec.name} with a short clip"
+            )
             t = time.monotonic()
             try:
                 warm_up(loaded)
@@ -558,8 +580,14 @@ class ModelManager:
         gc.collect()  # evicted models free their memory only once collected
         took = time.monotonic() - started
         self._finish(rec, "ready", message=f"{spec.name} is ready on {_where(placement)} (loaded in {took:.1f} s)")
-        log.info("model %s ready on %s in %.1f s (load %.1f s, warm-up %s s)", spec.name, _where(placement), took,
-                 rec.load_s or 0.0, rec.warmup_s if rec.warmup_s is not None else "off")
+        log.info(
+            "model %s ready on %s in %.1f s (load %.1f s, warm-up %s s)",
+            spec.name,
+            _where(placement),
+            took,
+            rec.load_s or 0.0,
+            rec.warmup_s if rec.warmup_s is not None else "off",
+        )
         return loaded
 
     # -- the memory guard -----------------------------------------------------------------------------------------
@@ -714,11 +742,22 @@ def aggregate_status(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]
     """
     details = [{**dict(status), "worker": name} for name, status in workers.items()]
     total = len(details)
-    base: dict[str, Any] = {"ready_workers": 0, "total_workers": total, "workers": details, "error": None,
-                            "stage": None, "busy": any(d.get("busy") for d in details)}
+    base: dict[str, Any] = {
+        "ready_workers": 0,
+        "total_workers": total,
+        "workers": details,
+        "error": None,
+        "stage": None,
+        "busy": any(d.get("busy") for d in details),
+    }
     if not total:
-        return {**base, "state": "idle", "model": None, "progress": 0.0,
-                "message": "no transcription worker is running yet"}
+        return {
+            **base,
+            "state": "idle",
+            "model": None,
+            "progress": 0.0,
+            "message": "no transcription worker is running yet",
+        }
     states = [d.get("state") or "idle" for d in details]
     ready = states.count("ready")
     names = Counter(d.get("model") for d in details if d.get("model"))
@@ -729,12 +768,17 @@ def aggregate_status(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]
     single = total == 1
     of = f"{ready} of {total} workers ready"
     if failed:
-        error = "; ".join(d.get("error") or "failed" if single else f"{d['worker']}: {d.get('error') or 'failed'}"
-                          for d in failed)
+        error = "; ".join(
+            d.get("error") or "failed" if single else f"{d['worker']}: {d.get('error') or 'failed'}" for d in failed
+        )
         state, message = "failed", details[0]["message"] if single else f"{error} ({of})"
     elif loading:
         state = "loading"
-        message = loading[0].get("message", "") if single else f"{of}; {loading[0]['worker']}: {loading[0].get('message', '')}"
+        message = (
+            loading[0].get("message", "")
+            if single
+            else f"{of}; {loading[0]['worker']}: {loading[0].get('message', '')}"
+        )
         error = None
         base["stage"] = loading[0].get("stage")
     elif ready == total:
@@ -747,8 +791,15 @@ def aggregate_status(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]
         message = details[0].get("message", "") if single else "no worker has a model loaded yet"
     else:
         state, error, message = "loading", None, f"{of}; the others have no model yet"
-    return {**base, "state": state, "model": model, "progress": round(progress, 3), "message": message,
-            "error": error, "ready_workers": ready}
+    return {
+        **base,
+        "state": state,
+        "model": model,
+        "progress": round(progress, 3),
+        "message": message,
+        "error": error,
+        "ready_workers": ready,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import ModelError
 from pipeline.settings import AUTO_MODEL, ModelSettings
@@ -209,7 +210,9 @@ def placement_for(settings: ModelSettings) -> Placement:
     """Decide device, compute type and replicas for ``settings``."""
     device = resolve_device(settings.device)
     return Placement(
-        device, resolve_compute_type(settings.compute_type, device), settings.cpu_threads,
+        device,
+        resolve_compute_type(settings.compute_type, device),
+        settings.cpu_threads,
         replicas=replicas_for(settings, device),
     )
 
@@ -247,8 +250,15 @@ def load(spec: ModelSpec, placement: Placement) -> LoadedModel:
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"model {spec.name} could not be loaded on {placement.device}: {exc}") from exc
-    log.info("loaded model %s (%s) on %s/%s, %d replica(s) × %s thread(s)", spec.name, spec.source, placement.device,
-             placement.compute_type, placement.replicas, placement.threads_per_replica or "default")
+    log.info(
+        "loaded model %s (%s) on %s/%s, %d replica(s) × %s thread(s)",
+        spec.name,
+        spec.source,
+        placement.device,
+        placement.compute_type,
+        placement.replicas,
+        placement.threads_per_replica or "default",
+    )
     return LoadedModel(spec, placement, model)
 
 

@@ -14,10 +14,11 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -106,7 +107,11 @@ class RollingAudio:
 
     def read(self, start: float, end: float) -> np.ndarray:
         """int16 samples of [start, end) seconds, which must still be held."""
-        data = np.concatenate(self._chunks) if len(self._chunks) > 1 else (self._chunks[0] if self._chunks else np.zeros(0, np.int16))
+        data = (
+            np.concatenate(self._chunks)
+            if len(self._chunks) > 1
+            else (self._chunks[0] if self._chunks else np.zeros(0, np.int16))
+        )
         self._chunks = [data] if data.size else []
         a = max(0, int(round(start * SAMPLE_RATE)) - self._offset)
         b = max(a, min(data.size, int(round(end * SAMPLE_RATE)) - self._offset))
@@ -152,8 +157,10 @@ class Runner:
         # CTranslate2 on CPU ran 3.5x slower when a model loaded on one thread was used from another
         # (measured: 5.7 s vs 20.6 s on manifesto).
         self._owns_models = not isinstance(models, ModelManager)
-        self.models = models if isinstance(models, ModelManager) else ModelManager(
-            self.settings.model, self.settings.models, cache=models
+        self.models = (
+            models
+            if isinstance(models, ModelManager)
+            else ModelManager(self.settings.model, self.settings.models, cache=models)
         )
         self.affinity = apply_cpu_affinity(settings.cluster.cpu_affinity, placement_for(settings.model).device)
         for job_id in JobStore(self.settings.jobs.jobs_dir).expire(self.settings.jobs.expire_days):
@@ -302,7 +309,9 @@ class Runner:
         """
         return self.run_job(self.create_job(input_path, settings), on_event, cancel, fresh=True)
 
-    def resume(self, job_id: str, on_event: EventCallback | None = None, cancel: threading.Event | None = None) -> JobResult:
+    def resume(
+        self, job_id: str, on_event: EventCallback | None = None, cancel: threading.Event | None = None
+    ) -> JobResult:
         """Finish an unfinished job from its last finished segment.
 
         Integrity first: the folder's format, the input's hash (when the input is still needed) and the
@@ -360,8 +369,10 @@ class Runner:
                     f"then resume the job with `video2srt --resume {job.id}`: its finished segments are kept"
                 )
             else:
-                error = TranscriptionError(f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
-                                           "run again with --debug for details")
+                error = TranscriptionError(
+                    f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
+                    "run again with --debug for details"
+                )
             _record(job, state="failed", error=str(error))
             emit("failed", message=str(error))
             raise error from exc
@@ -489,7 +500,7 @@ class Runner:
         finished: object = False
         try:
             # While the next batch gathers, finished ones are saved at once: the first subtitles show early.
-            for batch, finished in _batches(q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
+            for batch, _finished in _batches(q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
                 if cancel.is_set():
                     raise CancelledError(f"{input_path}: cancelled")
                 plan.extend(item.segment for item in batch)
@@ -499,7 +510,9 @@ class Runner:
                 # segment is computed beside the same neighbours as in an uninterrupted run; stored results
                 # are kept and their files are not touched.
                 if language is None:
-                    first = next((w for item in batch for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32))
+                    first = next(
+                        (w for item in batch for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32)
+                    )
                     language, prob = flight.detect(first, s.model)
                     log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
                 clock.start()
@@ -689,18 +702,29 @@ class Runner:
             backend = self._ready_backend()
             if backend is None:
                 error = self._backend_error
-                return {"mode": "starting" if error is None else "unreachable", "scheduler": self.settings.cluster.scheduler,
-                        "dashboard": None, "workers": [], "error": str(error) if error else None}
+                return {
+                    "mode": "starting" if error is None else "unreachable",
+                    "scheduler": self.settings.cluster.scheduler,
+                    "dashboard": None,
+                    "workers": [],
+                    "error": str(error) if error else None,
+                }
             return backend.status()
         return {
             "mode": "in-process",
             "scheduler": None,
             "dashboard": None,
-            "workers": [{
-                "name": "in-process", "address": "local", "state": "running",
-                "nthreads": placement_for(self.settings.model).cpu_threads or 0,
-                "resources": {}, "models": self.models.names(), "jobs": self._active,
-            }],
+            "workers": [
+                {
+                    "name": "in-process",
+                    "address": "local",
+                    "state": "running",
+                    "nthreads": placement_for(self.settings.model).cpu_threads or 0,
+                    "resources": {},
+                    "models": self.models.names(),
+                    "jobs": self._active,
+                }
+            ],
         }
 
     def close(self) -> None:
@@ -727,14 +751,19 @@ def use_cluster(settings: Settings) -> bool:
     from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
 
     optimized = CoreOptimizer().optimize(
-        CoreHardwareDetector(settings.jobs.jobs_dir).detect(), device=settings.model.device,
-        compute_type=settings.model.compute_type, model=settings.model.name, cpu_affinity=cs.cpu_affinity,
+        CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
+        device=settings.model.device,
+        compute_type=settings.model.compute_type,
+        model=settings.model.name,
+        cpu_affinity=cs.cpu_affinity,
     )
     return optimized.concurrency > 1
 
 
 class _Emitter:
-    def __init__(self, job_id: str, input_path: Path, duration: float, started: float, cb: EventCallback | None) -> None:
+    def __init__(
+        self, job_id: str, input_path: Path, duration: float, started: float, cb: EventCallback | None
+    ) -> None:
         self.job_id, self.input, self.duration, self.started, self.cb = job_id, str(input_path), duration, started, cb
 
     def __call__(
@@ -744,8 +773,15 @@ class _Emitter:
             return
         self.cb(
             JobEvent(
-                self.job_id, self.input, stage, done, total, audio_done, self.duration,
-                time.monotonic() - self.started, message,
+                self.job_id,
+                self.input,
+                stage,
+                done,
+                total,
+                audio_done,
+                self.duration,
+                time.monotonic() - self.started,
+                message,
             )
         )
 
@@ -883,8 +919,9 @@ class _Flight:
             audio_s = sum(w.size for item in batch.items for w in item.windows) / SAMPLE_RATE
             first = batch.items[0].segment.index == 0
             priority = self.s.jobs.priority + (0.95 if first else min(0.9, audio_s / 1000.0))
-            batch.future = self.backend.submit(batch.items, batch.settings, batch.language, self.s.model,
-                                               priority=priority)
+            batch.future = self.backend.submit(
+                batch.items, batch.settings, batch.language, self.s.model, priority=priority
+            )
         else:
             batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.s.model)
         self._out[id(batch)] = batch
@@ -941,11 +978,18 @@ class _Flight:
         """Send ``batch`` again after a transient failure (out of memory: half the batch), else raise."""
         transient = is_transient(exc)
         batch.attempt += 1
-        self.job.append_history([
-            {"segment": item.segment.index, "attempt": batch.attempt, "error": f"{type(exc).__name__}: {exc}",
-             "transient": transient, "time": time.time()}
-            for item in batch.items
-        ])
+        self.job.append_history(
+            [
+                {
+                    "segment": item.segment.index,
+                    "attempt": batch.attempt,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "transient": transient,
+                    "time": time.time(),
+                }
+                for item in batch.items
+            ]
+        )
         if isinstance(exc, ClusterError):
             # The cluster itself is gone (its scheduler): no retry can help, and the segments are not at fault.
             raise ClusterError(

@@ -10,9 +10,10 @@ import argparse
 import dataclasses
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pipeline.errors import UsageError
 
@@ -339,14 +340,33 @@ def add_model_manager_args(p: argparse.ArgumentParser) -> None:
     """The model manager's flags besides ``--no-preload``: preload list, warm-up, cache size, memory guard."""
     d = ModelManagerSettings()
     p.add_argument("--preload", metavar="NAMES", help="comma-separated models to load at start (default: --model)")
-    p.add_argument("--warmup", choices=WARMUP_MODES, default=d.warmup,
-                   help="run a short clip through each model after loading it (default: auto, on CUDA only)")
-    p.add_argument("--max-cached-models", type=int, default=d.max_cached, metavar="N",
-                   help=f"models kept loaded per worker, least recently used evicted (default: {d.max_cached})")
-    p.add_argument("--memory-headroom", type=int, default=d.headroom_mb, metavar="MB",
-                   help=f"RAM / GPU memory that must stay free after loading a model (default: {d.headroom_mb})")
-    p.add_argument("--model-memory-limit", type=int, default=d.memory_limit_mb, metavar="MB",
-                   help="at most this much memory for the loaded models of a worker (default: 0, no limit)")
+    p.add_argument(
+        "--warmup",
+        choices=WARMUP_MODES,
+        default=d.warmup,
+        help="run a short clip through each model after loading it (default: auto, on CUDA only)",
+    )
+    p.add_argument(
+        "--max-cached-models",
+        type=int,
+        default=d.max_cached,
+        metavar="N",
+        help=f"models kept loaded per worker, least recently used evicted (default: {d.max_cached})",
+    )
+    p.add_argument(
+        "--memory-headroom",
+        type=int,
+        default=d.headroom_mb,
+        metavar="MB",
+        help=f"RAM / GPU memory that must stay free after loading a model (default: {d.headroom_mb})",
+    )
+    p.add_argument(
+        "--model-memory-limit",
+        type=int,
+        default=d.memory_limit_mb,
+        metavar="MB",
+        help="at most this much memory for the loaded models of a worker (default: 0, no limit)",
+    )
 
 
 def model_manager_from_args(ns: argparse.Namespace) -> ModelManagerSettings:
@@ -377,13 +397,27 @@ def model_manager_from_args(ns: argparse.Namespace) -> ModelManagerSettings:
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
     """The Dask flags shared by the CLI and the app: where work runs, scaling, waiting, priority."""
     p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler (tcp://host:8786)")
-    p.add_argument("--workers", metavar="N",
-                   help="local Dask worker processes to start; 0 runs in-process (default: the optimizer's choice)")
-    p.add_argument("--adapt", metavar="MIN-MAX", help="let the local cluster grow and shrink between MIN and MAX workers")
-    p.add_argument("--dashboard-address", default=":8787", metavar="[HOST]:PORT",
-                   help="where a local cluster serves the Dask dashboard (default :8787; :0 for any free port)")
-    p.add_argument("--worker-timeout", type=float, default=120.0, metavar="SECONDS",
-                   help="fail a job (resumable) when no worker is connected for this long (default 120)")
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        help="local Dask worker processes to start; 0 runs in-process (default: the optimizer's choice)",
+    )
+    p.add_argument(
+        "--adapt", metavar="MIN-MAX", help="let the local cluster grow and shrink between MIN and MAX workers"
+    )
+    p.add_argument(
+        "--dashboard-address",
+        default=":8787",
+        metavar="[HOST]:PORT",
+        help="where a local cluster serves the Dask dashboard (default :8787; :0 for any free port)",
+    )
+    p.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="fail a job (resumable) when no worker is connected for this long (default 120)",
+    )
     p.add_argument("--priority", type=int, default=0, help="Dask priority of this run's jobs: higher runs first")
 
 
@@ -435,11 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="windows per Whisper call (default: optimizer's choice)")
     p.add_argument("--beam-size", type=int, default=TranscribeSettings.beam_size)
     p.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads per worker (0: automatic)")
-    p.add_argument("--replicas", type=int, default=0,
-                   help="model replicas per worker running batches side by side (0: automatic)")
+    p.add_argument(
+        "--replicas", type=int, default=0, help="model replicas per worker running batches side by side (0: automatic)"
+    )
     p.add_argument("--no-vad", action="store_true", help="cut at fixed 60 s instead of at pauses")
-    p.add_argument("--segment-length", default=None, metavar="MIN-MAX",
-                   help="segment length range in seconds, cut at pauses (default: 30-90)")
+    p.add_argument(
+        "--segment-length",
+        default=None,
+        metavar="MIN-MAX",
+        help="segment length range in seconds, cut at pauses (default: 30-90)",
+    )
     p.add_argument("--max-line-width", type=int, default=SubtitleSettings.max_line_width)
     p.add_argument("--max-lines", type=int, default=SubtitleSettings.max_lines)
     p.add_argument("--max-cps", type=float, default=SubtitleSettings.max_cps, help="reading speed, chars/s")

@@ -16,8 +16,9 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pysubs2
 
@@ -52,9 +53,7 @@ _CLOSERS = "\"'\u201d\u2019\u300d\u300f\uff09)\\]\u3011\u300b"
 _SENTENCE_END = re.compile(f"(?<!\\.)[.?!\u3002\uff1f\uff01\u203c\u2047\u2048\u2049][{_CLOSERS}]*$")
 _CLAUSE_END = re.compile(f"(?:[,;:\u2014\u2013\uff0c\u3001\uff1b\uff1a\u2026]|\\.\\.\\.)[{_CLOSERS}]*$")
 # Abbreviations whose full stop does not end a sentence (lower-cased, without the stop).
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "e.g", "i.e", "mt", "fig"}
-)
+_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "e.g", "i.e", "mt", "fig"})
 
 _NO_BREAK, _CLAUSE, _SENTENCE = 0, 1, 2
 
@@ -368,9 +367,7 @@ def _fits(words: _Words, a: int, b: int, settings: SubtitleSettings) -> bool:
     return words.line_count(a, b) <= settings.max_lines
 
 
-def _merge_fragments(
-    words: _Words, ranges: list[tuple[int, int]], settings: SubtitleSettings
-) -> list[tuple[int, int]]:
+def _merge_fragments(words: _Words, ranges: list[tuple[int, int]], settings: SubtitleSettings) -> list[tuple[int, int]]:
     """Join a 1–2-word cue with a neighbour that is short (fits one line) when the result still fits."""
     out: list[tuple[int, int]] = []
     for a, b in ranges:
@@ -378,8 +375,7 @@ def _merge_fragments(
             pa, pb = out[-1]
             tiny_prev, tiny_cur = pb - pa <= 2, b - a <= 2
             joinable = (
-                (tiny_prev and (tiny_cur or words.fits_line(a, b)))
-                or (tiny_cur and words.fits_line(pa, pb))
+                (tiny_prev and (tiny_cur or words.fits_line(a, b))) or (tiny_cur and words.fits_line(pa, pb))
             ) and words.starts[a] - words.ends[pb - 1] <= MAX_PAUSE_MS
             if joinable and _fits(words, pa, b, settings):
                 out[-1] = (pa, b)

@@ -29,8 +29,8 @@ moved to an onset, which would otherwise have no length left).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from pipeline.types import SpeechSpan, TextSegment, Word
 

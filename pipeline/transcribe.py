@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -241,7 +242,11 @@ def _decode(
         pos += lead
         parts.append(np.zeros(lead, np.float32))
         placed.append((pos / SAMPLE_RATE, samples.size / SAMPLE_RATE))
-        parts.append(samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples.astype(np.float32, copy=False))
+        parts.append(
+            samples.astype(np.float32) / 32768.0
+            if samples.dtype == np.int16
+            else samples.astype(np.float32, copy=False)
+        )
         pos += samples.size
     out: list[list[TextSegment]] = [[] for _ in placed]
     if not parts:

@@ -31,9 +31,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -235,8 +236,11 @@ def base_settings(
     times, costs the same under every setting swept here, and would only slow the sweep down.
     """
     vad = VadSettings() if segment_bounds is None else with_segment_bounds(VadSettings(), *segment_bounds)
-    cluster = ClusterSettings(scheduler=scheduler.strip() or None, workers=None if scheduler.strip() else workers,
-                              dashboard_address=dashboard_address)
+    cluster = ClusterSettings(
+        scheduler=scheduler.strip() or None,
+        workers=None if scheduler.strip() else workers,
+        dashboard_address=dashboard_address,
+    )
     return Settings(
         model=ModelSettings(name=model, device=device, compute_type=compute_type),
         transcribe=TranscribeSettings(language=language, align=align, batch_size=batch_size),
@@ -446,9 +450,13 @@ class MemorySampler:
             return 0.0
         try:
             count = self._nvml.nvmlDeviceGetCount()
-            return sum(
-                self._nvml.nvmlDeviceGetMemoryInfo(self._nvml.nvmlDeviceGetHandleByIndex(i)).used for i in range(count)
-            ) / MIB
+            return (
+                sum(
+                    self._nvml.nvmlDeviceGetMemoryInfo(self._nvml.nvmlDeviceGetHandleByIndex(i)).used
+                    for i in range(count)
+                )
+                / MIB
+            )
         except Exception:  # noqa: BLE001 - NVML errors are classes built at run time; no GPU figure then
             return 0.0
 
@@ -656,7 +664,9 @@ def measure_job(clip: Clip, settings: Settings, *, timeout_s: float = 600.0) -> 
         with open(err, "wb") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, "-c", code, request],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
             with MemorySampler(proc.pid) as mem:
                 try:
@@ -672,8 +682,15 @@ def measure_job(clip: Clip, settings: Settings, *, timeout_s: float = 600.0) -> 
             why = f"stopped after {timeout_s:.0f} s" if killed else f"exit code {proc.returncode}"
             message = {"error": f"the job process ended without a result ({why}) {tail[0]}".strip()}
     result: dict[str, Any] = {
-        "rtf": None, "wall_s": None, "first_cue_s": None, "model_load_s": None, "audio_s": None, "wer": None,
-        "peak_rss_mb": round(mem.peak_rss_mb, 1), "peak_gpu_mb": round(mem.peak_gpu_mb, 1), "error": None,
+        "rtf": None,
+        "wall_s": None,
+        "first_cue_s": None,
+        "model_load_s": None,
+        "audio_s": None,
+        "wer": None,
+        "peak_rss_mb": round(mem.peak_rss_mb, 1),
+        "peak_gpu_mb": round(mem.peak_gpu_mb, 1),
+        "error": None,
     }
     result.update(message)
     text = result.pop("text", None)
@@ -870,14 +887,28 @@ def watch_jobs(
 
     def on_event(event: Any) -> None:  # noqa: ANN401 - pipeline.runner.JobEvent
         fraction = event.audio_done / event.duration if event.duration else 0.0
-        watch.progress.append({"t": round(time.perf_counter() - started, 3), "input": Path(event.input).name,
-                               "stage": event.stage, "fraction": 1.0 if event.stage == "done" else min(1.0, fraction)})
+        watch.progress.append(
+            {
+                "t": round(time.perf_counter() - started, 3),
+                "input": Path(event.input).name,
+                "stage": event.stage,
+                "fraction": 1.0 if event.stage == "done" else min(1.0, fraction),
+            }
+        )
 
     def work() -> None:
         for clip in clips:
             t = time.perf_counter()
-            row: dict[str, Any] = {"input": clip.path.name, "job_id": None, "audio_s": None, "wall_s": None,
-                                   "rtf": None, "first_cue_s": None, "wer": None, "error": None}
+            row: dict[str, Any] = {
+                "input": clip.path.name,
+                "job_id": None,
+                "audio_s": None,
+                "wall_s": None,
+                "rtf": None,
+                "first_cue_s": None,
+                "wer": None,
+                "error": None,
+            }
             try:
                 result = runner.run(clip.path, settings, on_event)
             except PipelineError as exc:
@@ -885,13 +916,24 @@ def watch_jobs(
             else:
                 wall = time.perf_counter() - t
                 duration = result.transcript.duration or 0.0
-                row.update(job_id=result.job_id, audio_s=duration, wall_s=wall,
-                           rtf=wall / duration if duration else None,
-                           first_cue_s=result.transcript.timings.get("first_result"),
-                           wer=corpus_wer([clip.ref], [transcript_text(result.transcript)]) if clip.ref else None)
+                row.update(
+                    job_id=result.job_id,
+                    audio_s=duration,
+                    wall_s=wall,
+                    rtf=wall / duration if duration else None,
+                    first_cue_s=result.transcript.timings.get("first_result"),
+                    wer=corpus_wer([clip.ref], [transcript_text(result.transcript)]) if clip.ref else None,
+                )
             watch.jobs.append(row)
-            _progress(on_progress, f"{row['input']}: " + (f"failed ({row['error']})" if row["error"] else
-                      f"{row['audio_s']:.0f} s of audio in {row['wall_s']:.1f} s, WER {_pct(row['wer'])}"))
+            _progress(
+                on_progress,
+                f"{row['input']}: "
+                + (
+                    f"failed ({row['error']})"
+                    if row["error"]
+                    else f"{row['audio_s']:.0f} s of audio in {row['wall_s']:.1f} s, WER {_pct(row['wer'])}"
+                ),
+            )
 
     worker = threading.Thread(target=work, name="watched-jobs", daemon=True)
     worker.start()
@@ -911,12 +953,20 @@ def _sample_cluster(runner: Any, watch: JobWatch, t: float) -> None:  # noqa: AN
         memory = w.get("memory_mb")
         if memory is None and status.get("mode") == "in-process":
             memory = tree_rss_bytes(os.getpid()) / MIB
-        watch.workers.append({"t": round(t, 3), "worker": w.get("name"), "memory_mb": memory,
-                              "cpu_percent": w.get("cpu_percent"), "tasks": w.get("tasks", w.get("jobs"))})
+        watch.workers.append(
+            {
+                "t": round(t, 3),
+                "worker": w.get("name"),
+                "memory_mb": memory,
+                "cpu_percent": w.get("cpu_percent"),
+                "tasks": w.get("tasks", w.get("jobs")),
+            }
+        )
         usage = w.get("usage") or {}
         for gpu in usage.get("gpus", []):
-            watch.gpus.append({"t": round(t, 3), "worker": w.get("name"), "gpu": gpu.get("index"),
-                               "used_mb": gpu.get("used_mb")})
+            watch.gpus.append(
+                {"t": round(t, 3), "worker": w.get("name"), "gpu": gpu.get("index"), "used_mb": gpu.get("used_mb")}
+            )
     if status.get("mode") == "in-process":
         nvml = _nvml()
         if nvml is not None:
@@ -940,9 +990,17 @@ def cluster_report(status: Mapping[str, Any]) -> Report:
     if status.get("error"):
         lines.append(f"- error: {status['error']}")
     lines.append("")
-    shown = [{"name": w.get("name"), "state": w.get("state"), "threads": w.get("nthreads"),
-              "resources": w.get("resources") or {}, "model": ", ".join(w.get("models") or []) or "—",
-              "memory_mb": w.get("memory_mb")} for w in status.get("workers", [])]
+    shown = [
+        {
+            "name": w.get("name"),
+            "state": w.get("state"),
+            "threads": w.get("nthreads"),
+            "resources": w.get("resources") or {},
+            "model": ", ".join(w.get("models") or []) or "—",
+            "memory_mb": w.get("memory_mb"),
+        }
+        for w in status.get("workers", [])
+    ]
     lines.append(table(shown, ["name", "state", "threads", "resources", "model", "memory_mb"], digits=0).text)
     return Report("\n".join(lines))
 
@@ -954,11 +1012,20 @@ def job_progress_figure(watch: JobWatch) -> Figure:
     fig = go.Figure()
     for n, name in enumerate(dict.fromkeys(p["input"] for p in watch.progress)):
         points = [p for p in watch.progress if p["input"] == name]
-        fig.add_scatter(x=[p["t"] for p in points], y=[p["fraction"] for p in points], mode="lines+markers",
-                        name=name, line={"color": _color(n), "shape": "hv"},
-                        hovertemplate="%{x:.1f} s: %{y:.0%}<extra>" + name + "</extra>")
-    fig.update_layout(title="Job progress", xaxis_title="seconds since the first job was submitted",
-                      yaxis={"title": "audio transcribed", "tickformat": ".0%", "range": [0, 1.05]}, height=380)
+        fig.add_scatter(
+            x=[p["t"] for p in points],
+            y=[p["fraction"] for p in points],
+            mode="lines+markers",
+            name=name,
+            line={"color": _color(n), "shape": "hv"},
+            hovertemplate="%{x:.1f} s: %{y:.0%}<extra>" + name + "</extra>",
+        )
+    fig.update_layout(
+        title="Job progress",
+        xaxis_title="seconds since the first job was submitted",
+        yaxis={"title": "audio transcribed", "tickformat": ".0%", "range": [0, 1.05]},
+        height=380,
+    )
     return fig
 
 
@@ -970,14 +1037,28 @@ def cluster_memory_figure(watch: JobWatch) -> Figure:
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels)
     for n, name in enumerate(dict.fromkeys(w["worker"] for w in watch.workers)):
         points = [w for w in watch.workers if w["worker"] == name and w["memory_mb"] is not None]
-        fig.add_scatter(x=[w["t"] for w in points], y=[w["memory_mb"] for w in points], mode="lines",
-                        name=str(name), line={"color": _color(n)}, row=1, col=1)
+        fig.add_scatter(
+            x=[w["t"] for w in points],
+            y=[w["memory_mb"] for w in points],
+            mode="lines",
+            name=str(name),
+            line={"color": _color(n)},
+            row=1,
+            col=1,
+        )
     # GPUs seen by several workers on one machine are the same device: one line per (worker, GPU) keeps
     # remote machines apart and costs nothing locally.
     for n, key in enumerate(dict.fromkeys((g["worker"], g["gpu"]) for g in watch.gpus)):
         points = [g for g in watch.gpus if (g["worker"], g["gpu"]) == key]
-        fig.add_scatter(x=[g["t"] for g in points], y=[g["used_mb"] for g in points], mode="lines",
-                        name=f"{key[0]} · GPU {key[1]}", line={"color": _color(n + 5), "dash": "dot"}, row=1, col=2)
+        fig.add_scatter(
+            x=[g["t"] for g in points],
+            y=[g["used_mb"] for g in points],
+            mode="lines",
+            name=f"{key[0]} · GPU {key[1]}",
+            line={"color": _color(n + 5), "dash": "dot"},
+            row=1,
+            col=2,
+        )
     for col in range(1, len(panels) + 1):
         fig.update_xaxes(title_text="seconds", row=1, col=col)
         fig.update_yaxes(rangemode="tozero", row=1, col=col)
@@ -1032,33 +1113,50 @@ def _recommend_vad(rows: Sequence[Mapping[str, Any]], tolerance: float) -> Recom
         )
     else:
         chosen = min(close, key=lambda r: (r["windows"], r["wer"]))
-        reason = f"lowest WER ({_pct(chosen['wer'])})" if chosen["wer"] == best_wer else (
-            f"WER {_pct(chosen['wer'])}, within {tolerance * 100:.1f} points of the best ({_pct(best_wer)}), "
-            f"with the fewest windows to transcribe ({chosen['windows']})"
+        reason = (
+            f"lowest WER ({_pct(chosen['wer'])})"
+            if chosen["wer"] == best_wer
+            else (
+                f"WER {_pct(chosen['wer'])}, within {tolerance * 100:.1f} points of the best ({_pct(best_wer)}), "
+                f"with the fewest windows to transcribe ({chosen['windows']})"
+            )
         )
         if default is not None:
             reason += f"; the current defaults score {_pct(default['wer'])}"
-    vad = VadSettings(**chosen["vad"]) if isinstance(chosen.get("vad"), dict) else dataclasses.replace(
-        VadSettings(), **{k: chosen[k] for k in VAD_FIELDS}
+    vad = (
+        VadSettings(**chosen["vad"])
+        if isinstance(chosen.get("vad"), dict)
+        else dataclasses.replace(VadSettings(), **{k: chosen[k] for k in VAD_FIELDS})
     )
     changed = {k: getattr(vad, k) for k in VAD_FIELDS if getattr(vad, k) != getattr(VadSettings(), k)}
     code = "VadSettings(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
-    text = "\n".join([
-        f"**Recommended VAD settings:** {chosen['label']}",
-        "",
-        f"Why: {reason}.",
-        "",
-        table([chosen] + ([default] if default is not None and default is not chosen else []),
-              ["label", "wer", "segments", "segment_mean_s", "windows", "speech_ratio", "silence_skipped_s"]).text,
-        "",
-        f"In code: `Settings(vad={code})`"
-        + (f"; on the command line: `--segment-length {vad.min_segment_s:g}-{vad.max_segment_s:g}`"
-           if (vad.min_segment_s, vad.max_segment_s) != (VadSettings().min_segment_s, VadSettings().max_segment_s)
-           else ""),
-    ])
+    text = "\n".join(
+        [
+            f"**Recommended VAD settings:** {chosen['label']}",
+            "",
+            f"Why: {reason}.",
+            "",
+            table(
+                [chosen] + ([default] if default is not None and default is not chosen else []),
+                ["label", "wer", "segments", "segment_mean_s", "windows", "speech_ratio", "silence_skipped_s"],
+            ).text,
+            "",
+            f"In code: `Settings(vad={code})`"
+            + (
+                f"; on the command line: `--segment-length {vad.min_segment_s:g}-{vad.max_segment_s:g}`"
+                if (vad.min_segment_s, vad.max_segment_s) != (VadSettings().min_segment_s, VadSettings().max_segment_s)
+                else ""
+            ),
+        ]
+    )
     return Recommendation(
-        text, list(map(dict, rows)), kind="vad", row=dict(chosen), baseline=dict(default) if default else None,
-        settings=vad, reason=reason,
+        text,
+        list(map(dict, rows)),
+        kind="vad",
+        row=dict(chosen),
+        baseline=dict(default) if default else None,
+        settings=vad,
+        reason=reason,
     )
 
 
@@ -1075,23 +1173,31 @@ def _recommend_throughput(
     chosen = min(close, key=lambda r: (r["peak_rss_mb"], r["rtf"]))
     optimizer = next((r for r in rows if r.get("optimizer")), None)
     reason = f"real-time factor {chosen['rtf']:.3f}" + (
-        " (the fastest)" if chosen["rtf"] == best_rtf
+        " (the fastest)"
+        if chosen["rtf"] == best_rtf
         else f", within {tolerance:.0%} of the fastest ({best_rtf:.3f}), with the least memory"
     )
     if optimizer is not None and not optimizer.get("error"):
         reason += f"; the optimizer's choice measured {optimizer['rtf']:.3f}"
     settings = {k: chosen[k] for k in ("batch_size", "cpu_threads", "workers")}
-    text = "\n".join([
-        f"**Recommended:** {chosen['label']}",
-        "",
-        f"Why: {reason}.",
-        "",
-        f"On the command line: `--batch-size {chosen['batch_size']} --cpu-threads {chosen['cpu_threads']} "
-        f"--workers {chosen['workers']}`",
-    ])
+    text = "\n".join(
+        [
+            f"**Recommended:** {chosen['label']}",
+            "",
+            f"Why: {reason}.",
+            "",
+            f"On the command line: `--batch-size {chosen['batch_size']} --cpu-threads {chosen['cpu_threads']} "
+            f"--workers {chosen['workers']}`",
+        ]
+    )
     return Recommendation(
-        text, list(map(dict, rows)), kind="throughput", row=dict(chosen),
-        baseline=dict(optimizer) if optimizer else None, settings=settings, reason=reason,
+        text,
+        list(map(dict, rows)),
+        kind="throughput",
+        row=dict(chosen),
+        baseline=dict(optimizer) if optimizer else None,
+        settings=settings,
+        reason=reason,
     )
 
 
@@ -1114,8 +1220,12 @@ def check_against_defaults(
     rows = vad_sweep(clips, candidates, settings, on_progress=on_progress)
     sets = list(dict.fromkeys(name for r in rows for name in r["wer_by_set"]))
     shown = [
-        {"label": r["label"] + (" (defaults)" if r["default"] else ""), **{n: r["wer_by_set"].get(n) for n in sets},
-         "all": r["wer"], "windows": r["windows"]}
+        {
+            "label": r["label"] + (" (defaults)" if r["default"] else ""),
+            **{n: r["wer_by_set"].get(n) for n in sets},
+            "all": r["wer"],
+            "windows": r["windows"],
+        }
         for r in rows
     ]
     lines = [table(shown, ["label", *sets, "all", "windows"]).text, ""]
@@ -1163,17 +1273,29 @@ def vad_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         name = f"silence {silence} ms · segments {low:g}–{high:g} s"
         for i, (key, _title, fmt) in enumerate(panels):
             fig.add_scatter(
-                x=[r["threshold"] for r in members], y=[r[key] for r in members], mode="lines+markers",
-                name=name, legendgroup=name, showlegend=i == 0, line={"color": _color(n)},
+                x=[r["threshold"] for r in members],
+                y=[r[key] for r in members],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=i == 0,
+                line={"color": _color(n)},
                 hovertemplate=f"threshold %{{x}}<br>{key} %{{y:{fmt}}}<extra>{name}</extra>",
-                row=i // 2 + 1, col=i % 2 + 1,
+                row=i // 2 + 1,
+                col=i % 2 + 1,
             )
     defaults = [r for r in rows if r.get("default")]
     for i, (key, _title, _fmt) in enumerate(panels):
         fig.add_scatter(
-            x=[r["threshold"] for r in defaults], y=[r[key] for r in defaults], mode="markers",
-            marker={"symbol": "star", "size": 14, "color": "black"}, name="current defaults",
-            legendgroup="defaults", showlegend=i == 0, row=i // 2 + 1, col=i % 2 + 1,
+            x=[r["threshold"] for r in defaults],
+            y=[r[key] for r in defaults],
+            mode="markers",
+            marker={"symbol": "star", "size": 14, "color": "black"},
+            name="current defaults",
+            legendgroup="defaults",
+            showlegend=i == 0,
+            row=i // 2 + 1,
+            col=i % 2 + 1,
         )
         fig.update_xaxes(title_text="speech threshold", row=i // 2 + 1, col=i % 2 + 1)
     fig.update_yaxes(tickformat=".0%", row=1, col=1)
@@ -1188,10 +1310,17 @@ def segment_lengths_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
     fig = go.Figure()
     for n, r in enumerate(rows):
-        fig.add_box(y=r["segment_lengths"], name=r["label"] + (" (defaults)" if r.get("default") else ""),
-                    boxpoints="all", marker={"color": _color(n)})
+        fig.add_box(
+            y=r["segment_lengths"],
+            name=r["label"] + (" (defaults)" if r.get("default") else ""),
+            boxpoints="all",
+            marker={"color": _color(n)},
+        )
     fig.update_layout(
-        title="Segment lengths per setting", yaxis_title="seconds", showlegend=False, height=450,
+        title="Segment lengths per setting",
+        yaxis_title="seconds",
+        showlegend=False,
+        height=450,
         xaxis={"tickangle": -30},
     )
     return fig
@@ -1220,16 +1349,29 @@ def throughput_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         name = f"{'in-process' if workers == 0 else f'{workers} workers'} · {threads} threads"
         for i, (key, _title, fmt) in enumerate(panels):
             fig.add_scatter(
-                x=[str(r["batch_size"]) for r in members], y=[r[key] for r in members], mode="lines+markers",
-                name=name, legendgroup=name, showlegend=i == 0, line={"color": _color(n)},
-                hovertemplate=f"batch %{{x}}<br>%{{y:{fmt}}}<extra>{name}</extra>", row=1, col=i + 1,
+                x=[str(r["batch_size"]) for r in members],
+                y=[r[key] for r in members],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=i == 0,
+                line={"color": _color(n)},
+                hovertemplate=f"batch %{{x}}<br>%{{y:{fmt}}}<extra>{name}</extra>",
+                row=1,
+                col=i + 1,
             )
     chosen = [r for r in ok if r.get("optimizer")]
     for i, (key, _title, _fmt) in enumerate(panels):
         fig.add_scatter(
-            x=[str(r["batch_size"]) for r in chosen], y=[r[key] for r in chosen], mode="markers",
-            marker={"symbol": "star", "size": 14, "color": "black"}, name="optimizer's choice",
-            legendgroup="optimizer", showlegend=i == 0, row=1, col=i + 1,
+            x=[str(r["batch_size"]) for r in chosen],
+            y=[r[key] for r in chosen],
+            mode="markers",
+            marker={"symbol": "star", "size": 14, "color": "black"},
+            name="optimizer's choice",
+            legendgroup="optimizer",
+            showlegend=i == 0,
+            row=1,
+            col=i + 1,
         )
         fig.update_xaxes(title_text="batch size", type="category", row=1, col=i + 1)
         fig.update_yaxes(rangemode="tozero", row=1, col=i + 1)
@@ -1242,7 +1384,16 @@ def throughput_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 _PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -330,8 +330,9 @@ class Segmenter:
             parts = [(spans[:k], windows[:1]), (spans[k:], windows[1:])]
         out = []
         for part, packed in parts:
-            out.append(Segment(index=self._index, start=part[0].start, end=part[-1].end, spans=tuple(part),
-                               windows=packed))
+            out.append(
+                Segment(index=self._index, start=part[0].start, end=part[-1].end, spans=tuple(part), windows=packed)
+            )
             self._index += 1
         return out
 
@@ -489,10 +490,14 @@ def segment_stream(
     metrics.mode = cutter.mode
     metrics.duration = duration
     metrics.span_count = len(cutter.spans)
-    metrics.speech_seconds = sum(s.duration for s in cutter.spans) if cutter.spans or cutter.mode != "fixed" else duration
+    metrics.speech_seconds = (
+        sum(s.duration for s in cutter.spans) if cutter.spans or cutter.mode != "fixed" else duration
+    )
 
 
-def segment_audio(samples: np.ndarray, settings: VadSettings, model: SileroVad | None) -> tuple[list[Segment], VadMetrics]:
+def segment_audio(
+    samples: np.ndarray, settings: VadSettings, model: SileroVad | None
+) -> tuple[list[Segment], VadMetrics]:
     """Segment a whole in-memory signal (tests, notebooks). Returns the segments and their metrics."""
     metrics = VadMetrics()
     chunks = (samples[i : i + 32000] for i in range(0, samples.size, 32000))

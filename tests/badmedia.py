@@ -10,13 +10,12 @@ whole corpus runs in a few seconds of CPU per pass.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
-
 from media import write_media, write_video_only
 
 RATE = 16000
@@ -131,17 +130,36 @@ def build_corpus(data_dir: Path, folder: Path) -> dict[str, BadInput]:
     add("zero bytes", "broken", empty, "error", "empty")
     add("truncated mp4", "broken", truncated, "error", "not a readable video or audio file")
     add("text file named .mp4", "broken", text_file, "error", "not a readable video or audio file")
-    add("header claims 1 h (FLAC, 3 s real)", "broken",
-        lambda: _lying_flac(folder / "claims_an_hour.flac", jfk[: 3 * RATE], 3600.0), "output", "americans")
-    add("header claims 2 GiB (WAV, 3 s real)", "broken",
-        lambda: _lying_wav(folder / "claims_2gib.wav", jfk[: 3 * RATE]), "output", "americans")
-    add("unsupported codec (WAV tag 0x7777)", "broken",
-        lambda: _unknown_codec_wav(folder / "alien_codec.wav", jfk[: 2 * RATE]), "error", "codec")
+    add(
+        "header claims 1 h (FLAC, 3 s real)",
+        "broken",
+        lambda: _lying_flac(folder / "claims_an_hour.flac", jfk[: 3 * RATE], 3600.0),
+        "output",
+        "americans",
+    )
+    add(
+        "header claims 2 GiB (WAV, 3 s real)",
+        "broken",
+        lambda: _lying_wav(folder / "claims_2gib.wav", jfk[: 3 * RATE]),
+        "output",
+        "americans",
+    )
+    add(
+        "unsupported codec (WAV tag 0x7777)",
+        "broken",
+        lambda: _unknown_codec_wav(folder / "alien_codec.wav", jfk[: 2 * RATE]),
+        "error",
+        "codec",
+    )
     # odd audio
     add("no audio track", "odd audio", lambda: write_video_only(folder / "video_only.mp4"), "error", "no audio track")
-    add("8 kHz mono", "odd audio",
+    add(
+        "8 kHz mono",
+        "odd audio",
         lambda: (sf.write(folder / "phone_8k.wav", _resample(jfk, 8000), 8000), folder / "phone_8k.wav")[1],
-        "output", "ask not what your country")
+        "output",
+        "ask not what your country",
+    )
 
     def six_channels() -> Path:
         # Dialogue on the centre channel of a 5.1 mix, as in films; the other channels silent.
@@ -152,26 +170,59 @@ def build_corpus(data_dir: Path, folder: Path) -> dict[str, BadInput]:
         return path
 
     add("6 channels at 48 kHz", "odd audio", six_channels, "output", "ask not what your country")
-    add("0.3 s clip", "odd audio",
-        lambda: (sf.write(folder / "blip.wav", jfk[: int(0.3 * RATE)], RATE), folder / "blip.wav")[1], "output", "")
+    add(
+        "0.3 s clip",
+        "odd audio",
+        lambda: (sf.write(folder / "blip.wav", jfk[: int(0.3 * RATE)], RATE), folder / "blip.wav")[1],
+        "output",
+        "",
+    )
     # little or no speech
-    add("2 minutes of silence", "no speech",
-        lambda: (sf.write(folder / "silence.flac", np.zeros(120 * RATE, np.float32), RATE),
-                 folder / "silence.flac")[1], "output", "")
-    add("white noise (20 s)", "no speech",
-        lambda: (sf.write(folder / "noise.wav", (0.05 * rng.standard_normal(20 * RATE)).astype(np.float32), RATE),
-                 folder / "noise.wav")[1], "output", None)
-    add("music-like tones (20 s)", "no speech",
+    add(
+        "2 minutes of silence",
+        "no speech",
+        lambda: (sf.write(folder / "silence.flac", np.zeros(120 * RATE, np.float32), RATE), folder / "silence.flac")[1],
+        "output",
+        "",
+    )
+    add(
+        "white noise (20 s)",
+        "no speech",
+        lambda: (
+            sf.write(folder / "noise.wav", (0.05 * rng.standard_normal(20 * RATE)).astype(np.float32), RATE),
+            folder / "noise.wav",
+        )[1],
+        "output",
+        None,
+    )
+    add(
+        "music-like tones (20 s)",
+        "no speech",
         lambda: (sf.write(folder / "tones.ogg", _tones(20.0), RATE), folder / "tones.ogg")[1],
-        "output", None)
+        "output",
+        None,
+    )
     # awkward names
-    add("unicode name", "name",
+    add(
+        "unicode name",
+        "name",
         lambda: (sf.write(folder / "Ünïcödé 日本語 — ✓.wav", jfk, RATE), folder / "Ünïcödé 日本語 — ✓.wav")[1],
-        "output", "ask not what your country")
-    add("spaces in the name", "name",
-        lambda: (sf.write(folder / " a  talk  with spaces .wav", jfk, RATE),
-                 folder / " a  talk  with spaces .wav")[1], "output", "ask not what your country")
+        "output",
+        "ask not what your country",
+    )
+    add(
+        "spaces in the name",
+        "name",
+        lambda: (sf.write(folder / " a  talk  with spaces .wav", jfk, RATE), folder / " a  talk  with spaces .wav")[1],
+        "output",
+        "ask not what your country",
+    )
     long_name = "l" * 120 + "ö" * 60 + ".wav"  # 244 bytes in UTF-8: the longest a file system takes is 255
-    add("very long name (244 bytes)", "name",
-        lambda: (sf.write(folder / long_name, jfk, RATE), folder / long_name)[1], "output", "ask not what your country")
+    add(
+        "very long name (244 bytes)",
+        "name",
+        lambda: (sf.write(folder / long_name, jfk, RATE), folder / long_name)[1],
+        "output",
+        "ask not what your country",
+    )
     return cases

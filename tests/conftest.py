@@ -1,4 +1,4 @@
-"""Shared fixtures: the real recordings in ../shared/data and one model cache for the whole session."""
+"""Shared fixtures: the real recordings in tests/data and one model cache for the whole session."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pipeline.models import ModelCache
 from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import with_parts
+
 from pipeline.align import align_segments, find_model
 from pipeline.runner import Runner
 from pipeline.settings import Settings
@@ -31,7 +31,9 @@ def test_a_broken_model_folder_keeps_whisper_timing(tmp_path: Path) -> None:
     assert out == [seg] and note.startswith("alignment failed")
 
 
-def test_job_with_a_failing_alignment_still_finishes(data_dir: Path, tmp_path: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+def test_job_with_a_failing_alignment_still_finishes(
+    data_dir: Path, tmp_path: Path, settings: Settings, model_cache
+) -> None:  # noqa: ANN001
     folder = tmp_path / "broken-align"
     folder.mkdir()
     s = with_parts(settings, transcribe={"align": str(folder)})

@@ -6,15 +6,16 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import srt
+from conftest import with_parts
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from conftest import with_parts
 from pipeline import transcribe as transcribe_mod
 from pipeline.errors import ModelError
 from pipeline.models import ModelCache

@@ -9,22 +9,28 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from test_model_manager import broken_folder, fixed, model_folder
 
 from pipeline import model_manager as mm
 from pipeline.errors import UsageError
 from pipeline.settings import ModelManagerSettings, Settings, add_model_manager_args, model_manager_from_args
-from test_model_manager import broken_folder, fixed, model_folder
 from workbench.app import build_server
 from workbench.ui_models import status_badge, status_html, status_text
 
 
-def _poll(client: TestClient, url: str, until: Callable[[dict[str, Any]], bool], timeout: float = 120.0,
-          seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _poll(
+    client: TestClient,
+    url: str,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = 120.0,
+    seen: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         r = client.get(url)
@@ -46,7 +52,9 @@ def _upload(client: TestClient, path: Path) -> str:
 
 
 def _done(client: TestClient, job_id: str) -> dict[str, Any]:
-    status = _poll(client, f"/api/jobs/{job_id}", lambda s: s["state"] in ("done", "failed", "cancelled") and not s["active"])
+    status = _poll(
+        client, f"/api/jobs/{job_id}", lambda s: s["state"] in ("done", "failed", "cancelled") and not s["active"]
+    )
     assert status["state"] == "done", status
     return json.loads(client.get(f"/api/jobs/{job_id}/result.json").text)
 
@@ -130,7 +138,9 @@ def test_a_small_memory_budget_is_refused_clearly_and_the_app_keeps_serving(sett
         _close(app)
 
 
-def test_a_broken_model_fails_with_the_reason_the_app_serves_and_a_retry_works(settings: Settings, tmp_path: Path) -> None:
+def test_a_broken_model_fails_with_the_reason_the_app_serves_and_a_retry_works(
+    settings: Settings, tmp_path: Path
+) -> None:
     folder = broken_folder(tmp_path, "tiny-broken")
     app = _app(settings.replace(model=dataclasses.replace(settings.model, name=str(folder))), warmup="off")
     try:
@@ -170,8 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def test_model_settings_parse_in_one_place() -> None:
 
-    ns = build_parser().parse_args(["--preload", "tiny.en, small", "--warmup", "off", "--max-cached-models", "2",
-                                    "--memory-headroom", "256", "--model-memory-limit", "4000"])
+    ns = build_parser().parse_args(
+        [
+            "--preload",
+            "tiny.en, small",
+            "--warmup",
+            "off",
+            "--max-cached-models",
+            "2",
+            "--memory-headroom",
+            "256",
+            "--model-memory-limit",
+            "4000",
+        ]
+    )
     assert model_manager_from_args(ns) == ModelManagerSettings(("tiny.en", "small"), "off", 2, 256, 4000)
     assert model_manager_from_args(build_parser().parse_args(["--no-preload"])).preload == ()
     assert model_manager_from_args(build_parser().parse_args([])) == ModelManagerSettings()
@@ -186,10 +208,16 @@ def test_model_settings_parse_in_one_place() -> None:
 @pytest.mark.parametrize(
     ("status", "tab", "header"),
     [
-        ({"state": "loading", "model": "tiny.en", "progress": 0.4, "stage": "warm-up"},
-         "Model tiny.en: loading 40% (warming up)", "Model tiny.en: loading 40%"),
-        ({"state": "failed", "model": "tiny-broken", "error": "model tiny-broken could not be loaded"},
-         "Model tiny-broken: failed — model tiny-broken could not be loaded", "Model tiny-broken: failed"),
+        (
+            {"state": "loading", "model": "tiny.en", "progress": 0.4, "stage": "warm-up"},
+            "Model tiny.en: loading 40% (warming up)",
+            "Model tiny.en: loading 40%",
+        ),
+        (
+            {"state": "failed", "model": "tiny-broken", "error": "model tiny-broken could not be loaded"},
+            "Model tiny-broken: failed — model tiny-broken could not be loaded",
+            "Model tiny-broken: failed",
+        ),
         ({"state": "ready", "model": "tiny.en", "progress": 1.0}, "Model tiny.en: ready", "Model tiny.en: ready"),
         ({"state": "idle", "model": None}, "No model loaded yet", "No model loaded yet"),
     ],

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from media import CONTAINERS, write_media, write_video_only
+
 from pipeline import audio
 from pipeline.errors import InputError
 from pipeline.settings import AudioSettings
@@ -36,7 +36,8 @@ def test_every_container_decodes_to_16k_mono(tmp_path: Path, jfk: np.ndarray, ex
 
 
 @pytest.mark.parametrize(
-    "name", ["jfk/jfk.flac", "fleurs_en/fleurs-en-000.ogg", "harvard/harvard-sentences-list30.mp3", "video/manifesto.mp4"]
+    "name",
+    ["jfk/jfk.flac", "fleurs_en/fleurs-en-000.ogg", "harvard/harvard-sentences-list30.mp3", "video/manifesto.mp4"],
 )
 def test_real_files_decode(data_dir: Path, name: str) -> None:
     path = data_dir / name
@@ -144,7 +145,9 @@ def _wav_bytes(samples: np.ndarray, *, fmt: str, rate: int = 16000, channels: in
         fmt_chunk = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
     # A LIST chunk before data, as many tools write, must be skipped.
     extra = b"LIST" + struct.pack("<I", 4) + b"INFO"
-    chunks = b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + extra + b"data" + struct.pack("<I", len(body)) + body
+    chunks = (
+        b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + extra + b"data" + struct.pack("<I", len(body)) + body
+    )
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
@@ -169,7 +172,9 @@ def test_stereo_is_mixed_to_mono(tmp_path: Path, jfk: np.ndarray) -> None:
         np.testing.assert_allclose(wav.read(1, 2), jfk[16000:32000] / 2, atol=1e-6)
 
 
-def test_fallback_to_soundfile_when_mapping_fails(tmp_path: Path, jfk: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
+def test_fallback_to_soundfile_when_mapping_fails(
+    tmp_path: Path, jfk: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "pcm24.wav"
     sf.write(path, jfk, 16000, subtype="PCM_24")  # 24-bit: the mmap reader declines, soundfile reads it
     with caplog.at_level("INFO"), audio.MemoryMappedAudio(path) as wav:

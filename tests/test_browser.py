@@ -12,8 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, gate: threading.Event) -> 
 
     root = tmp_path_factory.mktemp("browser")
     settings = Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        cluster=IN_PROCESS,
         transcribe=TranscribeSettings(batch_size=8),
         output=OutputSettings(output_dir=root / "out"),
         jobs=JobSettings(jobs_dir=root / "jobs"),
@@ -97,15 +99,11 @@ def _walk_through(page: Any, app_url: str, gate: threading.Event, data_dir: Path
         page.wait_for_selector("#v2s-model-status", timeout=60_000)
 
         # 1. The model status: loading while the load is held, then ready once it is let go.
-        page.wait_for_function(
-            "document.querySelector('#v2s-model-status').dataset.state == 'loading'", timeout=30_000
-        )
+        page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'loading'", timeout=30_000)
         assert "loading" in page.inner_text("#v2s-model-status").lower()
         page.screenshot(path=str(ARTIFACTS / "model-loading.png"))
         gate.set()
-        page.wait_for_function(
-            "document.querySelector('#v2s-model-status').dataset.state == 'ready'", timeout=120_000
-        )
+        page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'ready'", timeout=120_000)
         assert "ready" in page.inner_text("#v2s-model-status").lower()
 
         # 2. Upload and start; progress shows while it runs; the API answers meanwhile (the UI never blocks).
@@ -210,9 +208,15 @@ def test_http_job_flow_on_the_real_server(app_url: str, gate: threading.Event, d
         names = [j["input_name"] for j in client.get("/api/jobs").json()]
         assert names.count("manifesto.mp4") == 2
     # Path traversal, sent raw: a JSON 400/404 from the API, never a file of the server.
-    for path in ("/api/jobs/../../../../etc/passwd", "/api/jobs/..%2F..%2F..%2Fetc%2Fpasswd/result.srt",
-                 "/api/jobs/%2e%2e/%2e%2e/etc/passwd", "/api/jobs/20260101-120000-1a2b3c4d/../../../etc/passwd",
-                 "/gradio_api/file=/etc/passwd", "/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
+    for path in (
+        "/api/jobs/../../../../etc/passwd",
+        "/api/jobs/..%2F..%2F..%2Fetc%2Fpasswd/result.srt",
+        "/api/jobs/%2e%2e/%2e%2e/etc/passwd",
+        "/api/jobs/20260101-120000-1a2b3c4d/../../../etc/passwd",
+        "/gradio_api/file=/etc/passwd",
+        "/file=/etc/passwd",
+        "/gradio_api/file=../../../../etc/passwd",
+    ):
         code, body = _raw_get(app_url, path)
         assert code in (400, 403, 404), (path, code)
         assert "root:" not in body, path
@@ -221,8 +225,11 @@ def test_http_job_flow_on_the_real_server(app_url: str, gate: threading.Event, d
 def test_auth_protects_the_ui_and_the_api(tmp_path: Path) -> None:
     from workbench.app import build_server
 
-    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
-                        jobs=JobSettings(jobs_dir=tmp_path / "jobs"))
+    settings = Settings(
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        cluster=IN_PROCESS,
+        jobs=JobSettings(jobs_dir=tmp_path / "jobs"),
+    )
     with serve(build_server(settings, auth=("alice", "s3cret"))) as url:
         assert httpx.get(f"{url}/api/jobs").status_code == 401
         assert httpx.get(f"{url}/api/jobs", auth=("alice", "wrong")).status_code == 401
@@ -247,10 +254,25 @@ def test_app_py_share_offline_keeps_serving_and_warns_without_auth(tmp_path: Pat
     # An unreachable share server: the tunnel fails here whether or not this machine has internet.
     env = {**os.environ, "GRADIO_SHARE_SERVER_ADDRESS": "127.0.0.1:9", "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py"), "--port", str(port), "--share", "--no-preload", "--model", "tiny.en",
-         "--workers", "0",
-         "--jobs-dir", str(tmp_path / "jobs")],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(REPO / "app.py"),
+            "--port",
+            str(port),
+            "--share",
+            "--no-preload",
+            "--model",
+            "tiny.en",
+            "--workers",
+            "0",
+            "--jobs-dir",
+            str(tmp_path / "jobs"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]

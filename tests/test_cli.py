@@ -10,8 +10,8 @@ from pathlib import Path
 import pysubs2
 import pytest
 import srt
-
 from media import write_video_only
+
 from pipeline.cli import main
 
 SPEC_KEYS = {"language", "duration", "model", "segments", "cues", "timings"}
@@ -25,7 +25,15 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 def test_manifesto_to_srt_vtt_json(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_cli(str(data_dir / "video" / "manifesto.mp4"), "-o", str(out), "-f", "srt,vtt,json", "--jobs-dir", str(tmp_path / "jobs"))
+    proc = run_cli(
+        str(data_dir / "video" / "manifesto.mp4"),
+        "-o",
+        str(out),
+        "-f",
+        "srt,vtt,json",
+        "--jobs-dir",
+        str(tmp_path / "jobs"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -57,7 +65,11 @@ def test_manifesto_to_srt_vtt_json(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_several_inputs_one_call(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inputs = [data_dir / "jfk" / "jfk.flac", data_dir / "fleurs_en" / "fleurs-en-001.ogg", data_dir / "mfa" / "cold_corpus.wav"]
+    inputs = [
+        data_dir / "jfk" / "jfk.flac",
+        data_dir / "fleurs_en" / "fleurs-en-001.ogg",
+        data_dir / "mfa" / "cold_corpus.wav",
+    ]
     code = main([*map(str, inputs), "-o", str(tmp_path), "-f", "srt,json", "--jobs-dir", str(tmp_path / "jobs")])
     assert code == 0
     for p in inputs:
@@ -96,7 +108,9 @@ def _bad_inputs(data_dir: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
 @pytest.mark.parametrize(
     "case", ["text file named .mp4", "truncated mp4", "no audio track", "zero bytes", "missing path", "directory"]
 )
-def test_bad_input_gives_one_clear_error(case: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_gives_one_clear_error(
+    case: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, reason = _bad_inputs(data_dir, tmp_path)[case]
     code = main([str(path), "-o", str(tmp_path / "o"), "--jobs-dir", str(tmp_path / "jobs")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -143,8 +157,23 @@ def test_hardware_json() -> None:
     proc = run_cli("--hardware")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    seed = {"gpu_count", "gpu_memory_mb", "cuda_available", "cpu_cores", "cpu_threads", "memory_total_mb",
-            "memory_available_mb", "temp_space_available_gb"}
+    seed = {
+        "gpu_count",
+        "gpu_memory_mb",
+        "cuda_available",
+        "cpu_cores",
+        "cpu_threads",
+        "memory_total_mb",
+        "memory_available_mb",
+        "temp_space_available_gb",
+    }
     assert seed <= report["hardware"].keys()
-    assert {"batch_size", "concurrency", "use_memory_mapping", "cpu_affinity_cores", "device", "compute_type",
-            "model"} <= report["optimized"].keys()
+    assert {
+        "batch_size",
+        "concurrency",
+        "use_memory_mapping",
+        "cpu_affinity_cores",
+        "device",
+        "compute_type",
+        "model",
+    } <= report["optimized"].keys()

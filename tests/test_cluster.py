@@ -20,9 +20,9 @@ from pathlib import Path
 import dask
 import pytest
 import soundfile as sf
-
 from conftest import with_parts
 from media import concat_speech, speech_clips
+
 from pipeline.cluster import PLANNED_THREADS, plan_workers
 from pipeline.errors import ClusterError
 from pipeline.hardware import CoreOptimizer, HardwareInfo
@@ -53,9 +53,7 @@ def speech_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 def reference_srt(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The in-process (``--workers 0``) SRT that every cluster run must reproduce byte for byte."""
     base = tmp_path_factory.mktemp("reference")
-    s = _job_settings(
-        Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0
-    )
+    s = _job_settings(Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0)
     runner = Runner(s)
     try:
         assert not runner.on_cluster
@@ -79,8 +77,12 @@ def test_local_cluster_gives_identical_output_and_reports_workers(
         models = runner.model_status()
         backend = runner.backend()
         assert backend is not None
-        lean = backend.client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
-                                           dask.config.get("distributed.admin.tick.interval")))
+        lean = backend.client.run(
+            lambda: (
+                dask.config.get("distributed.worker.profile.enabled"),
+                dask.config.get("distributed.admin.tick.interval"),
+            )
+        )
         # The dashboard loads on its first visit: the link answers with its page, and so do the others.
         pages = {path: _get(status["dashboard"].replace("/status", path)) for path in ("/status", "/workers", "/")}
     finally:
@@ -134,21 +136,35 @@ def test_a_worker_the_local_cluster_adds_later_gets_the_model_plugin(settings: S
 
 
 def test_two_planned_workers_split_the_cores() -> None:
-    info = HardwareInfo(gpu_count=0, gpu_memory_mb=[], cuda_available=False, cpu_cores=8, cpu_threads=16,
-                        memory_total_mb=64000, memory_available_mb=60000, temp_space_available_gb=100.0)
+    info = HardwareInfo(
+        gpu_count=0,
+        gpu_memory_mb=[],
+        cuda_available=False,
+        cpu_cores=8,
+        cpu_threads=16,
+        memory_total_mb=64000,
+        memory_available_mb=60000,
+        temp_space_available_gb=100.0,
+    )
     optimized = CoreOptimizer().optimize(info, device="cpu", compute_type="int8", model="tiny.en", cpu_affinity="all")
     plans = plan_workers(ClusterSettings(workers=4), ModelSettings(), info, optimized)
     assert [p.name for p in plans] == ["cpu-0", "cpu-1", "cpu-2", "cpu-3"]
-    assert all(p.cpu_threads == 4 and p.env["OMP_NUM_THREADS"] == "4" and p.env[PLANNED_THREADS] == "4"
-               for p in plans)
+    assert all(p.cpu_threads == 4 and p.env["OMP_NUM_THREADS"] == "4" and p.env[PLANNED_THREADS] == "4" for p in plans)
     assert all(not p.resources for p in plans)
 
 
 def test_one_worker_per_gpu_pinned_with_a_gpu_resource() -> None:
     info = HardwareInfo(
-        cpu_cores=16, cpu_threads=32, memory_total_mb=256000, memory_available_mb=200000,
-        gpu_count=4, gpu_memory_mb=[24000] * 4, gpu_free_memory_mb=[23000] * 4, gpu_names=["L4"] * 4,
-        cuda_available=True, temp_space_available_gb=100.0,
+        cpu_cores=16,
+        cpu_threads=32,
+        memory_total_mb=256000,
+        memory_available_mb=200000,
+        gpu_count=4,
+        gpu_memory_mb=[24000] * 4,
+        gpu_free_memory_mb=[23000] * 4,
+        gpu_names=["L4"] * 4,
+        cuda_available=True,
+        temp_space_available_gb=100.0,
     )
     optimized = CoreOptimizer().optimize(info, device="auto", compute_type="auto", model="auto", cpu_affinity="auto")
     assert optimized.device == "cuda" and optimized.concurrency == 4
@@ -161,8 +177,9 @@ def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -
     # This machine's plan: how many workers the optimizer wants decides; one worker runs in-process.
     from pipeline.hardware import CoreHardwareDetector
 
-    optimized = CoreOptimizer().optimize(CoreHardwareDetector().detect(), device="cpu", compute_type="int8",
-                                         model="tiny.en", cpu_affinity="auto")
+    optimized = CoreOptimizer().optimize(
+        CoreHardwareDetector().detect(), device="cpu", compute_type="int8", model="tiny.en", cpu_affinity="auto"
+    )
     assert use_cluster(with_parts(settings, cluster={"workers": None})) == (optimized.concurrency > 1)
     assert use_cluster(with_parts(settings, cluster={"workers": 0})) is False
     assert use_cluster(with_parts(settings, cluster={"workers": 0, "scheduler": "tcp://127.0.0.1:1"})) is True
@@ -174,8 +191,9 @@ def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
@@ -192,8 +210,19 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 def _start_scheduler(folder: Path) -> tuple[subprocess.Popen, str]:
     """A `dask scheduler` process on loopback and its address (stop it with :func:`_stop`)."""
     file = folder / "scheduler.json"
-    proc = _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                   "--scheduler-file", str(file)], folder / "scheduler.log")
+    proc = _spawn(
+        [
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(file),
+        ],
+        folder / "scheduler.log",
+    )
     try:
         deadline = time.monotonic() + 60
         while not file.exists():
@@ -216,8 +245,9 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
 
 def _worker(address: str, log: Path, name: str) -> subprocess.Popen:
     # --no-nanny: killing this process kills the worker for good (a nanny would restart it).
-    return _spawn(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                   "--name", name], log)
+    return _spawn(
+        ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name], log
+    )
 
 
 def test_separate_scheduler_and_workers_survive_a_killed_worker(
@@ -285,10 +315,29 @@ def test_cli_on_a_remote_scheduler_matches_in_process(
     worker = _worker(scheduler, tmp_path / "w.log", "cli-worker")
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "pipeline", str(speech_input), "-o", str(tmp_path / "out"), "--scheduler", scheduler,
-             "--model", "tiny.en", "--language", "en", "--batch-size", "1", "--segment-length", "15-30",
-             "--jobs-dir", str(tmp_path / "jobs")],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                str(speech_input),
+                "-o",
+                str(tmp_path / "out"),
+                "--scheduler",
+                scheduler,
+                "--model",
+                "tiny.en",
+                "--language",
+                "en",
+                "--batch-size",
+                "1",
+                "--segment-length",
+                "15-30",
+                "--jobs-dir",
+                str(tmp_path / "jobs"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         _stop(worker)
@@ -315,9 +364,21 @@ def test_no_worker_waits_visibly_then_fails_clearly_and_resumably(
 
 def test_unreachable_scheduler_is_one_clear_cli_error(speech_input: Path, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline", str(speech_input), "--scheduler", "tcp://127.0.0.1:9",
-         "--jobs-dir", str(tmp_path / "jobs"), "-o", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            str(speech_input),
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            "--jobs-dir",
+            str(tmp_path / "jobs"),
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 1
     lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -328,8 +389,7 @@ def test_unreachable_scheduler_is_one_clear_cli_error(speech_input: Path, tmp_pa
 def test_unreachable_scheduler_falls_back_in_process_when_allowed(
     speech_input: Path, reference_srt: bytes, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    s = _job_settings(settings, scheduler="tcp://127.0.0.1:9", workers=None, fallback_local=True,
-                      connect_timeout_s=2.0)
+    s = _job_settings(settings, scheduler="tcp://127.0.0.1:9", workers=None, fallback_local=True, connect_timeout_s=2.0)
     runner = Runner(s)
     try:
         result = runner.run(speech_input, s)

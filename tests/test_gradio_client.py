@@ -3,8 +3,8 @@ tab's Start button) and gets the subtitles and files back; the job is in the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -34,7 +34,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache) -
 
     root = tmp_path_factory.mktemp("client")
     settings = Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        cluster=IN_PROCESS,
         transcribe=TranscribeSettings(batch_size=8),
         output=OutputSettings(output_dir=root / "out"),
         jobs=JobSettings(jobs_dir=root / "jobs"),
@@ -95,8 +96,11 @@ def test_ui_uploads_keep_the_size_and_type_limits(tmp_path: Path, data_dir: Path
     from workbench.app import build_server
     from workbench.jobs import JobManager
 
-    settings = Settings(model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"), cluster=IN_PROCESS,
-                        jobs=JobSettings(jobs_dir=tmp_path / "jobs"))
+    settings = Settings(
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        cluster=IN_PROCESS,
+        jobs=JobSettings(jobs_dir=tmp_path / "jobs"),
+    )
     manager = JobManager(settings, max_upload_bytes=100_000)
     with serve(build_server(settings, manager=manager)) as url:
         client = Client(url, verbose=False)
@@ -106,6 +110,15 @@ def test_ui_uploads_keep_the_size_and_type_limits(tmp_path: Path, data_dir: Path
             client.predict([handle_file(str(text))], "en", ["srt"], 4, 5, True, 42, 2, api_name="/transcribe")
         # jfk.wav is 352 kB: over the limit, refused before any job exists.
         with pytest.raises(Exception, match="(?i)exceeds the maximum file size|larger than the limit"):
-            client.predict([handle_file(str(data_dir / "jfk" / "jfk.wav"))], "en", ["srt"], 4, 5, True, 42, 2,
-                           api_name="/transcribe")
+            client.predict(
+                [handle_file(str(data_dir / "jfk" / "jfk.wav"))],
+                "en",
+                ["srt"],
+                4,
+                5,
+                True,
+                42,
+                2,
+                api_name="/transcribe",
+            )
         assert httpx.get(f"{url}/api/jobs", timeout=30).json() == []

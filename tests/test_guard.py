@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import srt
-
 from conftest import with_parts
 from media import speech_clips
+
 from pipeline.checkpoint import JobStore
 from pipeline.guard import GuardSettings, drop_repeated_lines, judge, level_db
 from pipeline.runner import JobResult, Runner
@@ -22,8 +22,15 @@ from pipeline.types import Segment, SpeechSpan, TextSegment, Window, Word
 GUARD = GuardSettings()
 
 
-def text_segment(text: str, *, logprob: float = -0.2, no_speech: float = 0.1, ratio: float = 1.4,
-                 start: float = 0.0, words: bool = False) -> TextSegment:
+def text_segment(
+    text: str,
+    *,
+    logprob: float = -0.2,
+    no_speech: float = 0.1,
+    ratio: float = 1.4,
+    start: float = 0.0,
+    words: bool = False,
+) -> TextSegment:
     ws: tuple[Word, ...] = ()
     if words:
         ws = tuple(Word(" " + t, start + i * 0.3, start + i * 0.3 + 0.25, 0.9) for i, t in enumerate(text.split()))
@@ -107,7 +114,10 @@ def run(path: Path, settings: Settings, model_cache) -> tuple[JobResult, list[st
 
 @pytest.mark.parametrize("vad", [True, False])
 def test_two_minutes_of_silence_give_no_cue(
-    tmp_path: Path, settings: Settings, model_cache, vad: bool  # noqa: ANN001
+    tmp_path: Path,
+    settings: Settings,
+    model_cache,
+    vad: bool,  # noqa: ANN001
 ) -> None:
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(16000 * 120, np.float32), 16000)
@@ -122,7 +132,10 @@ def test_two_minutes_of_silence_give_no_cue(
 
 @pytest.mark.parametrize("vad", [True, False])
 def test_a_minute_of_white_noise_gives_at_most_one_cue(
-    tmp_path: Path, settings: Settings, model_cache, vad: bool  # noqa: ANN001
+    tmp_path: Path,
+    settings: Settings,
+    model_cache,
+    vad: bool,  # noqa: ANN001
 ) -> None:
     path = tmp_path / "noise.wav"
     sf.write(path, np.random.default_rng(0).normal(0, 0.1, 16000 * 60).astype(np.float32), 16000)
@@ -133,7 +146,10 @@ def test_a_minute_of_white_noise_gives_at_most_one_cue(
 
 
 def test_a_looping_window_is_decoded_again_or_dropped(
-    tmp_path: Path, settings: Settings, model_cache, data_dir: Path  # noqa: ANN001
+    tmp_path: Path,
+    settings: Settings,
+    model_cache,
+    data_dir: Path,  # noqa: ANN001
 ) -> None:
     # Speech slowed to half speed: tiny.en's beam search loops on it ("I feel the pain in my heart." ×3).
     slowed = np.repeat(np.concatenate(speech_clips(data_dir)[:4]), 2)[: 16000 * 28]
@@ -147,7 +163,9 @@ def test_a_looping_window_is_decoded_again_or_dropped(
 
 
 def test_what_fails_again_after_re_decoding_is_dropped_and_recorded(
-    data_dir: Path, settings: Settings, model_cache  # noqa: ANN001
+    data_dir: Path,
+    settings: Settings,
+    model_cache,  # noqa: ANN001
 ) -> None:
     from pipeline.audio import decode_all
 

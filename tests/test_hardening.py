@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import srt
-from fastapi.testclient import TestClient
-
 from badmedia import BadInput, build_corpus
+from fastapi.testclient import TestClient
+from test_api_jobs import _wait
+
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from test_api_jobs import _wait
 from workbench.jobs import JobManager
 
 
@@ -45,9 +46,25 @@ def test_every_bad_input_through_the_cli(corpus: dict[str, BadInput], tmp_path: 
     """All inputs in one run (one model load): each bad one prints its one error line, the others go on."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *(str(b.path) for b in corpus.values()), "-o", str(out), "-f", "srt,json",
-         "--model", "tiny.en", "--workers", "0", "--jobs-dir", str(tmp_path / "jobs")],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            *(str(b.path) for b in corpus.values()),
+            "-o",
+            str(out),
+            "-f",
+            "srt,json",
+            "--model",
+            "tiny.en",
+            "--workers",
+            "0",
+            "--jobs-dir",
+            str(tmp_path / "jobs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -62,12 +79,18 @@ def test_every_bad_input_through_the_cli(corpus: dict[str, BadInput], tmp_path: 
             assert not (out / f"{bad.path.stem}.srt").exists(), name
         else:
             assert mine == [], (name, mine)
-            _check_subtitles(name, bad, (out / f"{bad.path.stem}.srt").read_text(encoding="utf-8"),
-                             (out / f"{bad.path.stem}.json").read_text(encoding="utf-8"))
+            _check_subtitles(
+                name,
+                bad,
+                (out / f"{bad.path.stem}.srt").read_text(encoding="utf-8"),
+                (out / f"{bad.path.stem}.json").read_text(encoding="utf-8"),
+            )
     # Every output was written whole: nothing half-written or temporary is left beside them.
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
-    print(f"\nbad inputs, CLI: {len(corpus)} tried in one run (exit {proc.returncode}): {len(failing)} one-line "
-          f"errors, {len(corpus) - len(failing)} valid subtitle files, no traceback")
+    print(
+        f"\nbad inputs, CLI: {len(corpus)} tried in one run (exit {proc.returncode}): {len(failing)} one-line "
+        f"errors, {len(corpus) - len(failing)} valid subtitle files, no traceback"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,5 +151,7 @@ def test_every_bad_input_through_the_api(api: tuple[TestClient, JobManager], cor
     assert len(names) == len(corpus) - len(refused)
     assert all(len(n.encode()) <= 110 for n in names)
     codes = sorted({a["http"] for a in answers.values() if a["http"] != 202})
-    print(f"\nbad inputs, API: {len(corpus)} tried: {len(refused)} refused with a one-line {codes}, "
-          f"{len(corpus) - len(refused)} jobs done with valid subtitles; UI and API served after each")
+    print(
+        f"\nbad inputs, API: {len(corpus)} tried: {len(refused)} refused with a one-line {codes}, "
+        f"{len(corpus) - len(refused)} jobs done with valid subtitles; UI and API served after each"
+    )

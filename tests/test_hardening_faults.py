@@ -19,20 +19,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
-
 from app_server import free_port
+from fastapi.testclient import TestClient
 from media import concat_speech, speech_clips
-from pipeline import checkpoint
-from pipeline.errors import CheckpointError
-from pipeline.runner import JobEvent, Runner
-from pipeline.settings import Settings
 from test_api_jobs import _wait
 from test_cluster import (  # noqa: F401 - reference_srt, speech_input: fixtures
     _job_settings,
@@ -43,6 +39,11 @@ from test_cluster import (  # noqa: F401 - reference_srt, speech_input: fixtures
     speech_input,
 )
 from test_model_manager import broken_folder, fixed
+
+from pipeline import checkpoint
+from pipeline.errors import CheckpointError
+from pipeline.runner import JobEvent, Runner
+from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,9 +84,25 @@ def app_process(jobs: Path, log: Path, auth: tuple[str, str]) -> Iterator[tuple[
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--model", "tiny.en", "--workers", "0",
-             "--jobs-dir", str(jobs), "--auth", ":".join(auth)],
-            cwd=jobs.parent, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                str(REPO / "app.py"),
+                "--port",
+                str(port),
+                "--model",
+                "tiny.en",
+                "--workers",
+                "0",
+                "--jobs-dir",
+                str(jobs),
+                "--auth",
+                ":".join(auth),
+            ],
+            cwd=jobs.parent,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -146,20 +163,38 @@ def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_ident
 
 def _cli(*args: str) -> list[str]:
     # The flags of tests/test_cluster.py's CLI run, whose output is its in-process reference_srt.
-    return [sys.executable, "-m", "pipeline", *args, "--model", "tiny.en", "--language", "en", "--batch-size", "1",
-            "--segment-length", "15-30"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        *args,
+        "--model",
+        "tiny.en",
+        "--language",
+        "en",
+        "--batch-size",
+        "1",
+        "--segment-length",
+        "15-30",
+    ]
 
 
 def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process(
-    speech_input: Path, reference_srt: bytes, tmp_path: Path  # noqa: F811 - fixtures from test_cluster
+    speech_input: Path,
+    reference_srt: bytes,
+    tmp_path: Path,  # noqa: F811 - fixtures from test_cluster
 ) -> None:
     scheduler, address = _start_scheduler(tmp_path)
     worker = None
     try:
         worker = _worker(address, tmp_path / "worker.log", "w0")
         jobs, out = tmp_path / "jobs", tmp_path / "out"
-        cli = subprocess.Popen(_cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cli = subprocess.Popen(
+            _cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         job_dir = _first_result(jobs, cli)
         os.killpg(scheduler.pid, signal.SIGKILL)
         _, stderr = cli.communicate(timeout=300)
@@ -176,8 +211,12 @@ def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process
     before = _intact(job_dir)
     assert before and not (out / f"{speech_input.stem}.srt").exists()
     # Finished in this process, from where it stopped: the uninterrupted output, the saved segments untouched.
-    resume = subprocess.run(_cli("--resume", job_dir.name, "--workers", "0", "--jobs-dir", str(jobs)),
-                            capture_output=True, text=True, timeout=600)
+    resume = subprocess.run(
+        _cli("--resume", job_dir.name, "--workers", "0", "--jobs-dir", str(jobs)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resume.returncode == 0, resume.stderr
     assert (out / f"{speech_input.stem}.srt").read_bytes() == reference_srt
 
@@ -191,8 +230,9 @@ def _tmpfs(folder: Path, size_mb: int) -> bool:
     container without the capability)."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)], capture_output=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -266,11 +306,16 @@ def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Full
 
 
 def test_full_disk_fails_clearly_keeps_finished_segments_leaves_no_corrupt_file_and_resumes(
-    speech_input: Path, reference_srt: bytes, settings: Settings, full_disk: _FullDisk  # noqa: F811
+    speech_input: Path,
+    reference_srt: bytes,
+    settings: Settings,
+    full_disk: _FullDisk,  # noqa: F811
 ) -> None:
     s = _job_settings(settings, workers=0)
-    s = s.replace(jobs=dataclasses.replace(s.jobs, jobs_dir=full_disk.root / "jobs", keep_checkpoints=True),
-                  output=dataclasses.replace(s.output, output_dir=full_disk.root / "out", formats=("srt", "json")))
+    s = s.replace(
+        jobs=dataclasses.replace(s.jobs, jobs_dir=full_disk.root / "jobs", keep_checkpoints=True),
+        output=dataclasses.replace(s.output, output_dir=full_disk.root / "out", formats=("srt", "json")),
+    )
     runner = Runner(s)
     events: list[JobEvent] = []
 
@@ -330,4 +375,3 @@ def test_a_job_under_a_model_that_fails_to_load_fails_clearly_and_resumes_after_
     finally:
         app.state.jobs.close()
         app.state.jobs.runner.close()
-

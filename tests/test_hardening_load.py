@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-
 from app_server import serve
 from test_api_jobs import _wait
+
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import Settings
@@ -111,6 +111,8 @@ def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounde
     manager.close()
     latencies.sort()
     p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000
-    print(f"\nload: {len(INPUTS)} concurrent jobs done in {wall:.1f} s; status latency over {len(latencies)} "
-          f"requests: p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95:.0f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms; RSS {baseline_mb:.0f} MB before, peak {peak_mb:.0f} MB")
+    print(
+        f"\nload: {len(INPUTS)} concurrent jobs done in {wall:.1f} s; status latency over {len(latencies)} "
+        f"requests: p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms; RSS {baseline_mb:.0f} MB before, peak {peak_mb:.0f} MB"
+    )

@@ -20,9 +20,21 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_soak_loses_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "soak.py"), "--minutes", "5", "--kill-every", "60",
-         "--in-flight", "6", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=3600,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "soak.py"),
+            "--minutes",
+            "5",
+            "--kill-every",
+            "60",
+            "--in-flight",
+            "6",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -8,8 +8,9 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import psutil
 import pytest
@@ -249,9 +250,13 @@ def test_requested_values_are_kept() -> None:
 
 
 def test_model_memory_table() -> None:
-    assert model_memory_mb("tiny.en", "float16") < model_memory_mb("base", "float16") < model_memory_mb(
-        "small", "float16"
-    ) < model_memory_mb("medium", "float16") < model_memory_mb("large-v3", "float16")
+    assert (
+        model_memory_mb("tiny.en", "float16")
+        < model_memory_mb("base", "float16")
+        < model_memory_mb("small", "float16")
+        < model_memory_mb("medium", "float16")
+        < model_memory_mb("large-v3", "float16")
+    )
     assert model_memory_mb("large-v3-turbo", "float16") < model_memory_mb("large-v3", "float16")
     assert model_memory_mb("medium", "int8_float16", 0) < model_memory_mb("medium", "float16", 0)
     assert model_memory_mb("medium", "float16", 8) > model_memory_mb("medium", "float16", 1)

@@ -45,15 +45,18 @@ def fixed(folder: Path) -> None:
 def small_machine(available_mb: int | dict[str, int]) -> CoreHardwareDetector:
     """Memory probes reporting a machine with ``available_mb`` of free RAM (or ``box["free"]`` as it changes)."""
     box = available_mb if isinstance(available_mb, dict) else {"free": available_mb}
-    return CoreHardwareDetector(probes={
-        "memory": lambda: {"memory_total_mb": 4 * box["free"], "memory_available_mb": box["free"]},
-        "gpu": lambda: {"gpu_count": 0, "gpu_memory_mb": [], "gpu_free_memory_mb": [], "cuda_available": False},
-    })
+    return CoreHardwareDetector(
+        probes={
+            "memory": lambda: {"memory_total_mb": 4 * box["free"], "memory_available_mb": box["free"]},
+            "gpu": lambda: {"gpu_count": 0, "gpu_memory_mb": [], "gpu_free_memory_mb": [], "cuda_available": False},
+        }
+    )
 
 
 def manager(name: str, **config: Any) -> ModelManager:  # noqa: ANN401
-    return ModelManager(ModelSettings(name=name, device="cpu", compute_type="int8", cpu_threads=2),
-                        ModelManagerSettings(**config))
+    return ModelManager(
+        ModelSettings(name=name, device="cpu", compute_type="int8", cpu_threads=2), ModelManagerSettings(**config)
+    )
 
 
 def test_preload_reports_every_stage_as_events_and_ends_ready(tmp_path: Path) -> None:
@@ -191,8 +194,11 @@ def test_eviction_makes_room_first_when_only_that_lets_the_new_model_fit(tmp_pat
     a, b = model_folder(tmp_path, "tiny-a"), model_folder(tmp_path, "tiny-b")
     need = mm.model_memory_mb(str(a), "int8", 1)
     machine = {"free": need + 150}
-    m = ModelManager(ModelSettings(name=str(a), device="cpu", compute_type="int8", cpu_threads=2),
-                     ModelManagerSettings(warmup="off", headroom_mb=100), detector=small_machine(machine))
+    m = ModelManager(
+        ModelSettings(name=str(a), device="cpu", compute_type="int8", cpu_threads=2),
+        ModelManagerSettings(warmup="off", headroom_mb=100),
+        detector=small_machine(machine),
+    )
     m.get()
     machine["free"] = 150  # tiny-a took the room: tiny-b (+ 100 MB headroom) fits only in place of it
     m.load(str(b))
@@ -272,9 +278,15 @@ def test_warm_up_runs_the_bundled_real_speech_clip(model_cache: ModelCache) -> N
 
 
 def _worker(state: str, model: str = "tiny.en", **extra: Any) -> dict[str, Any]:  # noqa: ANN401
-    return {"state": state, "model": model, "progress": {"ready": 1.0, "loading": 0.5}.get(state, 0.0),
-            "message": f"{model} {state}", "error": "broken file" if state == "failed" else None,
-            "stage": "load" if state == "loading" else None, **extra}
+    return {
+        "state": state,
+        "model": model,
+        "progress": {"ready": 1.0, "loading": 0.5}.get(state, 0.0),
+        "message": f"{model} {state}",
+        "error": "broken file" if state == "failed" else None,
+        "stage": "load" if state == "loading" else None,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(

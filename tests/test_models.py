@@ -22,7 +22,9 @@ def test_auto_on_cpu_is_the_bundled_model() -> None:
     assert models.resolve(ModelSettings(), device="cpu").name == "tiny.en"
 
 
-def test_auto_on_gpu_without_medium_offline_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_on_gpu_without_medium_offline_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(models, "_cached_standard", lambda name: None)
     with caplog.at_level("WARNING"):
         spec = models.resolve(ModelSettings(), device="cuda", gpu_memory_mb=24000)

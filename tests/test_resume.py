@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from conftest import with_parts
 from media import concat_speech, speech_clips
+
 from pipeline import runner as runner_mod
 from pipeline import transcribe as transcribe_mod
 from pipeline.checkpoint import JobStore
-from pipeline.errors import CheckpointError, ModelError, TransientError, TranscriptionError
+from pipeline.errors import CheckpointError, ModelError, TranscriptionError, TransientError
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 
@@ -37,8 +37,20 @@ def long_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", *args, "--model", "tiny.en", "--language", "en", "--batch-size", "1",
-            "--segment-length", "15-30"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        *args,
+        "--model",
+        "tiny.en",
+        "--language",
+        "en",
+        "--batch-size",
+        "1",
+        "--segment-length",
+        "15-30",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +64,9 @@ def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     for run in range(2):
         root = tmp_path_factory.mktemp(f"reference{run}")
         t = time.monotonic()
-        proc = subprocess.run(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            _cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True
+        )
         times.append(time.monotonic() - t)
         assert proc.returncode == 0, proc.stderr
     return (root / "two_minutes.srt").read_bytes(), min(times)
@@ -61,12 +74,13 @@ def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
     return {
-        str(p.relative_to(jobs)): (p.stat().st_mtime_ns, p.read_bytes())
-        for p in jobs.glob("*/segments_results/*.json")
+        str(p.relative_to(jobs)): (p.stat().st_mtime_ns, p.read_bytes()) for p in jobs.glob("*/segments_results/*.json")
     }
 
 
-def test_sigkill_at_random_points_then_resume_all(long_input: Path, reference: tuple[bytes, float], tmp_path: Path) -> None:
+def test_sigkill_at_random_points_then_resume_all(
+    long_input: Path, reference: tuple[bytes, float], tmp_path: Path
+) -> None:
     expected, duration = reference
     rng = random.Random(20261129)
     # Two kills anywhere early (before the job folder, during decoding, around the first result), three in
@@ -77,8 +91,11 @@ def test_sigkill_at_random_points_then_resume_all(long_input: Path, reference: t
     for attempt, fraction in enumerate(fractions):
         root = tmp_path / f"kill{attempt}"
         jobs = root / "jobs"
-        proc = subprocess.Popen(_cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(fraction * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -87,7 +104,9 @@ def test_sigkill_at_random_points_then_resume_all(long_input: Path, reference: t
             json.loads(cp.read_text())
         before = _result_files(jobs)
         resumed_from_results += bool(before)
-        resume = subprocess.run(_cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True)
+        resume = subprocess.run(
+            _cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True
+        )
         assert resume.returncode == 0, resume.stderr
         if not (root / "two_minutes.srt").exists():
             # Killed before the job folder existed, or after it finished: nothing to resume; run it again.
@@ -121,7 +140,9 @@ def _settings(settings: Settings) -> Settings:
     return with_parts(settings, transcribe={"batch_size": 2}, jobs={"keep_checkpoints": True}, vad=SHORT_SEGMENTS)
 
 
-def test_transient_failures_are_retried(long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries) -> None:  # noqa: ANN001
+def test_transient_failures_are_retried(
+    long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries
+) -> None:  # noqa: ANN001
     _flaky(monkeypatch, 1, [TransientError("worker lost"), RuntimeError("CUDA failed: out of memory")])
     s = _settings(settings)
     result = Runner(s, model_cache).run(long_input, s)
@@ -133,7 +154,12 @@ def test_transient_failures_are_retried(long_input: Path, settings: Settings, mo
 
 
 def test_permanent_failure_keeps_finished_segments_and_resumes(
-    long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries, reference  # noqa: ANN001
+    long_input: Path,
+    settings: Settings,
+    model_cache,
+    monkeypatch,
+    fast_retries,
+    reference,  # noqa: ANN001
 ) -> None:
     _flaky(monkeypatch, 3, [ModelError("model files are broken")])
     s = _settings(settings)
@@ -154,9 +180,13 @@ def test_permanent_failure_keeps_finished_segments_and_resumes(
 
 
 def _reference_with(settings: Settings, path: Path, model_cache) -> bytes:  # noqa: ANN001
-    s = with_parts(settings, jobs={"jobs_dir": settings.jobs.jobs_dir.parent / "ref_jobs"},
-                   output={"output_dir": settings.jobs.jobs_dir.parent / "ref_out"}, transcribe={"batch_size": 2},
-                   vad=SHORT_SEGMENTS)
+    s = with_parts(
+        settings,
+        jobs={"jobs_dir": settings.jobs.jobs_dir.parent / "ref_jobs"},
+        output={"output_dir": settings.jobs.jobs_dir.parent / "ref_out"},
+        transcribe={"batch_size": 2},
+        vad=SHORT_SEGMENTS,
+    )
     return Runner(s, model_cache).run(path, s).outputs["srt"].read_bytes()
 
 
@@ -204,7 +234,9 @@ def test_disk_space_guard(data_dir: Path, settings: Settings, model_cache, monke
 
     from pipeline import checkpoint
 
-    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    monkeypatch.setattr(
+        checkpoint.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6)
+    )
     with pytest.raises(CheckpointError, match="not enough free space .* needs about .* MB and 1 MB are free"):
         Runner(settings, model_cache).run(data_dir / "jfk" / "jfk.wav", settings)
 
@@ -224,8 +256,11 @@ def test_list_jobs_shows_unfinished_first(data_dir: Path, tmp_path: Path, settin
     runner = Runner(settings, model_cache)
     runner.run(data_dir / "jfk" / "jfk.wav", settings)
     pending = runner.create_job(data_dir / "jfk" / "jfk.flac", settings)
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "--list-jobs", "--jobs-dir", str(settings.jobs.jobs_dir)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--list-jobs", "--jobs-dir", str(settings.jobs.jobs_dir)],
+        capture_output=True,
+        text=True,
+    )
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0 and pending.id in lines[1] and "queued" in lines[1] and "done" in lines[2]
 
@@ -233,13 +268,17 @@ def test_list_jobs_shows_unfinished_first(data_dir: Path, tmp_path: Path, settin
 def test_a_job_killed_before_its_first_checkpoint_resumes_and_is_not_expired(data_dir: Path, tmp_path: Path) -> None:
     """A kill between job.json and the first checkpoint.json leaves a job without times of its own."""
     jobs = tmp_path / "jobs"
-    first = subprocess.run(_cli(str(data_dir / "jfk" / "jfk.wav"), "-o", str(tmp_path), "--jobs-dir", str(jobs),
-                                "--keep-checkpoints"), capture_output=True, text=True)
+    first = subprocess.run(
+        _cli(str(data_dir / "jfk" / "jfk.wav"), "-o", str(tmp_path), "--jobs-dir", str(jobs), "--keep-checkpoints"),
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
     (job_dir,) = [p for p in jobs.iterdir() if (p / "job.json").exists()]
     (job_dir / "checkpoint.json").unlink()
     (tmp_path / "jfk.srt").unlink()
-    resume = subprocess.run(_cli("--resume-all", "-o", str(tmp_path), "--jobs-dir", str(jobs)),
-                            capture_output=True, text=True)
+    resume = subprocess.run(
+        _cli("--resume-all", "-o", str(tmp_path), "--jobs-dir", str(jobs)), capture_output=True, text=True
+    )
     assert resume.returncode == 0, resume.stderr
     assert "removed job" not in resume.stderr and "And so, my fellow Americans" in (tmp_path / "jfk.srt").read_text()

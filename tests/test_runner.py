@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import srt
-
 from conftest import with_parts
 from media import concat_speech, speech_clips
+
 from pipeline.audio import MemoryMappedAudio
 from pipeline.errors import CancelledError
 from pipeline.runner import JobEvent, Runner
@@ -141,7 +141,10 @@ def test_two_minutes_of_silence_gives_an_empty_valid_srt(tmp_path: Path, setting
 
 
 def test_replicas_run_batches_side_by_side_with_the_same_output(
-    three_minutes: Path, settings: Settings, model_cache, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    three_minutes: Path,
+    settings: Settings,
+    model_cache,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     """Two replicas transcribe two batches at once, and the subtitles are byte-identical to one replica's."""
     import pipeline.transcribe as transcribe_mod
@@ -158,9 +161,13 @@ def test_replicas_run_batches_side_by_side_with_the_same_output(
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", timed)
     srts = {}
     for replicas in (1, 2):
-        s = with_parts(settings, model={"cpu_threads": 2, "replicas": replicas}, transcribe={"batch_size": 2},
-                       vad={"min_segment_s": 30, "max_segment_s": 40},
-                       output={"output_dir": settings.output.output_dir / str(replicas)})
+        s = with_parts(
+            settings,
+            model={"cpu_threads": 2, "replicas": replicas},
+            transcribe={"batch_size": 2},
+            vad={"min_segment_s": 30, "max_segment_s": 40},
+            output={"output_dir": settings.output.output_dir / str(replicas)},
+        )
         calls.clear()
         srts[replicas] = Runner(s, model_cache).run(three_minutes, s).outputs["srt"].read_bytes()
         overlaps = sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(calls) for b in calls[i + 1 :])

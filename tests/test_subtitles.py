@@ -7,26 +7,29 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
 
 import pysubs2
 import pytest
 import srt
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import UsageError
 from pipeline.settings import SubtitleSettings
 from pipeline.subtitles import build_cues, render, transcript_to_dict
 from pipeline.types import Cue, SpeechSpan, TextSegment, Transcript, Word
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 DEFAULT = SubtitleSettings()
 # An independent, deliberately simple notion of "CJK" for the checks: Han, kana, Hangul, CJK punctuation.
 CJK = re.compile("[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-HAN = "我们你他她是的了在有这个人中大为上来说国年着就那和要出也得里后自以会家可下而过天去能对小多然于心学ひらがなカタカナ"
+HAN = (
+    "我们你他她是的了在有这个人中大为上来说国年着就那和要出也得里后自以会家可下而过天去能对小多然于心学ひらがなカタカナ"
+)
 FRAME = 0.04
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -165,8 +165,10 @@ def test_word_starts_on_mfa_meet_the_targets(runs: list[Done]) -> None:
             starts += s
             ends += e
     median, p90 = statistics.median(starts), float(np.percentile(starts, 90))
-    print(f"\nmfa word starts: median {median:.3f} s, p90 {p90:.3f} s; ends: median {statistics.median(ends):.3f} s, "
-          f"p90 {float(np.percentile(ends, 90)):.3f} s ({len(starts)} words)")
+    print(
+        f"\nmfa word starts: median {median:.3f} s, p90 {p90:.3f} s; ends: median {statistics.median(ends):.3f} s, "
+        f"p90 {float(np.percentile(ends, 90)):.3f} s ({len(starts)} words)"
+    )
     assert median <= START_MEDIAN_MAX and p90 <= START_P90_MAX
     # Ends are not an acceptance target; this only guards against a refinement that trades them away
     # (faster-whisper's own: 0.110 / 0.214 s).

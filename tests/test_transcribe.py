@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from media import concat_speech, speech_clips
+
 from pipeline.models import ModelCache
 from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
 from pipeline.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments

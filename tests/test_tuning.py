@@ -50,7 +50,10 @@ def test_vad_grid_spans_every_combination_and_adds_the_defaults() -> None:
     grid = tuning.vad_grid([0.3, 0.6], [250], [(10, 30), (20, 60)])
     assert len(grid) == 5 and grid[-1] == VadSettings()
     assert {(v.threshold, v.min_segment_s, v.max_segment_s, v.target_segment_s) for v in grid[:4]} == {
-        (0.3, 10, 30, 20), (0.3, 20, 60, 40), (0.6, 10, 30, 20), (0.6, 20, 60, 40)
+        (0.3, 10, 30, 20),
+        (0.3, 20, 60, 40),
+        (0.6, 10, 30, 20),
+        (0.6, 20, 60, 40),
     }
     d = VadSettings()
     assert len(tuning.vad_grid([d.threshold], [d.min_silence_ms], [(d.min_segment_s, d.max_segment_s)])) == 1
@@ -60,10 +63,19 @@ def test_vad_grid_spans_every_combination_and_adds_the_defaults() -> None:
 
 
 def _vad_row(vad: VadSettings, wer: float, windows: int) -> dict:
-    return {"kind": "vad", "label": tuning.vad_label(vad), "vad": dataclasses.asdict(vad),
-            "default": vad == VadSettings(),
-            "wer": wer, "windows": windows, "segments": 1, "segment_mean_s": 1.0, "speech_ratio": 0.5,
-            "silence_skipped_s": 0.0, **{k: getattr(vad, k) for k in tuning.VAD_FIELDS}}
+    return {
+        "kind": "vad",
+        "label": tuning.vad_label(vad),
+        "vad": dataclasses.asdict(vad),
+        "default": vad == VadSettings(),
+        "wer": wer,
+        "windows": windows,
+        "segments": 1,
+        "segment_mean_s": 1.0,
+        "speech_ratio": 0.5,
+        "silence_skipped_s": 0.0,
+        **{k: getattr(vad, k) for k in tuning.VAD_FIELDS},
+    }
 
 
 def test_recommend_keeps_defaults_within_tolerance_and_otherwise_takes_the_best() -> None:
@@ -81,8 +93,17 @@ def test_recommend_keeps_defaults_within_tolerance_and_otherwise_takes_the_best(
 
 def test_recommend_throughput_prefers_less_memory_among_equally_fast_runs() -> None:
     def row(batch: int, rtf: float, mb: float, optimizer: bool = False) -> dict:
-        return {"kind": "throughput", "label": f"batch {batch}", "batch_size": batch, "cpu_threads": 2, "workers": 0,
-                "rtf": rtf, "peak_rss_mb": mb, "error": None, "optimizer": optimizer}
+        return {
+            "kind": "throughput",
+            "label": f"batch {batch}",
+            "batch_size": batch,
+            "cpu_threads": 2,
+            "workers": 0,
+            "rtf": rtf,
+            "peak_rss_mb": mb,
+            "error": None,
+            "optimizer": optimizer,
+        }
 
     rows = [row(1, 0.102, 300), row(8, 0.100, 400, optimizer=True), row(16, 0.150, 500)]
     rec = tuning.recommend(rows)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
-
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from media import concat_speech, speech_clips
+
 from pipeline import vad
 from pipeline.audio import decode_all
 from pipeline.settings import VadSettings
@@ -116,7 +118,9 @@ def test_no_vad_cuts_at_fixed_lengths(long_audio: np.ndarray) -> None:
     assert all(len(s.windows) == math.ceil(60 / VadSettings().window_s) for s in segments)
 
 
-def test_vad_failure_falls_back_to_fixed_cuts(long_audio: np.ndarray, model: vad.SileroVad, caplog: pytest.LogCaptureFixture) -> None:
+def test_vad_failure_falls_back_to_fixed_cuts(
+    long_audio: np.ndarray, model: vad.SileroVad, caplog: pytest.LogCaptureFixture
+) -> None:
     class Broken:
         def run(self, *args: object, **kwargs: object) -> None:
             raise RuntimeError("onnx exploded")
@@ -139,7 +143,9 @@ def test_vad_failure_falls_back_to_fixed_cuts(long_audio: np.ndarray, model: vad
 )
 def test_segmenter_invariants(spans_spec: list[tuple[float, float]], min_s: float, max_s: float) -> None:
     """For any spans (each shorter than a window, as SpanTracker makes them), segments keep every span once, in order."""
-    s = dataclasses.replace(VadSettings(), min_segment_s=min_s, max_segment_s=max_s, target_segment_s=(min_s + max_s) / 2)
+    s = dataclasses.replace(
+        VadSettings(), min_segment_s=min_s, max_segment_s=max_s, target_segment_s=(min_s + max_s) / 2
+    )
     spans, t = [], 0.0
     for length, gap in spans_spec:
         t += gap

@@ -58,8 +58,10 @@ def test_usage_figures_draw_one_line_per_source_and_gpu() -> None:
     now = time.time()
     gpu = {"index": 0, "name": "H200", "used_mb": 4096, "total_mb": 143_000}
     history = {
-        "app host": [{"time": now - 2, "cpu_percent": 20.0, "ram_used_mb": 1024, "ram_total_mb": 8192, "gpus": []},
-                     {"time": now, "cpu_percent": 30.0, "ram_used_mb": 1536, "ram_total_mb": 8192, "gpus": []}],
+        "app host": [
+            {"time": now - 2, "cpu_percent": 20.0, "ram_used_mb": 1024, "ram_total_mb": 8192, "gpus": []},
+            {"time": now, "cpu_percent": 30.0, "ram_used_mb": 1536, "ram_total_mb": 8192, "gpus": []},
+        ],
         "worker-1": [{"time": now, "cpu_percent": 80.0, "ram_used_mb": 4096, "ram_total_mb": 16384, "gpus": [gpu]}],
     }
     cpu, ram, gpu_fig = usage_figures(history)
@@ -73,9 +75,19 @@ def test_usage_figures_draw_one_line_per_source_and_gpu() -> None:
 def test_job_card_shows_progress_speed_and_time_left() -> None:
     from workbench.ui_transcribe import job_card
 
-    running = {"job_id": "20260101-120000-1a2b3c4d", "input_name": "talk <1>.mp4", "state": "running",
-               "stage": "running", "progress": 0.5, "segments_done": 2, "segments_total": 4, "audio_done": 60.0,
-               "duration": 120.0, "rtf": 0.25, "error": None}
+    running = {
+        "job_id": "20260101-120000-1a2b3c4d",
+        "input_name": "talk <1>.mp4",
+        "state": "running",
+        "stage": "running",
+        "progress": 0.5,
+        "segments_done": 2,
+        "segments_total": 4,
+        "audio_done": 60.0,
+        "duration": 120.0,
+        "rtf": 0.25,
+        "error": None,
+    }
     html = job_card(running)
     assert "talk &lt;1&gt;.mp4" in html and "Transcribing · 50%" in html and "2 / 4" in html
     assert "Real-time factor <b>0.25</b>" in html and "about 15 s" in html  # 60 s left × 0.25
@@ -87,18 +99,43 @@ def test_cluster_tab_renders_whatever_the_status_reports() -> None:
     from workbench.ui_cluster import summary_html, workers_html
 
     status = {
-        "mode": "local", "scheduler": "tcp://127.0.0.1:8786", "dashboard": "http://127.0.0.1:8787/status",
-        "workers": [{"name": "gpu-0", "address": "tcp://10.0.0.2:4000", "state": "running", "nthreads": 4,
-                     "resources": {"GPU": 1}, "models": ["medium"], "model_state": "ready", "tasks": 3,
-                     "usage": {"cpu_percent": 42.0, "ram_used_mb": 3072, "ram_total_mb": 65536,
-                               "gpus": [{"index": 0, "used_mb": 5120, "total_mb": 81920}]},
-                     "memory_limit_mb": 32000}],
+        "mode": "local",
+        "scheduler": "tcp://127.0.0.1:8786",
+        "dashboard": "http://127.0.0.1:8787/status",
+        "workers": [
+            {
+                "name": "gpu-0",
+                "address": "tcp://10.0.0.2:4000",
+                "state": "running",
+                "nthreads": 4,
+                "resources": {"GPU": 1},
+                "models": ["medium"],
+                "model_state": "ready",
+                "tasks": 3,
+                "usage": {
+                    "cpu_percent": 42.0,
+                    "ram_used_mb": 3072,
+                    "ram_total_mb": 65536,
+                    "gpus": [{"index": 0, "used_mb": 5120, "total_mb": 81920}],
+                },
+                "memory_limit_mb": 32000,
+            }
+        ],
     }
     summary = summary_html(status)
     assert "Local Dask cluster" in summary and 'href="http://127.0.0.1:8787/status"' in summary
     table = workers_html(status)
-    for text in ("gpu-0", "running", "42%", "3.0 GB of 64.0 GB", "GPU 0: 5.0 GB of 80.0 GB", "medium (ready)",
-                 "GPU=1", "Memory limit mb", "32000"):
+    for text in (
+        "gpu-0",
+        "running",
+        "42%",
+        "3.0 GB of 64.0 GB",
+        "GPU 0: 5.0 GB of 80.0 GB",
+        "medium (ready)",
+        "GPU=1",
+        "Memory limit mb",
+        "32000",
+    ):
         assert text in table, text
     assert "Starting" in summary_html(None) and "No workers" in workers_html({"mode": "starting", "workers": []})
     assert "boom" in summary_html({"mode": "unreachable", "workers": [], "error": "boom"})
@@ -115,12 +152,20 @@ def test_parse_auth() -> None:
 
 
 def test_ui_job_settings_are_checked(tmp_path: Path) -> None:
-    s = job_settings(Settings(), {"batch_size": "4", "beam_size": 2, "vad": False, "max_lines": 1,
-                                  "max_line_width": 30, "language": "en"}, tmp_path)
+    s = job_settings(
+        Settings(),
+        {"batch_size": "4", "beam_size": 2, "vad": False, "max_lines": 1, "max_line_width": 30, "language": "en"},
+        tmp_path,
+    )
     assert (s.transcribe.batch_size, s.transcribe.beam_size, s.vad.enabled) == (4, 2, False)
     assert (s.subtitles.max_lines, s.subtitles.max_line_width, s.transcribe.language) == (1, 30, "en")
-    bad: list[dict[str, Any]] = [{"batch_size": "lots"}, {"beam_size": 0}, {"vad": "maybe"}, {"max_lines": 99},
-                                 {"speed": "fast"}]
+    bad: list[dict[str, Any]] = [
+        {"batch_size": "lots"},
+        {"beam_size": 0},
+        {"vad": "maybe"},
+        {"max_lines": 99},
+        {"speed": "fast"},
+    ]
     for overrides in bad:
         with pytest.raises(UsageError):
             job_settings(Settings(), overrides, tmp_path)

@@ -8,7 +8,8 @@ malformed, 404 when unknown); no route opens a path taken from the request. Erro
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -18,8 +19,11 @@ from starlette.types import Message
 from pipeline.errors import InputError, PipelineError, UsageError
 from workbench.jobs import JobManager, JobsError, _human, one_line
 
-_MEDIA_TYPES = {"srt": "text/plain; charset=utf-8", "vtt": "text/plain; charset=utf-8",
-                "json": "application/json; charset=utf-8"}
+_MEDIA_TYPES = {
+    "srt": "text/plain; charset=utf-8",
+    "vtt": "text/plain; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
 #: Room for the multipart framing and the form fields beside the file itself.
 FORM_OVERHEAD_BYTES = 1 << 20
 
@@ -34,8 +38,11 @@ def _body_limited(limit: Callable[[], int]) -> type[APIRoute]:
     """
 
     def too_large(most: int) -> HTTPException:
-        return HTTPException(413, f"the upload is larger than the limit of {_human(most - FORM_OVERHEAD_BYTES)}; "
-                                  "send a smaller file or cut it into parts")
+        return HTTPException(
+            413,
+            f"the upload is larger than the limit of {_human(most - FORM_OVERHEAD_BYTES)}; "
+            "send a smaller file or cut it into parts",
+        )
 
     class BodyLimitedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

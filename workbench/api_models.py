@@ -6,7 +6,8 @@ and ask for loads; loading itself runs on the workers' inference threads, never 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
@@ -57,8 +58,9 @@ def models_router(status: StatusFn, load: LoadFn) -> APIRouter:
             return JSONResponse({"detail": str(exc)}, status_code=400)
         except ModelError as exc:  # the manager is closed (the app is shutting down)
             return JSONResponse({**status(), "detail": str(exc)}, status_code=503)
-        return JSONResponse({**answer, "detail": f"loading {answer.get('model') or name or 'the model'}"},
-                            status_code=202)
+        return JSONResponse(
+            {**answer, "detail": f"loading {answer.get('model') or name or 'the model'}"}, status_code=202
+        )
 
     return router
 

@@ -17,8 +17,9 @@ import logging
 import secrets
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import HTTPException, Request
 
@@ -93,8 +94,16 @@ class Workbench:
         """The app-level model status (``GET /api/models/status``): the model manager's, aggregated over workers."""
         if self._runner_ready.is_set():
             return self.manager.runner.model_status()
-        base = {"model": self.model_name(), "stage": None, "progress": 0.0, "error": None, "busy": False,
-                "ready_workers": 0, "total_workers": 0, "workers": []}
+        base = {
+            "model": self.model_name(),
+            "stage": None,
+            "progress": 0.0,
+            "error": None,
+            "busy": False,
+            "ready_workers": 0,
+            "total_workers": 0,
+            "workers": [],
+        }
         if self._startup_error:
             return {**base, "state": "failed", "error": self._startup_error, "message": self._startup_error}
         if self.preload_enabled:
@@ -108,8 +117,9 @@ class Workbench:
             ModelBusyError: Another load runs, or the backend is still starting.
         """
         if not self._runner_ready.is_set():
-            raise ModelBusyError("the transcription backend is still starting; try again in a moment",
-                                 self.model_status())
+            raise ModelBusyError(
+                "the transcription backend is still starting; try again in a moment", self.model_status()
+            )
         return self.manager.runner.load_model(name)
 
     def cluster_status(self) -> dict[str, Any] | None:
@@ -141,8 +151,12 @@ class Workbench:
             if self._report is None or refresh:
                 s = self.settings
                 self._report = hardware_report(
-                    s.jobs.jobs_dir, device=s.model.device, compute_type=s.model.compute_type, model=s.model.name,
-                    cpu_affinity=s.cluster.cpu_affinity, refresh=refresh,
+                    s.jobs.jobs_dir,
+                    device=s.model.device,
+                    compute_type=s.model.compute_type,
+                    model=s.model.name,
+                    cpu_affinity=s.cluster.cpu_affinity,
+                    refresh=refresh,
                 )
             return self._report
 
@@ -152,8 +166,14 @@ class Workbench:
         try:
             return self.manager.status(job_id)
         except JobNotFoundError:
-            return {"job_id": job_id, "input_name": "(deleted)", "state": "cancelled", "stage": "deleted",
-                    "active": False, "progress": 0.0}
+            return {
+                "job_id": job_id,
+                "input_name": "(deleted)",
+                "state": "cancelled",
+                "stage": "deleted",
+                "active": False,
+                "progress": 0.0,
+            }
 
     def srt_text(self, job_id: str) -> str:
         """The job's SRT: final, or the partial one while it runs; empty before the first segment."""
@@ -206,8 +226,9 @@ def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
     from workbench.ui_transcribe import build_transcribe_tab
 
     # delete_cache: Gradio's copies of uploads and downloads older than a day go, checked hourly.
-    with gr.Blocks(title="video2srt — subtitles from video", analytics_enabled=False,
-                   delete_cache=(3600, 86400)) as demo:
+    with gr.Blocks(
+        title="video2srt — subtitles from video", analytics_enabled=False, delete_cache=(3600, 86400)
+    ) as demo:
         with gr.Row(equal_height=True):
             with gr.Column(scale=4):
                 gr.Markdown(
@@ -274,7 +295,8 @@ def _api_guard(auth: tuple[str, str], gradio_app: Callable[[], Any]) -> Any:  # 
             if token and token in tokens:
                 return
         raise HTTPException(
-            401, "authentication required: send HTTP basic credentials (curl -u USER:PASS) or log in to the UI",
+            401,
+            "authentication required: send HTTP basic credentials (curl -u USER:PASS) or log in to the UI",
             headers={"WWW-Authenticate": 'Basic realm="video2srt"'},
         )
 
@@ -356,8 +378,11 @@ def build_server(
     app.state.jobs = manager
     app.state.workbench = bench
     demo = app.state.ui = build_app(bench)
-    routers = [hardware_router(settings.jobs.jobs_dir), jobs_router(manager),
-               models_router(bench.model_status, bench.load_model)]
+    routers = [
+        hardware_router(settings.jobs.jobs_dir),
+        jobs_router(manager),
+        models_router(bench.model_status, bench.load_model),
+    ]
     # Routers first, so /api/... is never shadowed by the UI mounted at "/". Every /api router is in this
     # list, so that --auth protects it.
     guard = [Depends(_api_guard(auth, lambda: _mounted(app)))] if auth is not None else []
@@ -372,9 +397,15 @@ def build_server(
             except PipelineError as exc:
                 log.warning("job %s cannot be resumed: %s", job.id, exc)
     gr.mount_gradio_app(
-        app, demo, path="/", auth=[auth] if auth else None,
+        app,
+        demo,
+        path="/",
+        auth=[auth] if auth else None,
         auth_message="video2srt: log in with the user and password the server was started with (--auth).",
-        max_file_size=manager.max_upload_bytes, theme=theme(), css=CSS, footer_links=["api", "settings"],
+        max_file_size=manager.max_upload_bytes,
+        theme=theme(),
+        css=CSS,
+        footer_links=["api", "settings"],
     )
     return app
 

@@ -22,9 +22,10 @@ import shutil
 import threading
 import time
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO
 
 from pipeline.checkpoint import Job, JobStore, validate_job_id
 from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, UsageError
@@ -35,8 +36,24 @@ log = logging.getLogger(__name__)
 
 #: File name extensions accepted for upload (checked before anything is stored; the real probe follows).
 MEDIA_EXTENSIONS = (
-    "mp4", "mkv", "webm", "mov", "avi", "mp3", "m4a", "ogg", "opus", "flac", "wav", "aac", "wma", "mpg", "mpeg",
-    "ts", "m4v", "3gp",
+    "mp4",
+    "mkv",
+    "webm",
+    "mov",
+    "avi",
+    "mp3",
+    "m4a",
+    "ogg",
+    "opus",
+    "flac",
+    "wav",
+    "aac",
+    "wma",
+    "mpg",
+    "mpeg",
+    "ts",
+    "m4v",
+    "3gp",
 )
 #: Default upload size limit: 2 GiB.
 MAX_UPLOAD_BYTES = 2 << 30
@@ -163,7 +180,9 @@ def job_settings(base: Settings, overrides: Mapping[str, Any] | None, output_dir
         except ValueError:
             value = low - 1
         if not low <= value <= high:
-            raise UsageError(f"bad {name} {overrides[name]!r}: use a whole number from {low} to {high}, such as {example}")
+            raise UsageError(
+                f"bad {name} {overrides[name]!r}: use a whole number from {low} to {high}, such as {example}"
+            )
         parts[part] = dataclasses.replace(parts[part], **{attr: value})
     return base.replace(output=OutputSettings(output_dir=output_dir, formats=formats), **parts)
 
@@ -553,8 +572,11 @@ class JobManager:
             if entry.cancel.is_set() and thread.is_alive():
                 cancelled_at = cancelled_at or time.monotonic()
                 if time.monotonic() - cancelled_at > self.cancel_grace_s:
-                    log.warning("job %s did not stop within %.0f s of its cancel; going on without it",
-                                job.id, self.cancel_grace_s)
+                    log.warning(
+                        "job %s did not stop within %.0f s of its cancel; going on without it",
+                        job.id,
+                        self.cancel_grace_s,
+                    )
                     if not entry.deleted:
                         _mark(job, "cancelled", None)
                     break

@@ -5,7 +5,8 @@ reports, so fields added there later show up as extra columns.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -22,10 +23,33 @@ MODE_LABELS = {
     "unreachable": ("Cluster unreachable", "check the scheduler address, then restart the app"),
 }
 #: Worker fields shown in their own columns (everything else scalar goes to extra columns).
-_KNOWN = ("name", "address", "state", "nthreads", "resources", "models", "model", "model_state", "jobs", "tasks",
-          "usage", "cpu_percent", "memory_mb")
-_STATE_KIND = {"running": "ok", "ready": "ok", "idle": "ok", "loading": "busy", "paused": "busy", "starting": "busy",
-               "closing": "bad", "closed": "bad", "failed": "bad", "error": "bad"}
+_KNOWN = (
+    "name",
+    "address",
+    "state",
+    "nthreads",
+    "resources",
+    "models",
+    "model",
+    "model_state",
+    "jobs",
+    "tasks",
+    "usage",
+    "cpu_percent",
+    "memory_mb",
+)
+_STATE_KIND = {
+    "running": "ok",
+    "ready": "ok",
+    "idle": "ok",
+    "loading": "busy",
+    "paused": "busy",
+    "starting": "busy",
+    "closing": "bad",
+    "closed": "bad",
+    "failed": "bad",
+    "error": "bad",
+}
 
 
 def _usage_cells(worker: dict[str, Any]) -> tuple[str, str, str]:
@@ -96,19 +120,39 @@ def workers_html(status: dict[str, Any] | None) -> str:
     if not workers:
         return '<div class="v2s-empty">No workers connected yet.</div>'
     extra = sorted({k for w in workers for k, v in w.items() if k not in _KNOWN and not isinstance(v, (dict, list))})
-    headers = ["Worker", "Address", "State", "Threads", "CPU", "RAM", "GPU memory", "Model", "Tasks in flight",
-               "Resources", *[k.replace("_", " ").capitalize() for k in extra]]
+    headers = [
+        "Worker",
+        "Address",
+        "State",
+        "Threads",
+        "CPU",
+        "RAM",
+        "GPU memory",
+        "Model",
+        "Tasks in flight",
+        "Resources",
+        *[k.replace("_", " ").capitalize() for k in extra],
+    ]
     rows = []
     for w in workers:
         state = str(w.get("state") or "unknown")
         cpu, ram, gpu = _usage_cells(w)
         tasks = w.get("tasks", w.get("jobs"))
-        rows.append([
-            f"<b>{esc(w.get('name') or '—')}</b>", esc(w.get("address") or "—"),
-            badge(_STATE_KIND.get(state, "idle"), state),
-            _plain(w.get("nthreads")), cpu, ram, gpu, _models(w), _plain(tasks), _plain(w.get("resources")),
-            *[_plain(w.get(k)) for k in extra],
-        ])
+        rows.append(
+            [
+                f"<b>{esc(w.get('name') or '—')}</b>",
+                esc(w.get("address") or "—"),
+                badge(_STATE_KIND.get(state, "idle"), state),
+                _plain(w.get("nthreads")),
+                cpu,
+                ram,
+                gpu,
+                _models(w),
+                _plain(tasks),
+                _plain(w.get("resources")),
+                *[_plain(w.get(k)) for k in extra],
+            ]
+        )
     return table(headers, rows)
 
 

@@ -112,13 +112,16 @@ def human_mb(mb: float | None) -> str:
 def card(key: str, value: str, sub: str = "") -> str:
     """One fact card (label, big value, small line) for a grid of ``v2s-cards``."""
     extra = f'<div class="v2s-s">{esc(sub)}</div>' if sub else ""
-    return (f'<div class="v2s-card"><div class="v2s-k">{esc(key)}</div><div class="v2s-v">{esc(value)}</div>'
-            f"{extra}</div>")
+    return (
+        f'<div class="v2s-card"><div class="v2s-k">{esc(key)}</div><div class="v2s-v">{esc(value)}</div>{extra}</div>'
+    )
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """An HTML table; cells are already-escaped HTML."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return (f'<div class="v2s-panel"><table class="v2s-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    return (
+        f'<div class="v2s-panel"><table class="v2s-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )

@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -158,6 +159,7 @@ def usage_figures(history: dict[str, list[dict[str, Any]]]) -> tuple[Any, Any, A
         _line(ram, source, samples, lambda s: (s.get("ram_used_mb") or 0) / 1024)
         gpus = {(g.get("index"), g.get("name")) for s in samples for g in s.get("gpus") or []}
         for index, name in sorted(gpus, key=lambda g: (g[0] is None, g[0])):
+
             def used(s: dict[str, Any], index: Any = index) -> float | None:  # noqa: ANN401
                 match = [g for g in s.get("gpus") or [] if g.get("index") == index]
                 return (match[0].get("used_mb") or 0) / 1024 if match else None
@@ -181,8 +183,11 @@ def hardware_cards(report: dict[str, Any]) -> str:
     hw = report["hardware"]
     if hw["gpu_count"]:
         names = hw.get("gpu_names") or [f"GPU {i}" for i in range(hw["gpu_count"])]
-        gpu = card("GPU", f"{hw['gpu_count']} × {names[0]}",
-                   ", ".join(f"{human_mb(m)}" for m in hw["gpu_memory_mb"]) + " memory")
+        gpu = card(
+            "GPU",
+            f"{hw['gpu_count']} × {names[0]}",
+            ", ".join(f"{human_mb(m)}" for m in hw["gpu_memory_mb"]) + " memory",
+        )
     else:
         gpu = card("GPU", "None found", "CUDA available" if hw["cuda_available"] else "runs on the CPU")
     cards = [
@@ -242,8 +247,11 @@ def build_hardware_tab(demo: Any, report: Callable[..., dict[str, Any]], usage: 
         gr.Markdown("### Live load")
         timer = gr.Timer(SAMPLE_EVERY_S)
         with gr.Row(equal_height=True):
-            plots = gr.Plot(show_label=False, min_width=300), gr.Plot(show_label=False, min_width=300), \
-                gr.Plot(show_label=False, min_width=300)
+            plots = (
+                gr.Plot(show_label=False, min_width=300),
+                gr.Plot(show_label=False, min_width=300),
+                gr.Plot(show_label=False, min_width=300),
+            )
         with gr.Accordion("All detected values (JSON)", open=False):
             raw = gr.JSON(first, show_label=False)
             refresh = gr.Button("Detect again", size="sm")

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 #: How often the table refreshes itself.
 REFRESH_S = 3.0
-EMPTY_HTML = ('<div class="v2s-empty">No jobs yet. Start one in the <b>Transcribe</b> tab, or send a file to '
-              "<code>POST /api/jobs</code>.</div>")
+EMPTY_HTML = (
+    '<div class="v2s-empty">No jobs yet. Start one in the <b>Transcribe</b> tab, or send a file to '
+    "<code>POST /api/jobs</code>.</div>"
+)
 COLUMNS = ["Job id", "File", "State", "Progress", "Segments", "Started", "Problem"]
 
 
@@ -30,15 +32,17 @@ def job_rows(jobs: list[dict[str, Any]]) -> list[list[Any]]:
         stage = str(job.get("stage") or job.get("state") or "")
         total = job.get("segments_total")
         created = float(job.get("created") or 0)
-        rows.append([
-            job["job_id"],
-            job.get("input_name") or "?",
-            STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize()),
-            f"{100 * float(job.get('progress') or 0):.0f}%",
-            f"{job.get('segments_done') or 0} / {total if total is not None else '?'}",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
-            job.get("error") or "",
-        ])
+        rows.append(
+            [
+                job["job_id"],
+                job.get("input_name") or "?",
+                STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize()),
+                f"{100 * float(job.get('progress') or 0):.0f}%",
+                f"{job.get('segments_done') or 0} / {total if total is not None else '?'}",
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
+                job.get("error") or "",
+            ]
+        )
     return rows
 
 
@@ -58,19 +62,34 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         first = table()
         empty = gr.HTML(EMPTY_HTML, visible=not first, elem_id="v2s-jobs-empty")
         jobs = gr.Dataframe(
-            value=first, headers=COLUMNS, interactive=False, wrap=True, max_height=420, elem_id="v2s-jobs",
+            value=first,
+            headers=COLUMNS,
+            interactive=False,
+            wrap=True,
+            max_height=420,
+            elem_id="v2s-jobs",
             column_widths=["19%", "20%", "16%", "8%", "8%", "13%", "16%"],
         )
         with gr.Row(equal_height=True):
-            job_id = gr.Textbox(show_label=False, container=False, scale=3, elem_id="v2s-job-id",
-                                placeholder="Chosen job: click a row above, or paste a job id")
+            job_id = gr.Textbox(
+                show_label=False,
+                container=False,
+                scale=3,
+                elem_id="v2s-job-id",
+                placeholder="Chosen job: click a row above, or paste a job id",
+            )
             resume = gr.Button("Resume", variant="primary", size="md", scale=1)
             cancel = gr.Button("Cancel", size="md", scale=1)
             delete = gr.Button("Delete", variant="stop", size="md", scale=1)
             download = gr.Button("Get files", size="md", scale=1)
         # "hidden", not False: a file list first rendered by an update can lose its links (Gradio 6.17).
-        files = gr.File(label="Files of the chosen job", file_count="multiple", interactive=False, visible="hidden",
-                        elem_id="v2s-job-files")
+        files = gr.File(
+            label="Files of the chosen job",
+            file_count="multiple",
+            interactive=False,
+            visible="hidden",
+            elem_id="v2s-job-files",
+        )
 
         def refresh() -> tuple[Any, Any]:
             rows = table()

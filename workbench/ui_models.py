@@ -8,7 +8,8 @@ Everything shown comes from one call, the app-level model status (``Runner.model
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.errors import ModelError
 from pipeline.model_manager import ModelBusyError
@@ -21,8 +22,13 @@ StatusFn = Callable[[], dict[str, Any]]
 LoadFn = Callable[[str | None], dict[str, Any]]
 
 _KIND = {"ready": "ok", "loading": "busy", "failed": "bad", "idle": "idle"}
-_STAGES = {"queued": "queued behind other work", "resolve": "finding the files", "download": "downloading",
-           "load": "reading the weights", "warm-up": "warming up"}
+_STAGES = {
+    "queued": "queued behind other work",
+    "resolve": "finding the files",
+    "download": "downloading",
+    "load": "reading the weights",
+    "warm-up": "warming up",
+}
 
 
 def _percent(status: dict[str, Any]) -> str:
@@ -63,12 +69,17 @@ def status_html(status: dict[str, Any]) -> str:
     state = str(status.get("state") or "idle")
     progress = float(status.get("progress") or 0.0)
     bar_class = {"ready": " v2s-done", "failed": " v2s-fail"}.get(state, "")
-    bar = (f'<div class="v2s-bar{bar_class}"><div style="width:{100 * progress:.0f}%"></div></div>'
-           if state in ("loading", "failed", "ready") else "")
+    bar = (
+        f'<div class="v2s-bar{bar_class}"><div style="width:{100 * progress:.0f}%"></div></div>'
+        if state in ("loading", "failed", "ready")
+        else ""
+    )
     detail = esc(status.get("message") or "")
     if state == "failed":
-        detail = f'<div class="v2s-error">{esc(status.get("error") or status.get("message") or "")}</div>' \
-                 '<div class="v2s-note">Fix the cause and press <b>Retry</b>, or load another model.</div>'
+        detail = (
+            f'<div class="v2s-error">{esc(status.get("error") or status.get("message") or "")}</div>'
+            '<div class="v2s-note">Fix the cause and press <b>Retry</b>, or load another model.</div>'
+        )
     else:
         detail = f'<div class="v2s-note">{detail}</div>'
     workers = status.get("workers") or []
@@ -80,8 +91,10 @@ def status_html(status: dict[str, Any]) -> str:
     ]
     text = status_text(status, compact=True) if state == "failed" else status_text(status)
     pill = badge(_KIND.get(state, "idle"), text, str(status.get("message") or ""))
-    return (f'<div id="v2s-models-indicator" data-state="{esc(state)}">{pill}{bar}{detail}'
-            f'<div class="v2s-cards" style="margin-top:0.6em">{"".join(cards)}</div></div>')
+    return (
+        f'<div id="v2s-models-indicator" data-state="{esc(state)}">{pill}{bar}{detail}'
+        f'<div class="v2s-cards" style="margin-top:0.6em">{"".join(cards)}</div></div>'
+    )
 
 
 def cache_html(status: dict[str, Any]) -> str:
@@ -91,17 +104,22 @@ def cache_html(status: dict[str, Any]) -> str:
         cached = set(worker.get("cache") or [])
         for model in reversed(worker.get("models") or []):
             state = str(model.get("state") or "idle")
-            rows.append([
-                esc(worker.get("worker")),
-                esc(model.get("model")),
-                badge(_KIND.get(state, "idle"), state + (" (cached)" if model.get("model") in cached and state == "ready" else "")),
-                esc(f"{model.get('device') or '—'}/{model.get('compute_type') or '—'}"),
-                esc(f"~{human_mb(model.get('memory_mb'))}" if model.get("memory_mb") else "—"),
-                esc(human_mb(model.get("measured_mb")) if model.get("measured_mb") is not None else "—"),
-                esc(_secs(model.get("load_s"))),
-                esc(_secs(model.get("warmup_s"))),
-                esc(model.get("error") or model.get("message") or ""),
-            ])
+            rows.append(
+                [
+                    esc(worker.get("worker")),
+                    esc(model.get("model")),
+                    badge(
+                        _KIND.get(state, "idle"),
+                        state + (" (cached)" if model.get("model") in cached and state == "ready" else ""),
+                    ),
+                    esc(f"{model.get('device') or '—'}/{model.get('compute_type') or '—'}"),
+                    esc(f"~{human_mb(model.get('memory_mb'))}" if model.get("memory_mb") else "—"),
+                    esc(human_mb(model.get("measured_mb")) if model.get("measured_mb") is not None else "—"),
+                    esc(_secs(model.get("load_s"))),
+                    esc(_secs(model.get("warmup_s"))),
+                    esc(model.get("error") or model.get("message") or ""),
+                ]
+            )
     if not rows:
         return '<div class="v2s-empty">No model loaded or loading yet.</div>'
     limits = "; ".join(
@@ -162,8 +180,12 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
     def tick() -> tuple[Any, str, str, Any]:
         # The answer to the last click stays while a load runs; the indicator says the rest.
         now = status()
-        return (gr.update() if now.get("busy") else "", status_html(now), cache_html(now),
-                gr.update(visible=now.get("state") == "failed"))
+        return (
+            gr.update() if now.get("busy") else "",
+            status_html(now),
+            cache_html(now),
+            gr.update(visible=now.get("state") == "failed"),
+        )
 
     def picker() -> Any:  # noqa: ANN401
         names = list(offered())
@@ -189,8 +211,9 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         )
         indicator = gr.HTML('<div class="v2s-empty">Reading the model status…</div>')
         with gr.Row(equal_height=True):
-            model = gr.Dropdown(label="Model (a name, or type the path of a CTranslate2 model folder)",
-                                allow_custom_value=True, scale=4)
+            model = gr.Dropdown(
+                label="Model (a name, or type the path of a CTranslate2 model folder)", allow_custom_value=True, scale=4
+            )
             switch_button = gr.Button("Load this model", variant="primary", scale=1)
             retry_button = gr.Button("Retry", variant="secondary", visible=False, scale=1)
         note = gr.HTML()
@@ -198,7 +221,9 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         cache = gr.HTML()
         switch_button.click(switch, [model], [note, indicator, cache, retry_button], show_progress="hidden")
         retry_button.click(retry, None, [note, indicator, cache, retry_button], show_progress="hidden")
-        gr.Timer(REFRESH_S).tick(tick, None, [note, indicator, cache, retry_button], show_progress="hidden", queue=False)
+        gr.Timer(REFRESH_S).tick(
+            tick, None, [note, indicator, cache, retry_button], show_progress="hidden", queue=False
+        )
     demo.load(refresh, None, [indicator, cache, retry_button], show_progress="hidden")
     demo.load(picker, None, [model], show_progress="hidden")
 

@@ -9,8 +9,9 @@ then follows the jobs by polling their status; transcription itself runs on the 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -27,9 +28,20 @@ POLL_S = 1.0
 #: Containers browsers play directly; other videos get no preview (converting them would cost minutes).
 PREVIEW_EXTENSIONS = ("mp4", "webm", "m4v", "mov")
 LANGUAGES = [
-    ("Detect automatically", "auto"), ("English", "en"), ("Chinese", "zh"), ("Spanish", "es"), ("French", "fr"),
-    ("German", "de"), ("Japanese", "ja"), ("Korean", "ko"), ("Portuguese", "pt"), ("Russian", "ru"),
-    ("Italian", "it"), ("Dutch", "nl"), ("Arabic", "ar"), ("Hindi", "hi"),
+    ("Detect automatically", "auto"),
+    ("English", "en"),
+    ("Chinese", "zh"),
+    ("Spanish", "es"),
+    ("French", "fr"),
+    ("German", "de"),
+    ("Japanese", "ja"),
+    ("Korean", "ko"),
+    ("Portuguese", "pt"),
+    ("Russian", "ru"),
+    ("Italian", "it"),
+    ("Dutch", "nl"),
+    ("Arabic", "ar"),
+    ("Hindi", "hi"),
 ]
 GROWING = "Subtitles (they grow while the job runs)"
 FORMAT_LABELS = [("SRT (most players)", "srt"), ("WebVTT (web video)", "vtt"), ("JSON (words and timings)", "json")]
@@ -51,8 +63,10 @@ def job_card(status: dict[str, Any]) -> str:
     if duration:
         facts.append(f"Audio <b>{human_seconds(audio_done)} of {human_seconds(duration)}</b>")
     if rtf:
-        facts.append('<span title="seconds of work per second of audio: lower is faster">'
-                     f"Real-time factor <b>{rtf:.2f}</b></span>")
+        facts.append(
+            '<span title="seconds of work per second of audio: lower is faster">'
+            f"Real-time factor <b>{rtf:.2f}</b></span>"
+        )
     if state in ("running", "waiting_for_model", "queued") and stage not in FINAL_STAGES:
         left = (duration - audio_done) * rtf if rtf and duration > audio_done else None
         facts.append(f"Time left <b>{'about ' + human_seconds(left) if left is not None else 'estimating…'}</b>")
@@ -76,8 +90,10 @@ def progress_html(statuses: list[dict[str, Any]], errors: list[str]) -> str:
     return '<div id="v2s-progress">' + "".join(job_card(s) for s in statuses) + refused + "</div>"
 
 
-IDLE_HTML = ('<div id="v2s-progress"><div class="v2s-empty">Progress appears here once you press '
-             "<b>Start</b>: stage, segments, speed and time left for every file.</div></div>")
+IDLE_HTML = (
+    '<div id="v2s-progress"><div class="v2s-empty">Progress appears here once you press '
+    "<b>Start</b>: stage, segments, speed and time left for every file.</div></div>"
+)
 
 
 def _finished(status: dict[str, Any]) -> bool:
@@ -99,15 +115,21 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
         if shown is None and Path(path).suffix.lower().lstrip(".") in PREVIEW_EXTENSIONS:
             shown = status
             captions = exported.get("vtt") or exported.get("srt")
-            video = gr.Video(value=path, subtitles=str(captions) if captions else None, visible=True,
-                             label=f"Preview of {status.get('input_name')} with its subtitles")
+            video = gr.Video(
+                value=path,
+                subtitles=str(captions) if captions else None,
+                visible=True,
+                label=f"Preview of {status.get('input_name')} with its subtitles",
+            )
     shown = shown or next((st for st in statuses if st.get("state") == "done"), None)
     if shown is not None:
         text = gr.Textbox(value=bench.srt_text(shown["job_id"]), label=f"Subtitles of {shown.get('input_name')}")
     else:  # nothing finished: what the last job got done before it stopped
         last = statuses[-1]
-        text = gr.Textbox(value=bench.srt_text(last["job_id"]),
-                          label=f"Subtitles of {last.get('input_name')} (unfinished: resume the job in Jobs)")
+        text = gr.Textbox(
+            value=bench.srt_text(last["job_id"]),
+            label=f"Subtitles of {last.get('input_name')} (unfinished: resume the job in Jobs)",
+        )
     return text, video, gr.File(value=files or None, visible=True if files else "hidden")
 
 
@@ -130,8 +152,11 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     elem_id="v2s-files",
                 )
                 language = gr.Dropdown(
-                    LANGUAGES, value=s.transcribe.language or "auto", label="2 · Spoken language",
-                    info="English-only models (names ending in .en) always write English.", allow_custom_value=True,
+                    LANGUAGES,
+                    value=s.transcribe.language or "auto",
+                    label="2 · Spoken language",
+                    info="English-only models (names ending in .en) always write English.",
+                    allow_custom_value=True,
                 )
                 formats = gr.CheckboxGroup(FORMAT_LABELS, value=list(FORMATS), label="3 · Subtitle formats")
                 with gr.Accordion("Advanced settings (tuned for this machine)", open=False):
@@ -142,13 +167,26 @@ def build_transcribe_tab(bench: Workbench) -> None:
                         elem_classes="v2s-note",
                     )
                     batch_size = gr.Slider(
-                        1, 64, value=s.transcribe.batch_size or defaults["batch_size"], step=1, label="Batch size",
+                        1,
+                        64,
+                        value=s.transcribe.batch_size or defaults["batch_size"],
+                        step=1,
+                        label="Batch size",
                         info="windows per model call; lower it if memory runs out",
                     )
-                    beam_size = gr.Slider(1, 10, value=s.transcribe.beam_size, step=1, label="Beam size",
-                                          info="higher is slightly more accurate and slower")
-                    vad = gr.Checkbox(value=s.vad.enabled, label="Cut at pauses with voice activity detection",
-                                      info="off: fixed 60-second pieces")
+                    beam_size = gr.Slider(
+                        1,
+                        10,
+                        value=s.transcribe.beam_size,
+                        step=1,
+                        label="Beam size",
+                        info="higher is slightly more accurate and slower",
+                    )
+                    vad = gr.Checkbox(
+                        value=s.vad.enabled,
+                        label="Cut at pauses with voice activity detection",
+                        info="off: fixed 60-second pieces",
+                    )
                     with gr.Row():
                         width = gr.Slider(20, 80, value=s.subtitles.max_line_width, step=1, label="Characters per line")
                         lines = gr.Slider(1, 3, value=s.subtitles.max_lines, step=1, label="Lines per subtitle")
@@ -158,20 +196,38 @@ def build_transcribe_tab(bench: Workbench) -> None:
             with gr.Column(scale=3, min_width=360):
                 progress = gr.HTML(IDLE_HTML, label="Progress", elem_id="v2s-progress-box")
                 subtitles = gr.Textbox(
-                    label=GROWING, lines=12, max_lines=12, autoscroll=True, interactive=False, buttons=["copy"],
-                    elem_id="v2s-subtitles", placeholder="The first subtitles appear a few seconds after the start.",
+                    label=GROWING,
+                    lines=12,
+                    max_lines=12,
+                    autoscroll=True,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="v2s-subtitles",
+                    placeholder="The first subtitles appear a few seconds after the start.",
                 )
                 # "hidden", not False: a component first rendered by an update can lose parts of it (the video its
                 # subtitle track, the file list its links) in Gradio 6.17.
-                preview = gr.Video(label="Preview with subtitles", visible="hidden", interactive=False,
-                                   elem_id="v2s-preview")
-                downloads = gr.File(label="Download your subtitles", file_count="multiple", interactive=False,
-                                    visible="hidden", elem_id="v2s-downloads")
+                preview = gr.Video(
+                    label="Preview with subtitles", visible="hidden", interactive=False, elem_id="v2s-preview"
+                )
+                downloads = gr.File(
+                    label="Download your subtitles",
+                    file_count="multiple",
+                    interactive=False,
+                    visible="hidden",
+                    elem_id="v2s-downloads",
+                )
         jobs_state = gr.State([])
 
         def transcribe(
-            files: list[str] | None, language: str, formats: list[str], batch_size: float, beam_size: float,
-            vad: bool, width: float, lines: float,
+            files: list[str] | None,
+            language: str,
+            formats: list[str],
+            batch_size: float,
+            beam_size: float,
+            vad: bool,
+            width: float,
+            lines: float,
         ) -> Iterator[tuple[Any, ...]]:
             """Transcribe the uploaded files; yields progress while the jobs run, then the results."""
             if not files:
@@ -179,8 +235,13 @@ def build_transcribe_tab(bench: Workbench) -> None:
             if not formats:
                 raise gr.Error("Tick at least one subtitle format (box 3).")
             overrides = {
-                "language": language or "auto", "formats": ",".join(formats), "batch_size": int(batch_size),
-                "beam_size": int(beam_size), "vad": bool(vad), "max_line_width": int(width), "max_lines": int(lines),
+                "language": language or "auto",
+                "formats": ",".join(formats),
+                "batch_size": int(batch_size),
+                "beam_size": int(beam_size),
+                "vad": bool(vad),
+                "max_line_width": int(width),
+                "max_lines": int(lines),
             }
             jobs: list[tuple[str, str]] = []  # (job id, the uploaded file's path here)
             errors: list[str] = []
@@ -221,11 +282,19 @@ def build_transcribe_tab(bench: Workbench) -> None:
 
         def reset() -> tuple[Any, ...]:
             starting = IDLE_HTML.replace("Progress appears here once you press <b>Start</b>", "Uploading and starting…")
-            return (starting, gr.Textbox(value="", label=GROWING), gr.Video(value=None, visible="hidden"),
-                    gr.File(value=None, visible="hidden"))
+            return (
+                starting,
+                gr.Textbox(value="", label=GROWING),
+                gr.Video(value=None, visible="hidden"),
+                gr.File(value=None, visible="hidden"),
+            )
 
         start.click(
-            reset, None, [progress, subtitles, preview, downloads], queue=False, show_progress="hidden",
+            reset,
+            None,
+            [progress, subtitles, preview, downloads],
+            queue=False,
+            show_progress="hidden",
             api_visibility="private",
         ).then(
             transcribe,
