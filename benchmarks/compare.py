@@ -1,4 +1,4 @@
-"""Side-by-side speed, memory and accuracy of video2srt against its peers, in one run (SPEC §5).
+"""Side-by-side speed, memory and accuracy of video2srt against its peers, in one run.
 
 Three tools transcribe the same inputs with the same model (the bundled tiny.en CTranslate2 folder),
 device cpu, compute type int8 and batch size 8, each as its own subprocess:
@@ -13,7 +13,7 @@ other processes put on the machine meanwhile, WER against the reference, cue cou
 
 Inputs are built once into the output folder (default ``bench-out/``, git-ignored) and reused:
 
-- ``10min``: the shared clips, looped to ~600 s, with 0.5–1.5 s pauses and three 8–15 s silences,
+- ``10min``: the test clips, looped to ~600 s, with 0.5–1.5 s pauses and three 8–15 s silences,
   muxed with a generated 320x240 10 fps H.264 video track (AAC audio) into an MP4;
 - ``manifesto``: ``video/manifesto.mp4`` (reference: its automatic captions, approximate);
 - ``2h``: the 10-minute audio looped 12× as AAC in M4A, for memory.
@@ -200,7 +200,7 @@ def build_10min(out: Path, data_dir: Path) -> tuple[Path, Path, str]:
 
     Args:
         out: The inputs folder.
-        data_dir: The shared data folder.
+        data_dir: The test data folder.
 
     Returns:
         (the MP4, its 16 kHz WAV audio, the reference text).
@@ -322,7 +322,7 @@ def prepare_inputs(names: Sequence[str], out: Path, data_dir: Path) -> list[Benc
     Args:
         names: Input names, from :data:`INPUTS`.
         out: The benchmark output folder (inputs go to ``out/inputs``).
-        data_dir: The shared data folder.
+        data_dir: The test data folder.
 
     Returns:
         The inputs, in the order asked.
@@ -777,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", default="10min,manifesto", help=f"comma-separated, from {','.join(INPUTS)}")
     p.add_argument("--repeat", type=int, default=1, help="runs per (tool, input); the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the shared test data folder")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--model", type=Path, help="CTranslate2 model folder (default: the bundled tiny.en)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")

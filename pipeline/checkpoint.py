@@ -1,6 +1,6 @@
 """Job folders: the only code that reads or writes ``<jobs dir>/<job id>/``.
 
-Layout (SPEC §2): ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
+Layout: ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
 format version, created), ``checkpoint.json`` (state, segments total/done, history),
 ``segments_results/<index>.json`` (one per finished segment, with a checksum), ``audio.wav`` (16 kHz mono
 PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync the folder.

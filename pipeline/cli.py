@@ -7,14 +7,18 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ClusterError, PipelineError, UsageError
 from pipeline.settings import Settings, build_parser, settings_from_args
 
+if TYPE_CHECKING:
+    from pipeline.runner import JobEvent
+
 log = logging.getLogger("video2srt")
 
 
-def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, closer)
+def _progress_callback(enabled: bool) -> tuple[Callable[[JobEvent], None] | None, Callable[[], object]]:
     """A tqdm bar on stderr per input, when stderr is a terminal."""
     if not enabled:
         return None, lambda: None
@@ -22,7 +26,7 @@ def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, clos
 
     bars: dict[str, tqdm] = {}
 
-    def on_event(event) -> None:  # noqa: ANN001 - JobEvent, imported lazily with the runner
+    def on_event(event: JobEvent) -> None:
         bar = bars.get(event.job_id)
         if bar is None:
             total = round(event.duration, 1) or None

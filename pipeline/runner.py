@@ -269,7 +269,7 @@ class Runner:
         if self._vad is None:
             try:
                 self._vad = SileroVad()
-            except Exception as exc:  # noqa: BLE001 - VAD failure falls back to fixed cuts (seed item 10)
+            except Exception as exc:  # noqa: BLE001 - VAD failure falls back to fixed cuts
                 log.warning("silero-vad could not be loaded (%s); cutting at fixed lengths", exc)
                 return None
         return self._vad
@@ -925,7 +925,7 @@ class _Flight:
         else:
             batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.s.model)
         self._out[id(batch)] = batch
-        batch.future.add_done_callback(lambda _f, b=batch: self._settled.put(b))
+        batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 
     def collect(self, wait: bool = True) -> tuple[list[SegmentResult], str] | None:
         """Wait for the next finished batch and return its results (None when nothing is out).

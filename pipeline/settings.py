@@ -142,7 +142,7 @@ class TranscribeSettings:
 
 @dataclass(frozen=True)
 class SubtitleSettings:
-    """Readability rules for cues (SPEC §4)."""
+    """Readability rules for cues."""
 
     max_line_width: int = 42
     max_lines: int = 2
@@ -454,7 +454,7 @@ def cluster_from_args(ns: argparse.Namespace, fallback_local: bool = False) -> C
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``video2srt`` command line (SPEC §2)."""
+    """The ``video2srt`` command line."""
     p = argparse.ArgumentParser(
         prog="video2srt",
         description="Turn video and audio files into readable, well-timed subtitles with Whisper.",

@@ -1,4 +1,4 @@
-"""Timed words → cues (SPEC §4) → SRT / VTT / JSON (and ASS) text.
+"""Timed words → readable cues → SRT / VTT / JSON (and ASS) text.
 
 The cue builder works in whole milliseconds, the unit every subtitle format stores, so what is checked here
 is exactly what gets written: no rounding can later make two cues overlap or a cue vanish.
@@ -142,7 +142,7 @@ def build_cues(
     settings: SubtitleSettings,
     speech: Sequence[SpeechSpan] = (),
 ) -> list[Cue]:
-    """Turn Whisper's timed text into readable cues (SPEC §4).
+    """Turn Whisper's timed text into readable cues (the rules of ``SubtitleSettings``).
 
     Hard rules hold for every cue: line width (``cjk_line_width`` for lines with CJK characters),
     ``max_lines``, ``max_duration``, time order without overlap, whole words, every word once and in order.
@@ -555,7 +555,7 @@ def _writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]
 
 
 def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
-    """The SPEC §2 JSON document of a transcript; times in seconds, rounded to the millisecond.
+    """The JSON document of a transcript; times in seconds, rounded to the millisecond.
 
     The cues carry exactly the times and numbers the SRT and VTT files get.
     """

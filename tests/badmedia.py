@@ -1,4 +1,4 @@
-"""The bad-input corpus of the hardening tests (issue #10), generated on the fly from the real recordings.
+"""The bad-input corpus of the hardening tests, generated on the fly from the real recordings.
 
 Every case is a file that people really feed subtitle tools: broken files, odd audio, content with little
 or no speech, awkward names. :func:`build_corpus` writes them all into one folder, each with what must come

@@ -1,4 +1,4 @@
-"""HTTP routes for jobs (SPEC §2): upload, list, status, results, resume, cancel, delete.
+"""HTTP routes for jobs: upload, list, status, results, resume, cancel, delete.
 
 The workbench mounts the router that :func:`jobs_router` builds over one shared
 :class:`~workbench.jobs.JobManager`. Every route that names a job validates its id first (400 when
@@ -173,6 +173,6 @@ def jobs_router(manager: JobManager) -> APIRouter:
                 manager.status(rest.split("/", 1)[0])  # 400 for a malformed id (also ""), 404 for an unknown one
             except PipelineError as exc:
                 raise _http_error(exc) from exc
-        raise HTTPException(404, "no such job route: see GET /api/jobs and SPEC §2")
+        raise HTTPException(404, "no such job route: see GET /api/jobs and the README's HTTP API section")
 
     return router

@@ -1,4 +1,4 @@
-"""The video2srt workbench: one server with the Gradio UI at ``/`` and the HTTP API of SPEC §2 beside it.
+"""The video2srt workbench: one server with the Gradio UI at ``/`` and the HTTP API beside it.
 
 :func:`build_server` makes the FastAPI app: the ``/api`` routers over one :class:`~workbench.jobs.JobManager`
 (the UI submits to the same manager, so there is one queue and one job list), and the Gradio Blocks from
@@ -94,7 +94,7 @@ class Workbench:
         """The app-level model status (``GET /api/models/status``): the model manager's, aggregated over workers."""
         if self._runner_ready.is_set():
             return self.manager.runner.model_status()
-        base = {
+        base: dict[str, Any] = {
             "model": self.model_name(),
             "stage": None,
             "progress": 0.0,
@@ -136,7 +136,8 @@ class Workbench:
             return status
         from workbench.ui_hardware import HOST
 
-        latest = (self.usage.snapshot().get(HOST) or [None])[-1]
+        samples = self.usage.snapshot().get(HOST)
+        latest = samples[-1] if samples else None
         workers = [dict(w, usage=w.get("usage") or latest) for w in status.get("workers") or []]
         return {**status, "workers": workers}
 
@@ -338,7 +339,7 @@ def build_server(
     auth: tuple[str, str] | None = None,
     manager: JobManager | None = None,
 ) -> Any:  # noqa: ANN401 - fastapi.FastAPI
-    """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``.
+    """The FastAPI app: the HTTP API beside the Gradio UI mounted at ``/``.
 
     Args:
         settings: The app's settings.
