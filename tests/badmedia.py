@@ -26,7 +26,7 @@ class BadInput:
     """One corpus file and what must come of it.
 
     Attributes:
-        kind: ``broken``, ``odd audio``, ``no speech`` or ``name`` (the README table's groups).
+        kind: ``broken``, ``odd audio``, ``no speech`` or ``name`` (the groups of the hardening table in docs/reliability.md).
         path: The file.
         expect: ``"output"`` (valid subtitles, possibly empty) or ``"error"`` (one clear error).
         reason: For errors, a fragment the one-line message must contain; for outputs, a phrase the
