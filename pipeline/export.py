@@ -44,6 +44,9 @@ _NOT_IN_CONTAINER = re.compile(
     r"incompatible with|could not write header",
     re.IGNORECASE,
 )
+#: Subtitle codecs that are pictures, not text.
+BITMAP_SUBTITLES = frozenset({"dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle", "xsub"})
+_WRITE_FAILED = re.compile(r"error writing trailer|error closing file", re.IGNORECASE)
 _NO_SPACE = re.compile(r"no space left on device|disk quota exceeded", re.IGNORECASE)
 
 #: ISO 639-1 (Whisper's codes) → ISO 639-2/T, the language tag of a subtitle stream.
@@ -81,7 +84,7 @@ class MediaInfo:
     height: int
     video_codec: str
     audio_codecs: tuple[str, ...]
-    subtitle_streams: int
+    subtitle_codecs: tuple[str, ...]
     duration: float
 
 
@@ -129,7 +132,7 @@ def probe_media(path: Path) -> MediaInfo:
         with av.open(str(path)) as container:
             video = next((s for s in container.streams.video if not _is_cover(s)), None)
             audio = tuple(s.codec_context.name for s in container.streams.audio)
-            subs = len(container.streams.subtitles)
+            subs = tuple(s.codec_context.name for s in container.streams.subtitles)
             duration = float(container.duration or 0) / 1e6
             if video is not None:
                 return MediaInfo(
@@ -335,7 +338,9 @@ def _run_ffmpeg(
     if cancel is not None and cancel.is_set():
         tmp.unlink(missing_ok=True)
         raise CancelledError(f"export of {target.name} cancelled")
-    if code != 0:
+    # ffmpeg 5 exits 0 when only its trailer or the file's close fails (a disk that filled at the end):
+    # its error lines are the only sign that the file is incomplete.
+    if code != 0 or _NO_SPACE.search(message) or _WRITE_FAILED.search(message):
         tmp.unlink(missing_ok=True)
         raise _ffmpeg_error(message, target)
     try:
@@ -459,10 +464,17 @@ def _embed_maps(ext: str, info: MediaInfo, tracks: Sequence[Transcript]) -> list
         maps += ["-map", f"{n + 1}:0"]
     codec = "mov_text" if ext == "mp4" else "srt"
     args = [*maps, "-c", "copy"]
-    if ext == "mp4" and info.subtitle_streams:
-        args += ["-c:s", "mov_text"]  # MP4 holds text subtitles only as mov_text
+    for k, existing in enumerate(info.subtitle_codecs):
+        # MP4 holds text subtitles only as mov_text, and Matroska cannot hold mov_text: text tracks are
+        # converted, bitmap ones (DVD, Blu-ray) copied; MP4 cannot hold those at all.
+        if ext == "mp4" and existing in BITMAP_SUBTITLES:
+            raise _ContainerError(f"its {existing} subtitle track cannot go into MP4")
+        if ext == "mp4" and existing != "mov_text":
+            args += [f"-c:s:{k}", "mov_text"]
+        elif ext != "mp4" and existing == "mov_text":
+            args += [f"-c:s:{k}", "srt"]
     for n, transcript in enumerate(tracks):
-        k = info.subtitle_streams + n
+        k = len(info.subtitle_codecs) + n
         args += [
             f"-c:s:{k}",
             codec,
