@@ -267,6 +267,24 @@ class Job:
         atomic_write_text(path, text)
         return path
 
+    def adopt_input(self) -> Path:
+        """Move the job's input file into its folder (``input.<ext>``) and point ``job.json`` at it.
+
+        For inputs the app received as uploads: the job then owns its media (review plays it, exports read
+        it) and it goes with the job. A rename, so the input must be on the same file system.
+
+        Raises:
+            OSError: The input cannot be moved.
+        """
+        meta = self.read_job()
+        source = Path(meta["input_path"])
+        target = self.dir / f"input{source.suffix.lower()[:10]}"
+        if source != target:
+            os.replace(source, target)
+            _fsync_dir(self.dir)
+            self.update_job(input_path=str(target))
+        return target
+
     # review: edited cues, originals and exports ----------------------------------------------------
     def read_transcript(self) -> dict[str, Any]:
         """The finished job's transcript (``output/result.json``: segments, words, cues), edits included.

@@ -618,8 +618,17 @@ class JobManager:
             log.debug("job %s failed", job.id, exc_info=True)
             if not entry.deleted:
                 _mark_failed(job, exc)
-        # A finished job keeps its upload: the Review tab plays it and the video exports read it. It goes
-        # with the job (DELETE), or with the job's expiry.
+        else:
+            if not entry.deleted:
+                # The upload moves into the job folder (a rename: the uploads are in the jobs folder), where the
+                # Review tab plays it and the video exports read it; it goes when the job is deleted.
+                upload = self._upload_dir(job)
+                if upload is not None:
+                    try:
+                        job.adopt_input()
+                    except (PipelineError, OSError) as exc:
+                        log.warning("job %s: cannot keep its input for review (%s)", job.id, exc)
+                    shutil.rmtree(upload, ignore_errors=True)
 
     def close(self) -> None:
         """Cancel the running job and stop the worker thread; queued jobs stay queued on disk. Last call."""
