@@ -18,8 +18,6 @@ from typing import Any
 from pipeline.errors import UsageError
 
 FORMATS = ("srt", "vtt", "json", "ass")
-#: What ``--burn`` passes to libx264 as ``-preset``.
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
