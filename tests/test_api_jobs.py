@@ -112,10 +112,11 @@ def test_upload_poll_and_fetch_results(shared: tuple[TestClient, JobManager], ma
     r = client.get(f"/api/jobs/{job_id}/result.vtt")
     assert r.status_code == 404 and "formats" in r.json()["detail"]
     assert job_id in [j["job_id"] for j in client.get("/api/jobs").json()]
-    # Done: nothing to resume or cancel; the upload is gone, the results stay.
+    # Done: nothing to resume or cancel; the upload moved into the job folder (review and video export read it).
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409
     assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
     assert not any(manager.uploads_root.iterdir())
+    assert manager.review.input_path(job_id) == manager.store.open(job_id).dir / "input.mp4"
 
 
 def test_bad_uploads_are_refused_and_leave_nothing(
