@@ -125,7 +125,9 @@ def _export_videos(settings: Settings, result: object) -> list[Path]:
     return written
 
 
-def _export_bar(kind: str, input_path: Path, enabled: bool):  # noqa: ANN202 - returns (callback, closer)
+def _export_bar(
+    kind: str, input_path: Path, enabled: bool
+) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm

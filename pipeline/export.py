@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pysubs2
 
@@ -143,7 +144,7 @@ def probe_media(path: Path) -> MediaInfo:
         raise InputError(f"{path}: cannot be read as video or audio ({exc})") from exc
 
 
-def _is_cover(stream) -> bool:  # noqa: ANN001 - av stream
+def _is_cover(stream: Any) -> bool:  # noqa: ANN401 - an av stream of any kind
     # An MP3's or M4A's cover picture is a one-frame "video" stream; it is not a video to burn into.
     return bool(stream.disposition & 0x400) if hasattr(stream, "disposition") else False  # attached_pic
 

@@ -163,6 +163,9 @@ def jobs_router(manager: JobManager) -> APIRouter:
     @router.put("/{job_id}/cues")
     def edit_cues(job_id: str, body: Annotated[Any, Body()] = None) -> Any:  # noqa: ANN401 - JSON
         items = body.get("cues") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            detail = 'send the cues as a JSON list of {"start", "end", "text"} (or {"cues": [...]})'
+            return JSONResponse({"detail": detail, "cue": None, "reason": "not a list"}, status_code=422)
         try:
             return manager.review.save_cues(job_id, items)
         except CueEditError as exc:
