@@ -718,7 +718,7 @@ def warm_up(model: LoadedModel) -> str:
     samples = warmup_clip()
     span = SpeechSpan(0.0, samples.size / 16000)
     segment = Segment(0, span.start, span.end, (span,), (Window((span,)),))
-    language, _ = detect_language(model, samples.astype(np.float32) / 32768.0)
+    language = detect_language(model, samples).language or "en"
     results = transcribe_segments(
         model, [SegmentAudio(segment, (samples,))], TranscribeSettings(language=language, batch_size=1), language
     )
