@@ -26,6 +26,7 @@ _STAGES = {
     "queued": "queued behind other work",
     "resolve": "finding the files",
     "download": "downloading",
+    "assemble": "assembling the packaged model (once)",
     "load": "reading the weights",
     "warm-up": "warming up",
 }
