@@ -552,7 +552,10 @@ class Runner:
                     flight.model = job_model
                     model_name = job_model.name
                     job.update_checkpoint(
-                        language=language, language_probability=guess.probability, language_windows=guess.windows
+                        language=language,
+                        language_probability=guess.probability,
+                        language_windows=guess.windows,
+                        language_warning=guess.warning,
                     )
                 if "model_name" not in state:
                     # The model this job runs on, by name and weights: a resume must find the same.
@@ -604,6 +607,9 @@ class Runner:
         if guess is None and language is None:
             guess = LanguageGuess(None, 0.0, 0)  # no speech at all: no language is forced
             log.warning("%s: %s", input_path.name, guess.warning)
+            job.update_checkpoint(language_warning=guess.warning)
+        elif s.transcribe.language is not None and "language" not in state:
+            job.update_checkpoint(language=language)
         transcript = Transcript(
             language=language,
             duration=round(produced.audio_seconds, 3),
