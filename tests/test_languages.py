@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ from pipeline.catalogue import BASE_PACKAGED
 from pipeline.cli import main
 from pipeline.errors import ModelError, UsageError
 from pipeline.languages import language_choices, native_name, normalize_language
-from pipeline.settings import AudioSettings, ModelSettings, build_parser, settings_from_args
+from pipeline.settings import AudioSettings, ModelSettings, Settings, build_parser, settings_from_args
 from pipeline.transcribe import LanguageGuess, detect_language
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,3 +262,46 @@ def test_no_speech_forces_no_language(multilingual_model: str, tmp_path: Path) -
     result = _run([str(silent), "-o", str(tmp_path / "out"), "--jobs-dir", str(tmp_path / "jobs")])
     assert result["language"] is None and result["language_warning"] == "no speech found: no language detected"
     assert result["segments"] == []
+
+
+# ---------------------------------------------------------------------------------------------- HTTP API, status
+
+
+def test_api_lists_models_validates_language_and_reports_the_choice(
+    multilingual_model: str, settings: Settings, data_dir: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from workbench.app import build_server
+
+    auto = settings.replace(
+        model=dataclasses.replace(settings.model, name="auto"),
+        transcribe=dataclasses.replace(settings.transcribe, language=None),
+    )
+    app = build_server(auto, preload=False)
+    clip = data_dir / "zh" / "IT0011W0001.wav"
+    try:
+        with TestClient(app) as client:
+            rows = {row["name"]: row for row in client.get("/api/models").json()}
+            assert rows[multilingual_model]["languages"] == "99 languages" and rows[multilingual_model]["present"]
+            assert rows["tiny.en"]["languages"] == "English" and rows["tiny.en"]["rtf"] > 0
+
+            def upload(language: str) -> Any:  # noqa: ANN401
+                with open(clip, "rb") as fh:
+                    return client.post("/api/jobs", files={"file": (clip.name, fh)}, data={"language": language})
+
+            bad = upload("xx")
+            assert bad.status_code == 400 and "unknown --language 'xx'" in bad.json()["detail"]
+            r = upload("chinese")
+            assert r.status_code == 202, r.text
+            url = f"/api/jobs/{r.json()['job_id']}"
+            deadline = time.monotonic() + 300
+            while (status := client.get(url).json())["active"] or status["state"] not in ("done", "failed"):
+                assert time.monotonic() < deadline, status
+                time.sleep(0.1)
+            assert status["state"] == "done", status
+            assert (status["language"], status["model"]) == ("zh", multilingual_model)
+            assert "multilingual" in status["model_reason"] and status["language_probability"] is None  # given
+    finally:
+        app.state.jobs.close()
+        app.state.jobs.runner.close()
