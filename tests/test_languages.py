@@ -305,3 +305,22 @@ def test_api_lists_models_validates_language_and_reports_the_choice(
     finally:
         app.state.jobs.close()
         app.state.jobs.runner.close()
+
+
+def test_fingerprint_covers_the_language_and_the_model_weights(settings: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline.runner import fingerprint_of
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(models.bundled_model_path(), folder)
+    named = settings.replace(model=dataclasses.replace(settings.model, name=str(folder)))
+    before = fingerprint_of(named)
+    assert before["model_identity"].startswith("my-model@size:")
+    zh = settings.replace(transcribe=dataclasses.replace(settings.transcribe, language="zh"))
+    assert fingerprint_of(zh) != fingerprint_of(settings)
+    os.utime(folder / "model.bin", (1, 1))  # other weights under the same name: a resume must refuse
+    assert fingerprint_of(named) != before
+    packaged = settings.replace(model=dataclasses.replace(settings.model, name="base"))
+    # The packaged base is known by its pinned sha256 (the same weights in the HF cache have it as blob name).
+    assert fingerprint_of(packaged)["model_identity"] == f"base@sha256:{BASE_PACKAGED.sha256}"
