@@ -51,7 +51,7 @@ def base_model(multilingual_model: str) -> models.LoadedModel:
 
 
 #: A representative half of the FLEURS clips (every other one of each language; all 20 are measured by
-#: ``python benchmarks/languages.py``, see docs/benchmarks.md) and the three Mandarin recordings.
+#: ``python benchmarks/detect_languages.py --detect``, see docs/benchmarks.md) and the three Mandarin recordings.
 SUBSET = ("de-000", "de-002", "de-004", "de-006", "de-008", "es-001", "es-003", "es-005", "es-007", "es-009")
 
 

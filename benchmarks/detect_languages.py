@@ -5,7 +5,7 @@ three Mandarin recordings, and jfk, LJ Speech and the Harvard sentences (English
 :func:`pipeline.transcribe.detect_language` as the runner uses it: int16 samples scaled to [-1, 1], one
 encoder pass per 30-s window, up to three windows spread over the clip, probabilities averaged.
 
-    python benchmarks/languages.py --detect [--model base] [--data tests/data]
+    python benchmarks/detect_languages.py --detect [--model base] [--data tests/data]
 
 Prints one row per language (right/total, mean and lowest probability, seconds per detection) and the
 clips it got wrong.
