@@ -65,8 +65,8 @@ def english_name(code: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _lookup() -> dict[str, str]:
-    """Every accepted spelling (folded) → code: codes, English names, Whisper's aliases, native names."""
+def _basic() -> dict[str, str]:
+    """Codes, English names and Whisper's aliases (folded) → code: no CLDR data needed, so it is quick."""
     from whisperx.utils import TO_LANGUAGE_CODE
 
     table: dict[str, str] = {}
@@ -75,6 +75,13 @@ def _lookup() -> dict[str, str]:
         table[_fold(name)] = code
     for alias, code in {**TO_LANGUAGE_CODE, **_EXTRA_ALIASES}.items():
         table.setdefault(_fold(alias), code)
+    return table
+
+
+@lru_cache(maxsize=1)
+def _lookup() -> dict[str, str]:
+    """Every accepted spelling (folded) → code: :func:`_basic` plus each language's own name (CLDR, slower)."""
+    table = dict(_basic())
     for code in whisper_languages():
         table.setdefault(_fold(native_name(code)), code)
     return table
@@ -90,11 +97,14 @@ def normalize_language(value: str | None, what: str = "--language") -> str | Non
     raw = (value or "").strip()
     if not raw or raw.lower() in ("auto", "detect"):
         return None
-    table = _lookup()
     key = _fold(raw).replace("_", "-")
-    code = table.get(key) or table.get(key.split("-")[0])  # zh-CN, en_US: the language part
-    if code is not None:
-        return code
+    # Codes and English names first (the usual case, and no CLDR data to load), then names in any language.
+    for tables in (_basic, _lookup):
+        table = tables()
+        code = table.get(key) or table.get(key.split("-")[0])  # zh-CN, en_US: the language part
+        if code is not None:
+            return code
+    table = _lookup()
     near = difflib.get_close_matches(key, list(table), n=6, cutoff=0.6)
     seen: list[str] = []
     for match in near:

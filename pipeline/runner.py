@@ -190,8 +190,17 @@ class Runner:
         preload the model here. Jobs may be submitted at once; they wait for what they need."""
         if self._use_cluster:
             threading.Thread(target=self._start_backend, name="cluster-start", daemon=True).start()
-        else:
-            self.models.preload()
+            return
+        s = self.settings
+        language = s.transcribe.language
+        if s.model.name == AUTO_MODEL and language not in (None, "en"):
+            # ``auto`` for a known other language: its multilingual model, not the English default.
+            self.models.request(self._pick_model(s, language, None)[0])
+            return
+        self.models.preload()
+        if s.model.name == AUTO_MODEL and language is None and s.models.max_cached >= 2:
+            # The language will be detected on the multilingual base: its load queues behind tiny.en's.
+            self.models.request(self._detection_model(s))
 
     def _start_backend(self) -> None:
         try:

@@ -324,3 +324,38 @@ def test_fingerprint_covers_the_language_and_the_model_weights(settings: Setting
     packaged = settings.replace(model=dataclasses.replace(settings.model, name="base"))
     # The packaged base is known by its pinned sha256 (the same weights in the HF cache have it as blob name).
     assert fingerprint_of(packaged)["model_identity"] == f"base@sha256:{BASE_PACKAGED.sha256}"
+
+
+def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
+    import queue
+
+    from pipeline.runner import _DONE, _Lookahead, _Stop, spread
+    from pipeline.transcribe import SegmentAudio
+    from pipeline.types import Segment, SpeechSpan, Window
+
+    windows = [np.full(16000, i, np.int16) for i in range(7)]
+    assert [int(w[0]) for w in spread(windows, 3)] == [0, 3, 6]
+    assert [int(w[0]) for w in spread(windows, 1)] == [0]
+    assert spread([np.zeros(100, np.int16)], 3) == []  # under 0.1 s is no speech
+    q: queue.Queue[object] = queue.Queue()
+    items = []
+    for i in range(3):
+        span = SpeechSpan(float(i), i + 1.0)
+        seg = Segment(i, span.start, span.end, (span,), (Window((span,)),))
+        items.append(SegmentAudio(seg, (windows[i],)))
+        q.put(items[-1])
+    q.put(_DONE)
+    ahead = _Lookahead(q)
+    seen = ahead.more_windows(8, _Stop(None))  # stops at the end of the input
+    assert [int(w[0]) for w in seen] == [0, 1, 2]
+    assert [ahead.get(0.1) for _ in range(4)] == [*items, _DONE]  # nothing lost, nothing reordered
+
+
+def test_list_models_prints_the_catalogue(multilingual_model: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list-models"]) == 0
+    captured = capsys.readouterr()
+    lines = {line.split()[0]: line for line in captured.out.splitlines()[1:]}
+    assert "English" in lines["tiny.en"] and "yes" in lines["tiny.en"]
+    assert "99 languages" in lines[multilingual_model] and "RTF ~" in lines[multilingual_model]
+    assert "no" in lines["large-v3"].split() and "--download-model large-v3" in lines["large-v3"]
+    assert "real-time factor" in captured.err
