@@ -448,7 +448,10 @@ class Runner:
         t = time.monotonic()
         # Decoding and VAD go on while the cluster starts (or is reached) and the model loads.
         backend = self.backend()
-        state = job.read_checkpoint()
+        try:
+            state = job.read_checkpoint()
+        except CheckpointError:
+            state = {}  # killed before its first checkpoint: nothing was decided yet
         language = s.transcribe.language
         if done and language is None:
             language = next(iter(done.values())).language
