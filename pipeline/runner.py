@@ -556,7 +556,7 @@ class Runner:
                             flight.detect(more[: DETECT_WINDOWS - len(first)], detect_model or job_model)
                         )
                     language = guess.language
-                    if guess.warning:
+                    if guess.warning and guess.language is not None:
                         log.warning("%s: %s", input_path.name, guess.warning)
                     else:
                         log.info("%s: language %s (p=%.2f)", input_path.name, language, guess.probability)
@@ -618,7 +618,7 @@ class Runner:
         subtitles_s = time.monotonic() - t
         if guess is None and language is None:
             guess = LanguageGuess(None, 0.0, 0)  # no speech at all: no language is forced
-            log.warning("%s: %s", input_path.name, guess.warning)
+            log.info("%s: %s", input_path.name, guess.warning)  # said in the JSON and the job status
             job.update_checkpoint(language_warning=guess.warning)
         elif s.transcribe.language is not None and "language" not in state:
             job.update_checkpoint(language=language)
