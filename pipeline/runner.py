@@ -392,7 +392,10 @@ class Runner:
             raise error from exc
         finally:
             self._active -= 1
-            stop.stop()  # the producer, if still running, ends at its next step
+            # The producer, if still running, ends at its next step. A job that fails early (its model cannot
+            # be had) must not leave it decoding while the process exits: PyAV and onnxruntime threads torn
+            # down mid-call crashed the interpreter's exit.
+            stop.stop(join_s=30.0)
 
     @staticmethod
     def _audio_source(job: Job, meta: dict, input_path: Path) -> Path:
@@ -445,6 +448,7 @@ class Runner:
             daemon=True,
         )
         producer.start()
+        cancel.producer = producer
         t = time.monotonic()
         # Decoding and VAD go on while the cluster starts (or is reached) and the model loads.
         backend = self.backend()
@@ -970,9 +974,14 @@ class _Stop:
     def __init__(self, cancel: threading.Event | None) -> None:
         self._cancel = cancel
         self._stopped = threading.Event()
+        #: The job's producer thread, joined when the job ends.
+        self.producer: threading.Thread | None = None
 
-    def stop(self) -> None:
+    def stop(self, join_s: float = 0.0) -> None:
+        """Ask the producer to stop; with ``join_s``, wait that long for it to end."""
         self._stopped.set()
+        if join_s and self.producer is not None and self.producer is not threading.current_thread():
+            self.producer.join(join_s)
 
     def is_set(self) -> bool:
         return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
