@@ -359,3 +359,24 @@ def test_list_models_prints_the_catalogue(multilingual_model: str, capsys: pytes
     assert "99 languages" in lines[multilingual_model] and "RTF ~" in lines[multilingual_model]
     assert "no" in lines["large-v3"].split() and "--download-model large-v3" in lines["large-v3"]
     assert "real-time factor" in captured.err
+
+
+def test_upload_settings_use_the_same_validator(settings: Settings, tmp_path: Path) -> None:
+    from workbench.jobs import job_settings
+
+    auto = settings.replace(model=dataclasses.replace(settings.model, name="auto"))
+    assert job_settings(auto, {"language": "Deutsch"}, tmp_path).transcribe.language == "de"
+    assert job_settings(auto, {"language": "auto"}, tmp_path).transcribe.language is None
+    with pytest.raises(UsageError, match="English-only"):  # the selected model is tiny.en
+        job_settings(settings, {"language": "zh"}, tmp_path)
+    with pytest.raises(UsageError, match="unknown --language 'xx'"):
+        job_settings(settings, {"language": "xx"}, tmp_path)
+
+
+def test_models_tab_table_says_which_model_speaks_which_languages(multilingual_model: str) -> None:
+    from workbench.ui_models import catalogue_html
+
+    rows = [m.as_dict() for m in catalogue.catalogue("cpu", 2)]
+    rows[-1]["download"] = {"state": "downloading", "progress": 0.4, "message": "downloading"}
+    html = catalogue_html(rows)
+    assert "99 languages" in html and "English" in html and "not here" in html and "downloading 40%" in html
