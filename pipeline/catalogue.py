@@ -223,11 +223,27 @@ def models_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 # The Hugging Face cache
 
 
+#: The catalogue's names and their repositories, as in faster-whisper's table (``faster_whisper.utils._MODELS``):
+#: looking them up in the cache needs no import of faster-whisper or huggingface_hub (the optimizer does it at
+#: every CLI start).
+KNOWN_REPOS = {
+    "tiny.en": "Systran/faster-whisper-tiny.en",
+    "tiny": "Systran/faster-whisper-tiny",
+    "base": "Systran/faster-whisper-base",
+    "small": "Systran/faster-whisper-small",
+    "medium": "Systran/faster-whisper-medium",
+    "large-v2": "Systran/faster-whisper-large-v2",
+    "large-v3": "Systran/faster-whisper-large-v3",
+    "large-v3-turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+    "distil-large-v3": "Systran/faster-distil-whisper-large-v3",
+}
+
+
 def standard_repos() -> dict[str, str]:
     """Standard names and their Hugging Face repositories (faster-whisper's own table, so we stay in step)."""
     from faster_whisper.utils import _MODELS
 
-    return dict(_MODELS)
+    return {**KNOWN_REPOS, **_MODELS}
 
 
 def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -242,20 +258,31 @@ def hub_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def cached_standard(name: str) -> Path | None:
-    """The snapshot folder of standard model ``name`` in the local HF cache, or None."""
-    repo = standard_repos().get(name)
-    if repo is None:
-        return None
-    from huggingface_hub import try_to_load_from_cache
+    """The snapshot folder of standard model ``name`` in the local HF cache, or None.
 
+    Read the way huggingface_hub lays the cache out (``models--ORG--NAME/refs/main`` names the snapshot
+    under ``snapshots/``), without importing it.
+    """
+    repo = KNOWN_REPOS.get(name)
+    if repo is None:
+        if "/" in name or os.sep in name:
+            return None  # a folder, not a name
+        repo = standard_repos().get(name)
+        if repo is None:
+            return None
+    folder = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
     try:
-        found = try_to_load_from_cache(repo, "model.bin", cache_dir=str(hub_cache_dir()))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(found, str):
-        return None
-    folder = Path(found).parent
-    return folder if (folder / "config.json").exists() or (folder / "tokenizer.json").exists() else None
+        revision = (folder / "refs" / "main").read_text(encoding="ascii").strip()
+        snapshots = [folder / "snapshots" / revision]
+    except OSError:
+        try:
+            snapshots = sorted((folder / "snapshots").iterdir())
+        except OSError:
+            return None
+    for snapshot in snapshots:
+        if (snapshot / "model.bin").is_file() and (snapshot / "tokenizer.json").is_file():
+            return snapshot
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------------
