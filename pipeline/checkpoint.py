@@ -226,6 +226,11 @@ class Job:
             created=float(job.get("created") or 0.0),
             updated=float(cp.get("updated") or job.get("created") or self._touched()),
             error=str(cp.get("error") or ""),
+            model=cp.get("model_name"),
+            model_reason=cp.get("model_reason"),
+            language=cp.get("language"),
+            language_probability=cp.get("language_probability"),
+            language_warning=cp.get("language_warning"),
         )
 
     def _touched(self) -> float:
@@ -480,6 +485,13 @@ class JobSummary:
     created: float
     updated: float
     error: str = ""
+    #: The model the job runs on and why (``auto`` picks per language), once decided.
+    model: str | None = None
+    model_reason: str | None = None
+    #: The language (given, or detected with its probability; a warning when unsure or no speech).
+    language: str | None = None
+    language_probability: float | None = None
+    language_warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

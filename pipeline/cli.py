@@ -169,6 +169,40 @@ def _resume(settings: Settings, job_id: str | None) -> int:
     return _run_each(settings, ids, lambda runner, one, on_event: runner.resume(one, on_event))
 
 
+def _list_models(settings: Settings) -> int:
+    from pipeline.catalogue import catalogue
+    from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
+
+    optimized = CoreOptimizer().optimize(
+        CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
+        device=settings.model.device,
+        compute_type=settings.model.compute_type,
+        cpu_affinity=settings.cluster.cpu_affinity,
+    )
+    rows = catalogue(optimized.device, optimized.cpu_threads)
+    print(f"{'MODEL':18} {'LANGUAGES':13} {'SIZE':>9}  {'PRESENT':8} {'SOURCE':9} {'SPEED':>10}  NOTE")
+    for m in rows:
+        size = f"{m.size_mb:.0f} MB" if m.size_mb is not None else "?"
+        speed = f"RTF ~{m.rtf:.2g}" if m.rtf is not None else "?"
+        print(
+            f"{m.name:18} {m.languages:13} {size:>9}  {'yes' if m.present else 'no':8} {m.source:9} {speed:>10}  {m.note}"
+        )
+    print(
+        f"speed: a rough real-time factor (seconds of work per second of audio) on {optimized.device} with "
+        f"{optimized.cpu_threads} thread(s): tiny.en measured on a 2-core CPU, scaled by each model's size "
+        "(pipeline/catalogue.py estimate_rtf)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _download_model(name: str) -> int:
+    from pipeline.catalogue import download
+
+    print(download(name))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``video2srt``; returns the exit code (0 ok, 1 processing failure, 2 usage error)."""
     parser = build_parser()
@@ -183,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if ns.list_jobs:
             return _list_jobs(settings)
+        if ns.list_models:
+            return _list_models(settings)
+        if ns.download_model:
+            return _download_model(ns.download_model.strip())
         if ns.resume or ns.resume_all:
             if ns.inputs:
                 raise UsageError("--resume and --resume-all take no input files")

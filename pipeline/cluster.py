@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from pipeline.hardware import HardwareInfo, OptimizedSettings
     from pipeline.model_manager import ModelManager
-    from pipeline.transcribe import SegmentAudio
+    from pipeline.transcribe import LanguageGuess, SegmentAudio
     from pipeline.types import SegmentResult
 
 log = logging.getLogger(__name__)
@@ -220,12 +220,13 @@ def transcribe_task(
     return batch_future(manager, items, settings, language, for_worker(manager.settings, model)).result()
 
 
-def detect_task(samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
-    """A Dask task: the language of ``samples`` on this worker's model."""
+def detect_task(windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
+    """A Dask task: the language of some speech windows on this worker's model (the catalogue name resolves
+    on the worker; a packaged model is assembled once per machine, under a file lock)."""
     from pipeline.transcribe import detect_with
 
     manager = _worker_manager()
-    return detect_with(manager, samples, for_worker(manager.settings, model))
+    return detect_with(manager, windows, for_worker(manager.settings, model))
 
 
 def worker_report(dask_worker: Any) -> dict[str, Any]:  # noqa: ANN401 - distributed.Worker
@@ -326,9 +327,9 @@ class DaskBackend:
         )
         return _as_concurrent(future, self._futures, self.settings.cluster.scheduler or "")
 
-    def detect_language(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
-        """The language of ``samples``, decided on a worker."""
-        return self.client.submit(detect_task, samples, _portable(model), pure=False, priority=100).result()
+    def detect_language(self, windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
+        """The language of some speech windows, decided on a worker."""
+        return self.client.submit(detect_task, windows, _portable(model), pure=False, priority=100).result()
 
     def cancel(self, futures: Sequence[ConcurrentFuture]) -> None:
         """Drop the tasks behind ``futures`` (from :meth:`submit`), queued or running: a cancelled job."""

@@ -89,7 +89,7 @@ class MediaInfo:
     duration: float
 
 
-def language_tag(language: str) -> str:
+def language_tag(language: str | None) -> str:
     """The ISO 639-2 tag of a Whisper language code (``en`` → ``eng``); ``und`` when unknown."""
     code = (language or "").strip().lower()
     if len(code) == 3 and code.isalpha():
@@ -97,7 +97,7 @@ def language_tag(language: str) -> str:
     return ISO639_2.get(code, "und")
 
 
-def language_title(language: str) -> str:
+def language_title(language: str | None) -> str:
     """A human title for a subtitle stream, such as ``English (video2srt)``."""
     name = _NAMES.get((language or "").lower(), language or "subtitles")
     return f"{name} (video2srt)"
@@ -152,7 +152,7 @@ def _is_cover(stream: Any) -> bool:  # noqa: ANN401 - an av stream of any kind
 # --- ASS --------------------------------------------------------------------------------------------------
 
 
-def ass_style(settings: ExportSettings, language: str, play_res_y: int = PLAY_RES_Y) -> pysubs2.SSAStyle:
+def ass_style(settings: ExportSettings, language: str | None, play_res_y: int = PLAY_RES_Y) -> pysubs2.SSAStyle:
     """The readable default style: a sans font, white with a black outline and soft shadow, bottom centre."""
     font = settings.font if settings.font != "auto" else AUTO_FONTS.get((language or "").lower(), DEFAULT_FONT)
     scale = play_res_y / PLAY_RES_Y

@@ -19,6 +19,7 @@ import ctypes
 import dataclasses
 import functools
 import gc
+import importlib.util
 import logging
 import os
 import platform
@@ -151,6 +152,8 @@ class OptimizedSettings:
     cpu_threads: int
     replicas: int = 1
     reasons: dict[str, str] = field(default_factory=dict)
+    #: For ``auto``: the model of languages other than English (``model`` is English's); else ``model``.
+    multilingual_model: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """All fields as plain JSON values."""
@@ -712,6 +715,7 @@ _REASON_ORDER = (
     "device",
     "compute_type",
     "model",
+    "multilingual_model",
     "cpu_threads",
     "replicas",
 )
@@ -782,9 +786,11 @@ class CoreOptimizer:
             else f"{chosen_compute}: the fastest accurate type on {chosen_device} (float16 on CUDA, int8 on CPU)"
         )
 
+        other_model = model
         if model != AUTO_MODEL:
             chosen_model = model
             reasons["model"] = f"{model} as requested"
+            reasons["multilingual_model"] = f"{model} as requested, for every language"
         else:
             gpu_mb = best_free if chosen_device == "cuda" else 0
             chosen_model = default_model_name(chosen_device, gpu_mb)
@@ -797,6 +803,20 @@ class CoreOptimizer:
                 reasons["model"] = f"bundled {BUNDLED}: {_gb(best_free)} free GPU memory is too little for medium"
             else:
                 reasons["model"] = f"bundled {BUNDLED}: always available offline and fast enough on the CPU"
+            other_model = chosen_model
+            reasons["multilingual_model"] = "the model above, for every language"
+            if _catalogue_ready():
+                from pipeline.models import choose_model
+
+                english, why_english = choose_model("en", chosen_device, gpu_mb)
+                other_model, why_other = choose_model("xx", chosen_device, gpu_mb)
+                if chosen_device == "cpu" or english != BUNDLED:
+                    chosen_model = english  # what auto really runs for English (a model that is here)
+                reasons["model"] = f"auto for English: {why_english}" if chosen_model == english else reasons["model"]
+                reasons["multilingual_model"] = (
+                    f"auto for other languages: {why_other}; with --language unset the language is detected first "
+                    "on the multilingual base, on speech windows only"
+                )
 
         strategy = effective_affinity_strategy(cpu_affinity, chosen_device)
         cores, note = _plan_affinity(cpu_affinity, chosen_device, info.cpu_threads)
@@ -849,6 +869,7 @@ class CoreOptimizer:
             model=chosen_model,
             cpu_threads=cpu_threads,
             replicas=replicas,
+            multilingual_model=other_model if other_model != AUTO_MODEL else chosen_model,
             # In field order, so that JSON readers see the reasons as they see the fields.
             reasons={name: reasons[name] for name in _REASON_ORDER if name in reasons},
         )
@@ -961,6 +982,11 @@ class CoreOptimizer:
 
 # --------------------------------------------------------------------------------------------------------------
 # Summary and report
+
+
+def _catalogue_ready() -> bool:
+    """Whether faster-whisper's model table can be read (the catalogue needs it for ``auto``)."""
+    return importlib.util.find_spec("faster_whisper") is not None
 
 
 def _gpu_line(info: HardwareInfo) -> str:

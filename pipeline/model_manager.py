@@ -6,7 +6,8 @@ Each model on each worker goes through one state machine::
                     │
                     └──▶ failed(reason) ──(load again: retry)──▶ loading
 
-    stages: queued (behind other work on the inference thread) → resolve → [download] → load → [warm-up]
+    stages: queued (behind other work on the inference thread) → resolve → [download | assemble] → load →
+    [warm-up]   (assemble: the packaged multilingual base joined from its parts, once per machine)
     (warm-up: ``auto`` runs it on CUDA only; on the CPU it was measured not to pay off, benchmarks/README.md)
 
 A *round* is one pass through ``loading``. Rounds run one at a time on the manager's single **inference
@@ -103,11 +104,20 @@ CacheKey = tuple[str, Placement]
 Subscriber = Callable[[dict[str, Any]], None]
 
 STATES = ("idle", "loading", "ready", "failed")
-STAGES = ("queued", "resolve", "download", "load", "warm-up")
+STAGES = ("queued", "resolve", "download", "assemble", "load", "warm-up")
 #: The short real clip every model hears right after loading (see pipeline/assets/README.md).
 WARMUP_CLIP = Path(__file__).with_name("assets") / "warmup.wav"
 #: Progress at the start of each stage; a round without a download goes from resolve straight to load.
-_PROGRESS = {"queued": 0.0, "resolve": 0.02, "download": 0.05, "load": 0.1, "load_after_download": 0.5, "warm-up": 0.85}
+_PROGRESS = {
+    "queued": 0.0,
+    "resolve": 0.02,
+    "download": 0.05,
+    "assemble": 0.05,
+    "load": 0.1,
+    "load_after_download": 0.5,
+    "load_after_assembly": 0.5,
+    "warm-up": 0.85,
+}
 #: Records of models no longer cached (idle, failed) kept for the status beyond the cached ones.
 _KEEP_OLD_RECORDS = 8
 
@@ -538,7 +548,17 @@ class ModelManager:
                 message=f"downloading {name} from the Hugging Face hub",
             )
 
-        spec = resolve(settings, placement.device, gpu_free, on_download)
+        assembled: list[float] = []
+
+        def on_assemble(fraction: float, message: str) -> None:
+            # The packaged base is joined from its parts once per machine (seconds): a stage of its own.
+            if assembled and fraction - assembled[-1] < 0.05 and fraction < 1.0:
+                return
+            assembled.append(fraction)
+            span = _PROGRESS["load_after_assembly"] - _PROGRESS["assemble"]
+            self._set(rec, stage="assemble", progress=_PROGRESS["assemble"] + span * fraction, message=message)
+
+        spec = resolve(settings, placement.device, gpu_free, on_download, on_assemble)
         key: CacheKey = (spec.path, placement)
         self._set(
             rec,
@@ -554,7 +574,7 @@ class ModelManager:
             return loaded
         for victim in self._guard(rec, spec, placement):
             self._evict(victim, f"evicted to make room for {spec.name}")
-        stage_start = _PROGRESS["load_after_download" if downloaded else "load"]
+        stage_start = _PROGRESS["load_after_download" if downloaded else "load_after_assembly" if assembled else "load"]
         self._set(rec, stage="load", progress=stage_start, message=f"loading {spec.name} on {_where(placement)}")
         rss = _rss_mb()
         t = time.monotonic()
@@ -719,7 +739,7 @@ def warm_up(model: LoadedModel) -> str:
     samples = warmup_clip()
     span = SpeechSpan(0.0, samples.size / 16000)
     segment = Segment(0, span.start, span.end, (span,), (Window((span,)),))
-    language, _ = detect_language(model, samples.astype(np.float32) / 32768.0)
+    language = detect_language(model, samples).language or "en"
     results = transcribe_segments(
         model, [SegmentAudio(segment, (samples,))], TranscribeSettings(language=language, batch_size=1), language
     )

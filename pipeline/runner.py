@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 
 from pipeline import audio as audio_mod
 from pipeline import subtitles
+from pipeline.catalogue import PACKAGED, model_identity, usable
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.cue_edit import transcript_from_dict, with_cues
 from pipeline.errors import (
@@ -38,10 +40,10 @@ from pipeline.export import probe_media
 from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
 from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status
-from pipeline.models import LoadedModel, ModelCache, placement_for
-from pipeline.settings import AudioSettings, ModelSettings, Settings, TranscribeSettings
+from pipeline.models import LoadedModel, ModelCache, choose_model, placement_for
+from pipeline.settings import AUTO_MODEL, AudioSettings, ModelSettings, Settings, TranscribeSettings
 from pipeline.timing import refine_words, speech_edges
-from pipeline.transcribe import SegmentAudio, batch_future, detect_with
+from pipeline.transcribe import LanguageGuess, SegmentAudio, batch_future, detect_with
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 
@@ -190,8 +192,17 @@ class Runner:
         preload the model here. Jobs may be submitted at once; they wait for what they need."""
         if self._use_cluster:
             threading.Thread(target=self._start_backend, name="cluster-start", daemon=True).start()
-        else:
-            self.models.preload()
+            return
+        s = self.settings
+        language = s.transcribe.language
+        if s.model.name == AUTO_MODEL and language not in (None, "en"):
+            # ``auto`` for a known other language: its multilingual model, not the English default.
+            self.models.request(self._pick_model(s, language, None)[0])
+            return
+        self.models.preload()
+        if s.model.name == AUTO_MODEL and language is None and s.models.max_cached >= 2:
+            # The language will be detected on the multilingual base: its load queues behind tiny.en's.
+            self.models.request(self._detection_model(s))
 
     def _start_backend(self) -> None:
         try:
@@ -290,7 +301,7 @@ class Runner:
         # audio.wav is 16 kHz PCM16: 32 kB per second, plus the results and outputs (small).
         check_free_space(s.jobs.jobs_dir, int(info.duration * s.audio.sample_rate * 2), f"{input_path.name}'s job")
         store = JobStore(s.jobs.jobs_dir)
-        job = store.create(input_path, file_sha256(input_path), s.to_dict(), s.fingerprint_fields())
+        job = store.create(input_path, file_sha256(input_path), s.to_dict(), fingerprint_of(s))
         job.update_job(duration=info.duration)
         return job
 
@@ -342,8 +353,11 @@ class Runner:
         """
         meta = job.read_job()
         s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
-        if fingerprint(s.fingerprint_fields()) != meta.get("settings_fingerprint"):
-            raise CheckpointError(f"job {job.id}: its stored settings do not match their fingerprint; start it again")
+        if fingerprint(fingerprint_of(s)) != meta.get("settings_fingerprint"):
+            raise CheckpointError(
+                f"job {job.id}: its stored settings (or the model files they name) do not match their fingerprint; "
+                "start it again"
+            )
         input_path = Path(meta["input_path"])
         started = time.monotonic()
         stop = _Stop(cancel)
@@ -380,7 +394,10 @@ class Runner:
             raise error from exc
         finally:
             self._active -= 1
-            stop.stop()  # the producer, if still running, ends at its next step
+            # The producer, if still running, ends at its next step. A job that fails early (its model cannot
+            # be had) must not leave it decoding while the process exits: PyAV and onnxruntime threads torn
+            # down mid-call crashed the interpreter's exit.
+            stop.stop(join_s=30.0)
 
     @staticmethod
     def _audio_source(job: Job, meta: dict, input_path: Path) -> Path:
@@ -433,15 +450,36 @@ class Runner:
             daemon=True,
         )
         producer.start()
+        cancel.producer = producer
         t = time.monotonic()
         # Decoding and VAD go on while the cluster starts (or is reached) and the model loads.
         backend = self.backend()
-        model_future = self.preload(s) if backend is None else None
-        model_name = s.model.name
+        try:
+            state = job.read_checkpoint()
+        except CheckpointError:
+            state = {}  # killed before its first checkpoint: nothing was decided yet
+        language = s.transcribe.language
+        if done and language is None:
+            language = next(iter(done.values())).language
+        if language is None and state.get("language"):
+            language = state["language"]  # detected before an interruption: a resume keeps it
+        guess: LanguageGuess | None = None
+        if language is not None and state.get("language_probability") is not None:
+            guess = LanguageGuess(
+                language, float(state["language_probability"]), int(state.get("language_windows") or 0)
+            )
+        # ``auto``: the model follows the language. Unknown yet, the multilingual base detects it first (its
+        # load overlaps decoding and VAD); the job's own model is picked once the language is known.
+        job_model, model_reason = self._pick_model(s, language, state.get("model_name"), state.get("model_identity"))
+        detect_model = self._detection_model(s) if language is None else None
+        wanted = detect_model or job_model
+        model_future = self.models.request(tune_settings(s.replace(model=wanted)).model) if backend is None else None
+        model_name = job_model.name
         if model_future is not None:
             if not model_future.done():
                 job.update_checkpoint(state="waiting_for_model")
-                emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(s.model)}")
+                waiting_for = tune_settings(s.replace(model=wanted)).model
+                emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(waiting_for)}")
             model_name = model_future.result().spec.name
         else:
             assert backend is not None
@@ -455,13 +493,12 @@ class Runner:
         job.update_checkpoint(state="running", error=None)
         emit("running", len(done))
 
-        language = s.transcribe.language
         results: dict[int, SegmentResult] = dict(done)
-        if done and language is None:
-            language = next(iter(done.values())).language
         plan: list[Segment] = []
         clock = _Clock()
         flight = _Flight(self, backend, job, s, cancel)
+        flight.model = job_model
+        source_q = _Lookahead(q)
         first_result_at: float | None = None
         last_partial, partial_every = 0.0, PARTIAL_EVERY_S
         shown = 0  # segments in the partial SRT: it holds the finished prefix, which results complete in order
@@ -502,7 +539,7 @@ class Runner:
         finished: object = False
         try:
             # While the next batch gathers, finished ones are saved at once: the first subtitles show early.
-            for batch, _finished in _batches(q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
+            for batch, _finished in _batches(source_q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
                 if cancel.is_set():
                     raise CancelledError(f"{input_path}: cancelled")
                 plan.extend(item.segment for item in batch)
@@ -511,12 +548,43 @@ class Runner:
                 # A group that is partly done (a kill between two result writes) runs whole again, so every
                 # segment is computed beside the same neighbours as in an uninterrupted run; stored results
                 # are kept and their files are not touched.
-                if language is None:
-                    first = next(
-                        (w for item in batch for w in item.windows if w.size), np.zeros(SAMPLE_RATE, np.float32)
+                if language is None and guess is None:
+                    # The first speech window decides when it is clear; otherwise up to DETECT_WINDOWS windows,
+                    # spread over the ones decoded so far, vote (one encoder pass each: English stays cheap).
+                    first = spread([w for item in batch for w in item.windows], 1)
+                    guess = flight.detect(first, detect_model or job_model)
+                    if guess.probability < CLEAR_LANGUAGE:
+                        windows = [w for item in batch for w in item.windows] + source_q.more_windows(
+                            LOOKAHEAD_WINDOWS, cancel
+                        )
+                        more = [w for w in spread(windows, DETECT_WINDOWS) if not any(w is f for f in first)]
+                        guess = guess.combine(
+                            flight.detect(more[: DETECT_WINDOWS - len(first)], detect_model or job_model)
+                        )
+                    language = guess.language
+                    if guess.warning and guess.language is not None:
+                        log.warning("%s: %s", input_path.name, guess.warning)
+                    else:
+                        log.info("%s: language %s (p=%.2f)", input_path.name, language, guess.probability)
+                    job_model, model_reason = self._pick_model(s, language, None)
+                    flight.model = job_model
+                    model_name = job_model.name
+                    job.update_checkpoint(
+                        language=language,
+                        language_probability=guess.probability,
+                        language_windows=guess.windows,
+                        language_warning=guess.warning,
                     )
-                    language, prob = flight.detect(first, s.model)
-                    log.info("%s: language %s (p=%.2f)", input_path.name, language, prob)
+                if "model_name" not in state:
+                    # The model this job runs on, by name and weights: a resume must find the same.
+                    state["model_name"] = job_model.name
+                    job.update_checkpoint(
+                        model_name=job_model.name,
+                        model_identity=model_identity(job_model.name),
+                        model_reason=model_reason,
+                    )
+                if language is None:
+                    language = "en"  # windows too short to hear anything: decoded as the model's default
                 clock.start()
                 flight.launch(batch, language)
                 while flight.full():
@@ -554,12 +622,21 @@ class Runner:
             text_segments = self._align(job, source, text_segments, language or "en", s)
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
         subtitles_s = time.monotonic() - t
+        if guess is None and language is None:
+            guess = LanguageGuess(None, 0.0, 0)  # no speech at all: no language is forced
+            log.info("%s: %s", input_path.name, guess.warning)  # said in the JSON and the job status
+            job.update_checkpoint(language_warning=guess.warning)
+        elif s.transcribe.language is not None and "language" not in state:
+            job.update_checkpoint(language=language)
         transcript = Transcript(
-            language=language or "en",
+            language=language,
             duration=round(produced.audio_seconds, 3),
             model=model_name,
             segments=text_segments,
             cues=cues,
+            language_probability=guess.probability if guess is not None and guess.language else None,
+            language_warning=guess.warning if guess is not None else None,
+            model_reason=model_reason,
         )
         finish_metrics(produced.vad, plan)
         transcript.timings = {
@@ -577,6 +654,32 @@ class Runner:
             job.cleanup_intermediates()
         emit("done", total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
+
+    def _pick_model(
+        self, s: Settings, language: str | None, recorded: str | None, recorded_identity: str | None = None
+    ) -> tuple[ModelSettings, str]:
+        """The job's model and why: as asked; for ``auto``, the one recorded when the job started (a resume
+        gives the same output), else :func:`pipeline.models.choose_model` for ``language``."""
+        if s.model.name != AUTO_MODEL:
+            return s.model, f"{s.model.name} as requested"
+        if recorded:
+            if recorded_identity and model_identity(recorded) != recorded_identity:
+                raise CheckpointError(
+                    f"the model {recorded} this job started with has changed since ({recorded_identity}); "
+                    "start the job again"
+                )
+            return dataclasses.replace(s.model, name=recorded), f"{recorded}: chosen when the job started"
+        device = placement_for(s.model).device
+        name, reason = choose_model(language, device, _gpu_free_mb(s) if device == "cuda" else 0)
+        return dataclasses.replace(s.model, name=name), reason
+
+    @staticmethod
+    def _detection_model(s: Settings) -> ModelSettings:
+        """The model that detects the language: the job's own when named; for ``auto`` the multilingual base."""
+        if s.model.name != AUTO_MODEL:
+            return s.model
+        name = PACKAGED if usable(PACKAGED) else choose_model("xx", placement_for(s.model).device)[0]
+        return dataclasses.replace(s.model, name=name)
 
     @staticmethod
     def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings) -> list[TextSegment]:
@@ -752,6 +855,74 @@ class Runner:
                 self._backend = None
 
 
+def fingerprint_of(s: Settings) -> dict[str, Any]:
+    """What a job's fingerprint covers: the settings that change its result and, for a named model, the
+    identity of its weights (``auto`` records the model it picks in the job's checkpoint instead)."""
+    values = s.fingerprint_fields()
+    if s.model.name != AUTO_MODEL:
+        values["model_identity"] = model_identity(s.model.name)
+    return values
+
+
+#: Speech windows the language is detected on at most (each one encoder pass of the detecting model).
+DETECT_WINDOWS = 3
+#: A first window this sure decides alone.
+CLEAR_LANGUAGE = 0.9
+#: Windows of the next segments looked at to spread the detection windows (the first ~3 minutes of speech):
+#: transcription streams, so the end of a long file is not decoded yet when its language must be known.
+LOOKAHEAD_WINDOWS = 8
+
+
+def spread(windows: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """Up to ``count`` of the windows with speech, spread evenly from the first to the last."""
+    speech = [w for w in windows if w.size >= SAMPLE_RATE // 10]
+    if len(speech) <= count:
+        return speech
+    if count <= 1:
+        return speech[:count]
+    step = (len(speech) - 1) / (count - 1)
+    return [speech[round(i * step)] for i in range(count)]
+
+
+def _gpu_free_mb(s: Settings) -> int:
+    from pipeline.hardware import CoreHardwareDetector
+
+    info = CoreHardwareDetector(s.jobs.jobs_dir).detect()
+    return max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
+
+
+class _Lookahead:
+    """The producer's queue with a look ahead: language detection peeks at the windows of the next segments
+    without taking them out of their order."""
+
+    def __init__(self, q: queue.Queue[object]) -> None:
+        self._q = q
+        self._held: deque[object] = deque()
+
+    def get(self, timeout: float | None = None) -> object:
+        if self._held:
+            return self._held.popleft()
+        return self._q.get(timeout=timeout)
+
+    def more_windows(self, count: int, stop: _Stop) -> list[np.ndarray]:
+        """The windows of the next queued segments, until ``count`` windows or the end of the input."""
+        out: list[np.ndarray] = [w for item in self._held if isinstance(item, SegmentAudio) for w in item.windows]
+        if not count:
+            return out
+        while len(out) < count and not stop.is_set():
+            if self._held and not isinstance(self._held[-1], SegmentAudio):
+                break  # the end (or the producer's error) is already held
+            try:
+                item = self._q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._held.append(item)
+            if not isinstance(item, SegmentAudio):
+                break
+            out.extend(item.windows)
+        return out
+
+
 def use_cluster(settings: Settings) -> bool:
     """Whether jobs go to Dask: a scheduler or a worker count was given, or the optimizer plans several
     workers (one per GPU, or several CPU workers) for this machine. One planned worker runs in-process:
@@ -818,16 +989,21 @@ class _Stop:
     def __init__(self, cancel: threading.Event | None) -> None:
         self._cancel = cancel
         self._stopped = threading.Event()
+        #: The job's producer thread, joined when the job ends.
+        self.producer: threading.Thread | None = None
 
-    def stop(self) -> None:
+    def stop(self, join_s: float = 0.0) -> None:
+        """Ask the producer to stop; with ``join_s``, wait that long for it to end."""
         self._stopped.set()
+        if join_s and self.producer is not None and self.producer is not threading.current_thread():
+            self.producer.join(join_s)
 
     def is_set(self) -> bool:
         return self._stopped.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
 def _batches(
-    q: queue.Queue[object], batch_size: int, stop: _Stop, idle: Callable[[], None] | None = None
+    q: queue.Queue[object] | _Lookahead, batch_size: int, stop: _Stop, idle: Callable[[], None] | None = None
 ) -> Iterator[tuple[list[SegmentAudio], object]]:
     """Group queued segments so each Whisper call gets about ``batch_size`` windows.
 
@@ -904,6 +1080,8 @@ class _Flight:
         else:
             # One batch more than the model has replicas, so a freed replica never waits for the next batch.
             self.max_inflight = s.cluster.max_inflight or max(2, placement_for(s.model).replicas + 1)
+        #: The job's model (for ``auto``: the one picked for its language).
+        self.model = s.model
         self._out: dict[int, _Batch] = {}
         self._settled: queue.Queue[_Batch] = queue.Queue()
         self._no_workers_since: float | None = None
@@ -916,10 +1094,10 @@ class _Flight:
     def busy(self) -> bool:
         return bool(self._out) or self._failure is not None
 
-    def detect(self, samples: np.ndarray, model: ModelSettings) -> tuple[str, float]:
+    def detect(self, windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
         if self.backend is not None:
-            return self.backend.detect_language(samples, model)
-        return detect_with(self.runner.models, samples, model)
+            return self.backend.detect_language(windows, model)
+        return detect_with(self.runner.models, windows, tune_settings(self.s.replace(model=model)).model)
 
     def launch(self, items: list[SegmentAudio], language: str) -> None:
         self._send(_Batch(items, language, self.s.transcribe))
@@ -935,10 +1113,10 @@ class _Flight:
             first = batch.items[0].segment.index == 0
             priority = self.s.jobs.priority + (0.95 if first else min(0.9, audio_s / 1000.0))
             batch.future = self.backend.submit(
-                batch.items, batch.settings, batch.language, self.s.model, priority=priority
+                batch.items, batch.settings, batch.language, self.model, priority=priority
             )
         else:
-            batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.s.model)
+            batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.model)
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 

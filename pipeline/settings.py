@@ -117,7 +117,8 @@ class ModelManagerSettings:
 
     preload: tuple[str, ...] | None = None
     warmup: str = "auto"
-    max_cached: int = 1
+    #: Two: ``auto`` holds the multilingual base (language detection, other languages) beside tiny.en.
+    max_cached: int = 2
     headroom_mb: int = 512
     memory_limit_mb: int = 0
 
@@ -345,17 +346,39 @@ def parse_affinity(value: str) -> str:
 
 
 def parse_language(value: str | None) -> str | None:
-    """A language code such as ``en`` or ``zh``; blank means "detect".
+    """A Whisper language code from a code or a name (``zh``, ``Chinese``, ``Mandarin``, ``Deutsch``); blank or
+    ``auto`` means "detect". The one validator of the CLI, the HTTP API and the UI.
 
     Raises:
-        UsageError: Not a language code.
+        UsageError: Not a Whisper language (the message names the nearest ones).
     """
-    language = value.strip().lower() if value else ""
-    if not language:
-        return None
-    if not re.fullmatch(r"[a-z]{2,3}(_[a-z]+)?", language):
-        raise UsageError(f"bad --language {value!r}: use a code such as en, de or zh")
-    return language
+    from pipeline.languages import normalize_language
+
+    return normalize_language(value)
+
+
+def check_model_language(model: str, language: str | None) -> None:
+    """Refuse an English-only model (``tiny.en``, a ``.en`` folder) asked to write another language.
+
+    ``auto`` picks a multilingual model itself, so it always passes.
+
+    Raises:
+        UsageError: The model is English-only and ``language`` is not English; names the multilingual models.
+    """
+    if model == AUTO_MODEL or language in (None, "en"):
+        return
+    from pipeline.catalogue import is_multilingual
+
+    if is_multilingual(model):
+        return
+    from pipeline.languages import english_name
+    from pipeline.models import multilingual_models
+
+    offline = ", ".join(multilingual_models()) or "none installed"
+    raise UsageError(
+        f"--model {model} is English-only and cannot write {english_name(language)} ({language}): drop --model "
+        f"(auto picks a multilingual one) or name a multilingual model (available offline: {offline})"
+    )
 
 
 def _positive(name: str, value: int | float, *, allow_zero: bool = False) -> None:
@@ -499,8 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--burn", action="store_true", help="also write <stem>.burned.mp4: subtitles rendered into the picture (H.264)"
     )
     p.add_argument("--font", default="auto", help="ASS and --burn font name (default: auto, Noto Sans / Noto Sans CJK)")
-    p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
-    p.add_argument("--language", help="language code, e.g. en; detected when omitted")
+    p.add_argument(
+        "--model",
+        default=AUTO_MODEL,
+        help="auto (default: tiny.en for English, a multilingual model for other languages), tiny.en (bundled), "
+        "base (packaged), a Whisper name, or a CTranslate2 folder; see --list-models",
+    )
+    p.add_argument("--language", help="language code or name, e.g. en, zh, German; detected when omitted")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES)
     p.add_argument("--batch-size", type=int, help="windows per Whisper call (default: optimizer's choice)")
@@ -533,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", action="store_true", help="print hardware and optimized settings as JSON")
     p.add_argument("--list-jobs", action="store_true", help="list jobs and their states")
     p.add_argument("--allow-download", action="store_true", help="let a standard model be downloaded")
+    p.add_argument(
+        "--list-models", action="store_true", help="list the models: languages, size, present or not, expected speed"
+    )
+    p.add_argument(
+        "--download-model", metavar="NAME", help="download a standard model into the Hugging Face cache, then exit"
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
 
@@ -558,6 +592,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
     if ns.audio_track is not None:
         _positive("--audio-track", ns.audio_track, allow_zero=True)
     language = parse_language(ns.language)
+    check_model_language(ns.model.strip() or AUTO_MODEL, language)
     jobs_dir = ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir(env)
     align = ns.align.strip()
     if align.lower() in ("auto", "off"):

@@ -567,8 +567,11 @@ def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
     """
     return {
         "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "language_warning": transcript.language_warning,
         "duration": round(float(transcript.duration), 3),
         "model": transcript.model,
+        "model_reason": transcript.model_reason,
         "segments": [
             {
                 "start": round(seg.start, 3),

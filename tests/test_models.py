@@ -22,13 +22,12 @@ def test_auto_on_cpu_is_the_bundled_model() -> None:
     assert models.resolve(ModelSettings(), device="cpu").name == "tiny.en"
 
 
-def test_auto_on_gpu_without_medium_offline_falls_back(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_auto_on_gpu_with_nothing_cached_is_the_bundled_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models, "_cached_standard", lambda name: None)
-    with caplog.at_level("WARNING"):
-        spec = models.resolve(ModelSettings(), device="cuda", gpu_memory_mb=24000)
-    assert spec.name == "tiny.en" and "not available offline" in caplog.text
+    spec = models.resolve(ModelSettings(), device="cuda", gpu_memory_mb=24000)
+    assert spec.name == "tiny.en"
+    name, reason = models.choose_model("de", "cuda", 24000)
+    assert name == "base" and "packaged" in reason  # no cached model on the GPU: the packaged multilingual one
 
 
 def test_folder_path(tmp_path: Path) -> None:

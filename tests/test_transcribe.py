@@ -65,7 +65,8 @@ def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(mo
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001
-    assert detect_language(model, np.zeros(16000, np.float32)) == ("en", 1.0)
+    guess = detect_language(model, np.zeros(16000, np.float32))
+    assert (guess.language, guess.probability) == ("en", 1.0)
 
 
 def test_empty_and_tiny_windows_give_empty_results(model) -> None:  # noqa: ANN001

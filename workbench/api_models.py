@@ -1,4 +1,5 @@
-"""HTTP routes for the model manager: ``GET /api/models/status`` and ``POST /api/models/load``.
+"""HTTP routes for the models: the catalogue (``GET /api/models``, ``POST /api/models/download``) and the model
+manager (``GET /api/models/status`` and ``POST /api/models/load``).
 
 The routes only read the app-level status (:func:`pipeline.model_manager.aggregate_status` over the workers)
 and ask for loads; loading itself runs on the workers' inference threads, never in a request.
@@ -18,6 +19,8 @@ from pipeline.model_manager import ModelBusyError
 
 StatusFn = Callable[[], dict[str, Any]]
 LoadFn = Callable[[str | None], dict[str, Any]]
+CatalogueFn = Callable[[], list[dict[str, Any]]]
+DownloadFn = Callable[[str], dict[str, Any]]
 
 
 class LoadRequest(BaseModel):
@@ -26,13 +29,19 @@ class LoadRequest(BaseModel):
     model: str | None = None
 
 
-def models_router(status: StatusFn, load: LoadFn) -> APIRouter:
+def models_router(
+    status: StatusFn, load: LoadFn, catalogue: CatalogueFn | None = None, download: DownloadFn | None = None
+) -> APIRouter:
     """Build the ``/api/models`` routes.
 
     Args:
         status: The app-level model status (``Runner.model_status``).
         load: Starts a load round and returns the status (``Runner.load_model``); raises
             :class:`~pipeline.model_manager.ModelBusyError` while another load runs.
+        catalogue: The models catalogue rows (``GET /api/models``: name, languages, size_mb, present, source,
+            rtf: a rough real-time factor on this machine, download progress).
+        download: Starts downloading a standard model into the HF cache (``POST /api/models/download``, 202;
+            its progress is in the catalogue); raises UsageError (400) for an unknown name.
 
     Returns:
         A router with ``GET /api/models/status`` (``state`` idle|loading|ready|failed, ``model``, ``progress``
@@ -40,6 +49,23 @@ def models_router(status: StatusFn, load: LoadFn) -> APIRouter:
         when a load starts; 409 with the status and a ``detail`` line while another load runs).
     """
     router = APIRouter(prefix="/api/models", tags=["models"])
+
+    if catalogue is not None:
+
+        @router.get("")
+        def list_models() -> list[dict[str, Any]]:
+            return catalogue()
+
+    if download is not None:
+
+        @router.post("/download", status_code=202)
+        def download_model(request: LoadRequest | None = Body(default=None)) -> JSONResponse:  # noqa: B008
+            name = ((request.model if request is not None else None) or "").strip()
+            try:
+                answer = download(name)
+            except UsageError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=400)
+            return JSONResponse({**answer, "model": name}, status_code=202)
 
     # Plain ``def`` routes: FastAPI runs them in its thread pool; neither waits for a load.
     @router.get("/status")

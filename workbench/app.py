@@ -62,6 +62,8 @@ class Workbench:
         self._startup_error: str | None = None
         self._report: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        #: Model downloads started from the Models tab: name → {"state", "progress", "message"}.
+        self._downloads: dict[str, dict[str, Any]] = {}
 
     # start-up -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +123,54 @@ class Workbench:
                 "the transcription backend is still starting; try again in a moment", self.model_status()
             )
         return self.manager.runner.load_model(name)
+
+    def model_catalogue(self) -> list[dict[str, Any]]:
+        """The models catalogue (``GET /api/models``): each model's languages, size, presence, expected speed on
+        this machine, and its download's progress when one was started here."""
+        from pipeline.catalogue import catalogue
+
+        optimized = self.hardware_report()["optimized"]
+        rows = [m.as_dict() for m in catalogue(optimized["device"], optimized["cpu_threads"])]
+        with self._lock:
+            downloads = {name: dict(d) for name, d in self._downloads.items()}
+        for row in rows:
+            row["download"] = downloads.get(row["name"])
+        return rows
+
+    def download_model(self, name: str) -> dict[str, Any]:
+        """Start downloading standard model ``name`` into the HF cache in the background; its progress is in
+        :meth:`model_catalogue`. A download already running is joined, not started twice.
+
+        Raises:
+            UsageError: Not a standard model name.
+        """
+        from pipeline.catalogue import download, standard_repos
+
+        name = (name or "").strip()
+        if name not in standard_repos():
+            raise UsageError(f"unknown model {name!r}: downloadable names are {', '.join(sorted(standard_repos()))}")
+        with self._lock:
+            running = self._downloads.get(name)
+            if running is not None and running["state"] == "downloading":
+                return dict(running)
+            entry = self._downloads[name] = {"state": "downloading", "progress": 0.0, "message": f"starting {name}"}
+
+        def progress(fraction: float, message: str) -> None:
+            with self._lock:
+                entry.update(progress=round(fraction, 3), message=message)
+
+        def run() -> None:
+            try:
+                download(name, progress)
+            except PipelineError as exc:
+                with self._lock:
+                    entry.update(state="failed", message=str(exc))
+                return
+            with self._lock:
+                entry.update(state="done", progress=1.0, message=f"{name} is in the Hugging Face cache")
+
+        threading.Thread(target=run, name=f"download-{name}", daemon=True).start()
+        return dict(entry)
 
     def cluster_status(self) -> dict[str, Any] | None:
         """The runner's cluster status, or None while the runner is still starting."""
@@ -252,7 +302,13 @@ def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
             build_transcribe_tab(bench)
             build_jobs_tab(demo, bench)
             build_review_tab(demo, bench)
-            build_models_tab(demo, bench.model_status, bench.load_model)
+            build_models_tab(
+                demo,
+                bench.model_status,
+                bench.load_model,
+                catalogue=bench.model_catalogue,
+                download=bench.download_model,
+            )
             build_hardware_tab(demo, bench.hardware_report, bench.usage)
             build_cluster_tab(demo, bench.cluster_view)
         gr.Timer(1.0).tick(bench.model_badge, None, [status], **QUIET)
@@ -391,7 +447,7 @@ def build_server(
     routers = [
         hardware_router(settings.jobs.jobs_dir),
         jobs_router(manager),
-        models_router(bench.model_status, bench.load_model),
+        models_router(bench.model_status, bench.load_model, bench.model_catalogue, bench.download_model),
     ]
     # Routers first, so /api/... is never shadowed by the UI mounted at "/". Every /api router is in this
     # list, so that --auth protects it.

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pipeline.checkpoint import Job, JobStore, validate_job_id
 from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, UsageError
 from pipeline.runner import JobEvent, Runner
-from pipeline.settings import FORMATS, OutputSettings, Settings, parse_formats, parse_language
+from pipeline.settings import (
+    FORMATS,
+    OutputSettings,
+    Settings,
+    check_model_language,
+    parse_formats,
+    parse_language,
+)
 
 if TYPE_CHECKING:
     from workbench.review import ReviewManager
@@ -168,7 +175,8 @@ def job_settings(base: Settings, overrides: Mapping[str, Any] | None, output_dir
     parts: dict[str, Any] = {"transcribe": base.transcribe, "subtitles": base.subtitles, "vad": base.vad}
     if "language" in overrides:
         raw = str(overrides["language"])
-        language = None if raw.strip().lower() == "auto" else parse_language(raw)
+        language = parse_language(raw)
+        check_model_language(base.model.name, language)
         parts["transcribe"] = dataclasses.replace(parts["transcribe"], language=language)
     if "vad" in overrides:
         flag = str(overrides["vad"]).strip().lower()
@@ -559,6 +567,12 @@ class JobManager:
             "message": one_line(event.message) if event is not None else "",
             "created": summary.created,
             "updated": summary.updated,
+            # The model and language of the job, once known (auto picks the model per detected language).
+            "model": summary.model,
+            "model_reason": summary.model_reason,
+            "language": summary.language,
+            "language_probability": summary.language_probability,
+            "language_warning": summary.language_warning,
         }
 
     # the worker -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, PipelineError
 from pipeline.model_manager import ModelBusyError
 from workbench.ui_common import badge, card, esc, human_mb, human_seconds, table
 
@@ -26,6 +26,7 @@ _STAGES = {
     "queued": "queued behind other work",
     "resolve": "finding the files",
     "download": "downloading",
+    "assemble": "assembling the packaged model (once)",
     "load": "reading the weights",
     "warm-up": "warming up",
 }
@@ -146,6 +147,40 @@ def _secs(value: Any) -> str:  # noqa: ANN401
     return f"{float(value):.1f} s" if float(value) < 60 else human_seconds(float(value))
 
 
+def catalogue_html(rows: list[dict[str, Any]]) -> str:
+    """The models catalogue: which model speaks which languages, its size, whether it is here, how fast it would
+    run on this machine, and a download's progress."""
+    if not rows:
+        return '<div class="v2s-empty">No models known.</div>'
+    body = []
+    for m in rows:
+        download = m.get("download") or {}
+        if download.get("state") == "downloading":
+            note = f"downloading {100 * float(download.get('progress') or 0):.0f}%"
+        elif download.get("state") == "failed":
+            note = str(download.get("message") or "download failed")
+        else:
+            note = str(m.get("note") or "")
+        body.append(
+            [
+                esc(m.get("name")),
+                esc(m.get("languages")),
+                esc(f"{m['size_mb']:.0f} MB" if m.get("size_mb") is not None else "—"),
+                badge("ok" if m.get("present") else "idle", "present" if m.get("present") else "not here"),
+                esc(m.get("source")),
+                esc(f"~{m['rtf']:.2g}" if m.get("rtf") is not None else "—"),
+                esc(note),
+            ]
+        )
+    headers = ["Model", "Languages", "Size", "Here", "Source", "Speed (RTF)", "Note"]
+    return (
+        table(headers, body)
+        + '<div class="v2s-note" style="margin-top:0.4em">Speed: a rough real-time factor (seconds of work per '
+        "second of audio) on this machine, from tiny.en measured on a 2-core CPU scaled by model size. With the "
+        "model <b>auto</b>, English runs on tiny.en and other languages on the best multilingual model here.</div>"
+    )
+
+
 def load_answer(load: LoadFn, name: str | None) -> str:
     """Ask for a load; the one-line answer to show (a busy worker is an answer, not an error)."""
     try:
@@ -157,7 +192,14 @@ def load_answer(load: LoadFn, name: str | None) -> str:
     return f'<div class="v2s-note">Loading {esc(answer.get("model") or name or "the model")}…</div>'
 
 
-def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callable[[], list[str]] | None = None) -> None:  # noqa: ANN401
+def build_models_tab(  # noqa: ANN401
+    demo: Any,  # noqa: ANN401
+    status: StatusFn,
+    load: LoadFn,
+    choices: Callable[[], list[str]] | None = None,
+    catalogue: Callable[[], list[dict[str, Any]]] | None = None,
+    download: Callable[[str], dict[str, Any]] | None = None,
+) -> None:
     """Add the Models tab to the Blocks being built.
 
     Args:
@@ -166,6 +208,8 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         load: Starts a load (a name, or None to retry the selected model); raises ModelBusyError while one runs.
         choices: Models offered in the picker (default: those available offline); any name or folder may
             be typed too.
+        catalogue: The models catalogue rows (the Models table; none: no table).
+        download: Starts a model download (the Download button; none: no button).
     """
     import gradio as gr
 
@@ -219,6 +263,32 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
         note = gr.HTML()
         gr.Markdown("### Loaded models and cache")
         cache = gr.HTML()
+        if catalogue is not None:
+            gr.Markdown("### Models catalogue: languages, size, speed here")
+            listing = gr.HTML(elem_id="v2s-models-catalogue")
+            if download is not None:
+                with gr.Row(equal_height=True):
+                    wanted = gr.Dropdown(
+                        [m["name"] for m in catalogue() if not m.get("present") and m.get("repo")],
+                        label="Download a standard model into the Hugging Face cache (needs the internet)",
+                        allow_custom_value=True,
+                        scale=4,
+                    )
+                    download_button = gr.Button("Download", variant="secondary", scale=1)
+                download_note = gr.HTML()
+
+                def start_download(name: str | None) -> tuple[str, str]:
+                    try:
+                        answer = download((name or "").strip())
+                    except PipelineError as exc:
+                        return f'<div class="v2s-error">{esc(exc)}</div>', catalogue_html(catalogue())
+                    return f'<div class="v2s-note">{esc(answer.get("message"))}</div>', catalogue_html(catalogue())
+
+                download_button.click(start_download, [wanted], [download_note, listing], show_progress="hidden")
+            gr.Timer(2 * REFRESH_S).tick(
+                lambda: catalogue_html(catalogue()), None, [listing], show_progress="hidden", queue=False
+            )
+            demo.load(lambda: catalogue_html(catalogue()), None, [listing], show_progress="hidden")
         switch_button.click(switch, [model], [note, indicator, cache, retry_button], show_progress="hidden")
         retry_button.click(retry, None, [note, indicator, cache, retry_button], show_progress="hidden")
         gr.Timer(REFRESH_S).tick(
@@ -228,4 +298,12 @@ def build_models_tab(demo: Any, status: StatusFn, load: LoadFn, choices: Callabl
     demo.load(picker, None, [model], show_progress="hidden")
 
 
-__all__ = ["build_models_tab", "cache_html", "load_answer", "status_badge", "status_html", "status_text"]
+__all__ = [
+    "build_models_tab",
+    "cache_html",
+    "catalogue_html",
+    "load_answer",
+    "status_badge",
+    "status_html",
+    "status_text",
+]

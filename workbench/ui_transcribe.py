@@ -27,22 +27,17 @@ if TYPE_CHECKING:
 POLL_S = 1.0
 #: Containers browsers play directly; other videos get no preview (converting them would cost minutes).
 PREVIEW_EXTENSIONS = ("mp4", "webm", "m4v", "mov")
-LANGUAGES = [
-    ("Detect automatically", "auto"),
-    ("English", "en"),
-    ("Chinese", "zh"),
-    ("Spanish", "es"),
-    ("French", "fr"),
-    ("German", "de"),
-    ("Japanese", "ja"),
-    ("Korean", "ko"),
-    ("Portuguese", "pt"),
-    ("Russian", "ru"),
-    ("Italian", "it"),
-    ("Dutch", "nl"),
-    ("Arabic", "ar"),
-    ("Hindi", "hi"),
-]
+
+
+#: "Detect automatically" first, then every Whisper language in its own script with its English name
+#: ("中文 — Chinese"), so typing either finds it; built on first use (pipeline.languages).
+def language_choices() -> list[tuple[str, str]]:
+    """The language picker's (label, code) pairs."""
+    from pipeline.languages import language_choices as choices
+
+    return choices()
+
+
 GROWING = "Subtitles (they grow while the job runs)"
 FORMAT_LABELS = [
     ("SRT (most players)", "srt"),
@@ -77,8 +72,20 @@ def job_card(status: dict[str, Any]) -> str:
         facts.append(f"Time left <b>{'about ' + human_seconds(left) if left is not None else 'estimating…'}</b>")
     elif state == "done" and status.get("created") and status.get("updated"):
         facts.append(f"Took <b>{human_seconds(float(status['updated']) - float(status['created']))}</b>")
+    if status.get("language"):
+        sure = status.get("language_probability")
+        facts.append(
+            f"Language <b>{esc(status['language'])}</b>" + (f" (p {float(sure):.2f})" if sure is not None else "")
+        )
+    if status.get("model"):
+        facts.append(
+            f'<span title="{esc(status.get("model_reason") or "")}">Model <b>{esc(status["model"])}</b></span>'
+        )
     facts.append(f"Job <code>{esc(status.get('job_id'))}</code>")
     error = f'<div class="v2s-error">{esc(status["error"])}</div>' if status.get("error") else ""
+    if status.get("language_warning"):
+        error += f'<div class="v2s-note v2s-language-warning">{esc(status["language_warning"])}</div>'
+
     spans = "".join(f"<span>{fact}</span>" for fact in facts)
     return (
         f'<div class="v2s-job" data-stage="{esc(stage)}">'
@@ -157,11 +164,13 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     elem_id="v2s-files",
                 )
                 language = gr.Dropdown(
-                    LANGUAGES,
+                    language_choices(),
                     value=s.transcribe.language or "auto",
                     label="2 · Spoken language",
-                    info="English-only models (names ending in .en) always write English.",
+                    info="Type a name in any language or in English. With the automatic model, English runs on "
+                    "the fast tiny.en and other languages on a multilingual model (see Models).",
                     allow_custom_value=True,
+                    filterable=True,
                 )
                 formats = gr.CheckboxGroup(FORMAT_LABELS, value=list(FORMATS), label="3 · Subtitle formats")
                 with gr.Accordion("Advanced settings (tuned for this machine)", open=False):
