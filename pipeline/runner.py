@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import audio as audio_mod
-from pipeline import subtitles
+from pipeline import cjk, subtitles
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.errors import (
     CancelledError,
@@ -39,7 +39,7 @@ from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_statu
 from pipeline.models import LoadedModel, ModelCache, placement_for
 from pipeline.settings import AudioSettings, ModelSettings, Settings, TranscribeSettings
 from pipeline.timing import refine_words, speech_edges
-from pipeline.transcribe import SegmentAudio, batch_future, detect_with
+from pipeline.transcribe import SegmentAudio, batch_future, check_multilingual, detect_with
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 
@@ -440,7 +440,10 @@ class Runner:
             if not model_future.done():
                 job.update_checkpoint(state="waiting_for_model")
                 emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(s.model)}")
-            model_name = model_future.result().spec.name
+            loaded = model_future.result()
+            model_name = loaded.spec.name
+            if s.transcribe.task == "translate" or s.transcribe.translate:
+                check_multilingual(loaded)
         else:
             assert backend is not None
 
@@ -548,16 +551,38 @@ class Runner:
         text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
         text_segments = refine_words(text_segments, speech)
+        task = s.transcribe.task
+        written_language = "en" if task == "translate" else (language or "en")
         if s.transcribe.align != "off" and text_segments:
-            text_segments = self._align(job, source, text_segments, language or "en", s)
+            text_segments = self._align(job, source, text_segments, written_language, s)
+        extra: dict[str, Any] = {}
+        script, note = cjk.script_for(s.subtitles.chinese, written_language)
+        if note:
+            log.warning("%s: %s", input_path.name, note)
+            extra["chinese_note"] = note
+        if cjk.is_chinese(written_language):
+            # Tokens joined into words and the script converted before cues: lines break between words only,
+            # and their lengths are the lengths shown.
+            text_segments = cjk.prepare(text_segments, script)
+            extra["chinese"] = script or "keep"
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
+        translation: Transcript | None = None
+        if s.transcribe.translate and task == "transcribe":
+            translation = self._translation(results, speech, s, produced, model_name, written_language)
         subtitles_s = time.monotonic() - t
+        if produced.vad.fallback:
+            extra["vad_fallback"] = produced.vad.fallback
+        recovered = [entry for i in sorted(results) for entry in results[i].recovered]
+        if recovered:
+            extra["recovered"] = recovered
         transcript = Transcript(
-            language=language or "en",
+            language=written_language,
             duration=round(produced.audio_seconds, 3),
             model=model_name,
             segments=text_segments,
             cues=cues,
+            task=task,
+            extra=extra,
         )
         finish_metrics(produced.vad, plan)
         transcript.timings = {
@@ -568,13 +593,41 @@ class Runner:
             "subtitles": round(subtitles_s, 3),
             "first_result": round(first_result_at or 0.0, 3),
         }
+        if recovered:
+            transcript.timings["coverage_redecoded"] = len(recovered)
         transcript.timings["total"] = round(time.monotonic() - started, 3)
-        outputs = self._write_outputs(job, input_path, transcript, s)
+        outputs = self._write_outputs(job, input_path, transcript, s, translation)
         job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
         emit("done", total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
+
+    @staticmethod
+    def _translation(
+        results: dict[int, SegmentResult],
+        speech: list[SpeechSpan],
+        s: Settings,
+        produced: _Produced,
+        model_name: str,
+        language: str,
+    ) -> Transcript | None:
+        """The English translation decoded beside the transcription, as a transcript of its own."""
+        if language == "en":
+            log.warning("--translate: the speech is English already; no translation written")
+            return None
+        segments = [seg for i in sorted(results) for seg in results[i].translation]
+        segments = [seg for seg in drop_repeated_lines(segments, GuardSettings())[0] if seg is not None]
+        segments = refine_words(segments, speech)
+        cues = subtitles.build_cues(segments, s.subtitles, produced.spans)
+        return Transcript(
+            language="en",
+            duration=round(produced.audio_seconds, 3),
+            model=model_name,
+            segments=segments,
+            cues=cues,
+            task="translate",
+        )
 
     @staticmethod
     def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings) -> list[TextSegment]:
@@ -670,22 +723,47 @@ class Runner:
         partial = Transcript("", 0.0, "", prefix, cues)
         job.write_output("partial.srt", subtitles.render(partial, "srt"))
 
-    def _write_outputs(self, job: Job, input_path: Path, transcript: Transcript, s: Settings) -> dict[str, Path]:
+    def _write_outputs(
+        self, job: Job, input_path: Path, transcript: Transcript, s: Settings, translation: Transcript | None = None
+    ) -> dict[str, Path]:
+        """Write the result files; returns them by key: ``srt`` ..., ``en.srt`` ... (translation) and
+        ``bilingual.srt`` ... (original above English).
+
+        File names are ``<stem>.<fmt>``, or ``<stem>.<lang>.<fmt>`` with the language named
+        (``OutputSettings.name_language``; by default when a translation is written); the bilingual file is
+        ``<stem>.<lang>-en.<fmt>``.
+        """
         out_dir = s.output.output_dir or input_path.parent
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PipelineError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from exc
-        outputs: dict[str, Path] = {}
+        several = translation is not None
+        named = s.output.name_language if s.output.name_language is not None else several
+        stem = f"{input_path.stem}.{transcript.language}" if named else input_path.stem
+        files: list[tuple[str, str, str, Path]] = []  # (key, job file, text, target)
         for fmt in s.output.formats:
-            text = subtitles.render(transcript, fmt)
-            job.write_output(f"result.{fmt}", text)
-            target = out_dir / f"{input_path.stem}.{fmt}"
+            files.append((fmt, f"result.{fmt}", subtitles.render(transcript, fmt), out_dir / f"{stem}.{fmt}"))
+        if translation is not None:
+            en_stem = f"{input_path.stem}.en"
+            for fmt in s.output.formats:
+                text = subtitles.render(translation, fmt)
+                files.append((f"en.{fmt}", f"result.en.{fmt}", text, out_dir / f"{en_stem}.{fmt}"))
+            if s.output.bilingual:
+                both = subtitles.bilingual(transcript, translation, s.subtitles)
+                for fmt in s.output.formats:
+                    if fmt == "json":
+                        continue  # the two JSON files hold both texts with their times
+                    target = out_dir / f"{input_path.stem}.{transcript.language}-en.{fmt}"
+                    files.append((f"bilingual.{fmt}", f"result.bilingual.{fmt}", subtitles.render(both, fmt), target))
+        outputs: dict[str, Path] = {}
+        for key, name, text, target in files:
+            job.write_output(name, text)
             try:
                 atomic_write_text(target, text)
             except OSError as exc:
                 raise PipelineError(f"cannot write {target}: {exc.strerror or exc}; check the folder") from exc
-            outputs[fmt] = target
+            outputs[key] = target
         (job.output_dir / "partial.srt").unlink(missing_ok=True)
         return outputs
 

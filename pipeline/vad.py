@@ -13,8 +13,10 @@ quietest frame. Silence outside the speech spans is never transcribed. When VAD 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +194,8 @@ class VadMetrics:
     segment_lengths: list[float] = field(default_factory=list)
     window_count: int = 0
     silence_skipped: float = 0.0
+    #: What was done when VAD found no speech in a file that is not silent ("" when nothing was needed).
+    fallback: str = ""
 
     @property
     def speech_ratio(self) -> float:
@@ -213,6 +217,7 @@ class VadMetrics:
             "segment_lengths": [round(x, 2) for x in self.segment_lengths],
             "window_count": self.window_count,
             "silence_skipped": round(self.silence_skipped, 3),
+            "fallback": self.fallback,
         }
 
 
@@ -368,6 +373,12 @@ class _SileroCutter:
         self._held: list[SpeechSpan] = []  # raw spans not yet padded: the last waits for its successor
         self.emitted_until = 0.0
         self.next_index = 0
+        self.fallback = ""
+        # Until the first span, the probabilities and the level are kept: a file where nothing passes the
+        # threshold is looked at again at a lower one (a few floats per second of audio).
+        self._probs: list[np.ndarray] | None = []
+        self._square_sum = 0.0
+        self._samples = 0
 
     def _release(self, new: list[SpeechSpan], end: float | None) -> list[SpeechSpan]:
         self.spans.extend(new)
@@ -383,15 +394,56 @@ class _SileroCutter:
             self.emitted_until, self.next_index = segments[-1].end, segments[-1].index + 1
         return segments
 
+    def _track(self, probs: np.ndarray, x: np.ndarray) -> list[SpeechSpan]:
+        if self._probs is not None:
+            self._probs.append(probs)
+            self._square_sum += float(np.dot(x.astype(np.float64), x.astype(np.float64)))
+            self._samples += x.size
+        spans = self.tracker.push(probs)
+        if spans:
+            self._probs = None
+        return spans
+
     def feed(self, x: np.ndarray, position: float) -> list[Segment]:
-        spans = self._release(self.tracker.push(self.stream.feed(x)), None)
+        spans = self._release(self._track(self.stream.feed(x), x), None)
         # Spans close min_silence after they end, so nothing new can start before this point.
         return self._emitted(self.segmenter.push(spans, position - self.settings.min_silence_ms / 1000))
 
     def finish(self, duration: float) -> list[Segment]:
-        self.tracker.push(self.stream.finish())
-        spans = self._release(self.tracker.finish(), duration)
+        # The last partial frame can close a span (its silence ends one): those spans are speech too.
+        closed = self._track(self.stream.finish(), np.zeros(0, np.float32))
+        found = closed + self.tracker.finish()
+        if not found and self._probs is not None and self._samples:
+            rms = math.sqrt(self._square_sum / self._samples)
+            level = 20 * math.log10(rms) if rms > 0 else -math.inf
+            if level > self.settings.fallback_level_db:
+                return self._fall_back(level, duration)
+        spans = self._release(found, duration)
         return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
+
+    def _fall_back(self, level: float, duration: float) -> list[Segment]:
+        """No span in a file that is not silent: a lower threshold, then fixed cuts; logged and kept."""
+        assert self._probs is not None
+        s = self.settings
+        retry = SpanTracker(dataclasses.replace(s, threshold=s.retry_threshold))
+        probs = np.concatenate(self._probs) if self._probs else np.zeros(0, np.float32)
+        found = retry.push(probs) + retry.finish()
+        if found:
+            self.fallback = (
+                f"no speech at threshold {s.threshold} in audio at {level:.0f} dBFS; cut at {s.retry_threshold}"
+            )
+            log.warning("VAD: %s", self.fallback)
+            spans = self._release(found, duration)
+            return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
+        self.fallback = (
+            f"no speech at thresholds {s.threshold} and {s.retry_threshold} in audio at {level:.0f} dBFS; "
+            f"fixed {s.fixed_segment_s:.0f} s windows"
+        )
+        log.warning("VAD: %s", self.fallback)
+        self.mode = "fixed"
+        segments = fixed_segments(duration, s, self.next_index, self.emitted_until)
+        self.spans = [span for seg in segments for span in seg.spans]
+        return self._emitted(segments)
 
     def pending_start(self) -> float:
         """Where audio not yet in an emitted segment begins (the fallback re-cuts from here)."""
@@ -488,6 +540,7 @@ def segment_stream(
     duration = samples / SAMPLE_RATE
     yield from cutter.finish(duration)
     metrics.mode = cutter.mode
+    metrics.fallback = getattr(cutter, "fallback", "")
     metrics.duration = duration
     metrics.span_count = len(cutter.spans)
     metrics.speech_seconds = (

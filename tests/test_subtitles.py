@@ -451,7 +451,7 @@ def test_json_follows_the_spec() -> None:
     doc = transcript(build_cues(segments, DEFAULT), segments)
     data = json.loads(render(doc, "json"))
     assert data == transcript_to_dict(doc)
-    assert set(data) == {"language", "duration", "model", "segments", "cues", "timings"}
+    assert set(data) == {"language", "duration", "model", "segments", "cues", "timings", "task"}
     assert (data["language"], data["duration"], data["model"]) == ("en", 12.5, "tiny.en")
     assert set(data["segments"][0]) == {"start", "end", "text", "words"}
     assert set(data["segments"][0]["words"][0]) == {"word", "start", "end", "probability"}
