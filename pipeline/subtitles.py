@@ -530,10 +530,12 @@ def bilingual(original: Transcript, english: Transcript, settings: SubtitleSetti
     if not cues:
         return dataclasses.replace(original, cues=[])
     pieces: list[list[str]] = [[] for _ in cues]
+    at = 0  # words stay in order: a word never goes to a cue before the previous word's
     for seg in english.segments:
         items = [(w.word, w.start, w.end) for w in seg.words] if seg.words else [(" " + seg.text, seg.start, seg.end)]
         for text, start, end in items:
-            pieces[_best_cue(cues, start, end)].append(text)
+            at = max(at, _best_cue(cues, start, end))
+            pieces[at].append(text)
     out = []
     for cue, texts in zip(cues, pieces):
         english_line = " ".join("".join(texts).split())

