@@ -68,7 +68,14 @@ def systems(model_path: str, batch_size: int) -> dict[str, Callable[[Path, str],
 
     from pipeline.models import ModelCache
     from pipeline.runner import Runner
-    from pipeline.settings import ClusterSettings, JobSettings, ModelSettings, Settings, TranscribeSettings
+    from pipeline.settings import (
+        ClusterSettings,
+        JobSettings,
+        ModelSettings,
+        OutputSettings,
+        Settings,
+        TranscribeSettings,
+    )
 
     model = WhisperModel(model_path, device="cpu", compute_type="int8")
     batched = BatchedInferencePipeline(model)
@@ -77,6 +84,7 @@ def systems(model_path: str, batch_size: int) -> dict[str, Callable[[Path, str],
         model=ModelSettings(name=model_path, device="cpu", compute_type="int8"),
         transcribe=TranscribeSettings(batch_size=batch_size),
         cluster=ClusterSettings(workers=0),
+        output=OutputSettings(output_dir=jobs / "out"),  # never beside the test data
         jobs=JobSettings(jobs_dir=jobs),
     )
     runner = Runner(base, ModelCache())

@@ -32,6 +32,7 @@ from pipeline.errors import (
     InputError,
     PipelineError,
     TranscriptionError,
+    UsageError,
 )
 from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
@@ -475,7 +476,7 @@ class Runner:
 
         def write_partial() -> None:
             nonlocal shown
-            self._write_partial(job, results, s, produced.spans)
+            self._write_partial(job, results, s, produced.spans, language)
             shown = prefix()
 
         def collect(wait: bool = True) -> None:
@@ -713,12 +714,21 @@ class Runner:
             if writer is not None:
                 writer.close(keep=ok)
 
-    def _write_partial(self, job: Job, results: dict[int, SegmentResult], s: Settings, spans: list[SpeechSpan]) -> None:
+    def _write_partial(
+        self,
+        job: Job,
+        results: dict[int, SegmentResult],
+        s: Settings,
+        spans: list[SpeechSpan],
+        language: str | None = None,
+    ) -> None:
         prefix: list[TextSegment] = []
         i = 0
         while i in results:
             prefix.extend(results[i].segments)
             i += 1
+        if s.transcribe.task == "transcribe" and cjk.is_chinese(language):
+            prefix = cjk.prepare(prefix, cjk.script_for(s.subtitles.chinese, language)[0])
         cues = subtitles.build_cues(prefix, s.subtitles, spans)
         partial = Transcript("", 0.0, "", prefix, cues)
         job.write_output("partial.srt", subtitles.render(partial, "srt"))
@@ -1068,6 +1078,8 @@ class _Flight:
                 for item in batch.items
             ]
         )
+        if isinstance(exc, UsageError):
+            raise exc  # the job asks for what the model cannot do (translation, English-only): no retry helps
         if isinstance(exc, ClusterError):
             # The cluster itself is gone (its scheduler): no retry can help, and the segments are not at fault.
             raise ClusterError(

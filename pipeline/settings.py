@@ -56,6 +56,7 @@ class VadSettings:
         skip_silence_s: A silence this long ends a segment early (once it is at least ``min_segment_s``).
         keep_pause_s: Pauses up to this long stay inside a window; longer silence is cut down to it.
         fixed_segment_s: Segment length when VAD is off or fails.
+        lead_in_s: A speech span starting this close to the file's start begins at its start.
         retry_threshold: Threshold of the second VAD pass over a file that is not silent but had no speech.
         fallback_level_db: RMS level (dBFS) above which a file without speech spans is not taken as silent.
         window_s: Longest stretch given to Whisper at once (its context is 30 s).
@@ -85,6 +86,10 @@ class VadSettings:
     #: A file where VAD finds no speech at ``threshold`` although its RMS level is above ``fallback_level_db``
     #: (dBFS; the hallucination guard calls -60 silence) is cut again at ``retry_threshold``, and when that
     #: finds nothing either, at fixed lengths: a quiet or unusual voice is never dropped as a whole.
+    #: silero starts each file from a cold state and scores its first few hundred ms low: a word right at the
+    #: start ("好" before a Mandarin sentence) was cut off, and base then misread the rest of the sentence.
+    #: A first span starting within this many seconds of the start begins at 0.
+    lead_in_s: float = 0.5
     retry_threshold: float = 0.25
     fallback_level_db: float = -50.0
     #: Whisper's full context. 24 s windows were more accurate only until quiet spans were levelled

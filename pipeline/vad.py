@@ -221,13 +221,18 @@ class VadMetrics:
         }
 
 
-def pad_spans(spans: list[SpeechSpan], pad: float, limit: float | None = None) -> list[SpeechSpan]:
-    """Pad each span by ``pad`` seconds on both sides without crossing its neighbours' midpoints."""
+def pad_spans(
+    spans: list[SpeechSpan], pad: float, limit: float | None = None, lead_in: float = 0.0
+) -> list[SpeechSpan]:
+    """Pad each span by ``pad`` seconds on both sides without crossing its neighbours' midpoints.
+
+    A span starting within ``lead_in`` seconds of the file's start starts at 0 (see ``VadSettings.lead_in_s``).
+    """
     out: list[SpeechSpan] = []
     for i, s in enumerate(spans):
         lo = 0.0 if i == 0 else (spans[i - 1].end + s.start) / 2
         hi = limit if i == len(spans) - 1 else (s.end + spans[i + 1].start) / 2
-        start = max(lo, s.start - pad)
+        start = 0.0 if s.start <= lead_in else max(lo, s.start - pad)
         end = s.end + pad if hi is None else min(hi, s.end + pad)
         out.append(SpeechSpan(round(start, 3), round(end, 3)))
     return out
@@ -385,7 +390,7 @@ class _SileroCutter:
         self._held.extend(new)
         keep = 0 if end is not None else 1
         count = max(0, len(self._held) - keep)
-        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end)[:count]
+        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end, self.settings.lead_in_s)[:count]
         self._held = self._held[count:]
         return padded
 

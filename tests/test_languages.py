@@ -213,3 +213,29 @@ def test_translate_with_an_english_only_model_is_a_usage_error(capsys: pytest.Ca
     assert main(["x.wav", "--task", "translate", "--model", "tiny.en"]) == 2
     assert "multilingual" in capsys.readouterr().err
     assert main(["x.wav", "--translate", "--task", "translate", "--model", "base"]) == 2
+
+
+def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
+    from pipeline.errors import UsageError
+    from workbench.jobs import job_settings
+
+    base = Settings(model=ModelSettings(name="base"))
+    s = job_settings(base, {"task": "translate", "chinese": "traditional"}, tmp_path)
+    assert (s.transcribe.task, s.subtitles.chinese) == ("translate", "traditional")
+    assert job_settings(base, {"chinese": "simplified"}, tmp_path).transcribe.task == "transcribe"
+    for bad in ({"task": "summarise"}, {"chinese": "cantonese"}):
+        with pytest.raises(UsageError):
+            job_settings(base, bad, tmp_path)
+    with pytest.raises(UsageError, match="multilingual"):
+        job_settings(Settings(model=ModelSettings(name="tiny.en")), {"task": "translate"}, tmp_path)
+
+
+def test_cli_flags_reach_the_settings() -> None:
+    from pipeline.settings import build_parser, settings_from_args
+
+    s = settings_from_args(build_parser().parse_args(["a.mp4", "--model", "base", "--bilingual", "--chinese", "keep"]))
+    assert s.transcribe.translate and s.output.bilingual and s.output.name_language is None
+    assert s.subtitles.chinese == "keep" and s.transcribe.task == "transcribe"
+    s = settings_from_args(build_parser().parse_args(["a.mp4", "--no-name-language", "--cjk-max-cps", "7"]))
+    assert s.output.name_language is False and s.subtitles.cjk_max_cps == 7 and not s.transcribe.translate
+    assert "task" in Settings().fingerprint_fields()["transcribe"]
