@@ -88,7 +88,8 @@ class VadSettings:
     #: finds nothing either, at fixed lengths: a quiet or unusual voice is never dropped as a whole.
     #: silero starts each file from a cold state and scores its first few hundred ms low: a word right at the
     #: start ("好" before a Mandarin sentence) was cut off, and base then misread the rest of the sentence.
-    #: A first span starting within this many seconds of the start begins at 0.
+    #: A first span starting within this many seconds of the start begins at 0, when what comes before it is
+    #: about as loud as its start (pipeline.vad.LEAD_IN_GAP_DB); silence before a first word is left out.
     lead_in_s: float = 0.5
     retry_threshold: float = 0.25
     fallback_level_db: float = -50.0

@@ -221,6 +221,15 @@ class VadMetrics:
         }
 
 
+#: The audio before a first span counts as speech when at most this much quieter than the span's start.
+LEAD_IN_GAP_DB = 10.0
+
+
+def _level(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
 def pad_spans(
     spans: list[SpeechSpan], pad: float, limit: float | None = None, lead_in: float = 0.0
 ) -> list[SpeechSpan]:
@@ -384,13 +393,16 @@ class _SileroCutter:
         self._probs: list[np.ndarray] | None = []
         self._square_sum = 0.0
         self._samples = 0
+        self._head: list[np.ndarray] = []  # the file's first second, for the lead-in
+        self._head_size = 0
 
     def _release(self, new: list[SpeechSpan], end: float | None) -> list[SpeechSpan]:
         self.spans.extend(new)
         self._held.extend(new)
         keep = 0 if end is not None else 1
         count = max(0, len(self._held) - keep)
-        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end, self.settings.lead_in_s)[:count]
+        lead_in = self.settings.lead_in_s if self._held and self._speech_before(self._held[0].start) else 0.0
+        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end, lead_in)[:count]
         self._held = self._held[count:]
         return padded
 
@@ -399,7 +411,23 @@ class _SileroCutter:
             self.emitted_until, self.next_index = segments[-1].end, segments[-1].index + 1
         return segments
 
+    def _speech_before(self, start: float) -> bool:
+        """Whether the audio before a span starting at ``start`` (within the lead-in) sounds like the span:
+        its level within ``LEAD_IN_GAP_DB`` of the half second after ``start``. Silence before the first
+        word (jfk: 44 dB below it) keeps its own edge, so the first word's time stays where it is."""
+        if start > self.settings.lead_in_s or start <= 0:
+            return False
+        head = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
+        cut = int(start * SAMPLE_RATE)
+        before, after = head[:cut], head[cut : cut + SAMPLE_RATE // 2]
+        if not before.size or not after.size:
+            return False
+        return _level(before) >= _level(after) - LEAD_IN_GAP_DB
+
     def _track(self, probs: np.ndarray, x: np.ndarray) -> list[SpeechSpan]:
+        if self._head_size < int((self.settings.lead_in_s + 0.5) * SAMPLE_RATE):
+            self._head.append(x)
+            self._head_size += x.size
         if self._probs is not None:
             self._probs.append(probs)
             self._square_sum += float(np.dot(x.astype(np.float64), x.astype(np.float64)))

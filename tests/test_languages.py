@@ -76,6 +76,17 @@ def test_vad_keeps_the_span_closed_by_the_last_frame(data_dir: Path) -> None:
     assert segments and metrics.speech_seconds > 5.0 and not metrics.fallback
 
 
+def test_a_first_word_at_the_very_start_is_kept_and_silence_before_one_is_not(data_dir: Path) -> None:
+    from pipeline.audio import decode_all
+
+    def first_start(path: Path) -> float:
+        segments, _ = segment_audio(decode_all(path).astype(np.float32) / 32768, Settings().vad, SileroVad())
+        return segments[0].spans[0].start
+
+    assert first_start(data_dir / "zh" / "TEST_MEETING_T0000000001_S00000.wav") == 0.0  # "好" at 0-0.4 s
+    assert first_start(data_dir / "jfk" / "jfk.wav") > 0.1  # 0.35 s of silence before "And"
+
+
 def test_noise_without_speech_falls_back_to_fixed_windows() -> None:
     noise = np.random.default_rng(1).normal(0, 10 ** (-30 / 20), 16000 * 8).astype(np.float32)
     segments, metrics = segment_audio(noise, Settings().vad, SileroVad())
