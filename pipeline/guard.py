@@ -47,6 +47,7 @@ class GuardSettings:
         loop_repeats: An n-gram repeated this many times in a row ...
         loop_words: ... over at least this many words is a loop ("words, words, words, words" is not).
         loop_max_n: Longest n-gram looked for.
+        coverage_gap_s: Seconds of speech after a window's last word that make its tail decoded again.
     """
 
     enabled: bool = True
@@ -58,6 +59,9 @@ class GuardSettings:
     loop_repeats: int = 3
     loop_words: int = 10
     loop_max_n: int = 8
+    #: Coverage: a window whose words end this long (seconds of VAD speech) before its last speech has that
+    #: stretch decoded again on its own (0 turns this off).
+    coverage_gap_s: float = 4.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import audio as audio_mod
-from pipeline import subtitles
+from pipeline import cjk, subtitles
 from pipeline.catalogue import PACKAGED, model_identity, usable
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.cue_edit import transcript_from_dict, with_cues
@@ -35,6 +35,7 @@ from pipeline.errors import (
     InputError,
     PipelineError,
     TranscriptionError,
+    UsageError,
 )
 from pipeline.export import probe_media
 from pipeline.guard import GuardSettings, drop_repeated_lines
@@ -43,7 +44,7 @@ from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_statu
 from pipeline.models import LoadedModel, ModelCache, choose_model, placement_for
 from pipeline.settings import AUTO_MODEL, AudioSettings, ModelSettings, Settings, TranscribeSettings
 from pipeline.timing import refine_words, speech_edges
-from pipeline.transcribe import LanguageGuess, SegmentAudio, batch_future, detect_with
+from pipeline.transcribe import LanguageGuess, SegmentAudio, batch_future, check_multilingual, detect_with
 from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 
@@ -480,7 +481,11 @@ class Runner:
                 job.update_checkpoint(state="waiting_for_model")
                 waiting_for = tune_settings(s.replace(model=wanted)).model
                 emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(waiting_for)}")
-            model_name = model_future.result().spec.name
+            loaded = model_future.result()
+            model_name = loaded.spec.name
+            translating = s.transcribe.task == "translate" or s.transcribe.translate
+            if translating and language != "en" and s.model.name != AUTO_MODEL:
+                check_multilingual(loaded)  # ``auto`` picks a multilingual model for any language but English
         else:
             assert backend is not None
 
@@ -511,7 +516,7 @@ class Runner:
 
         def write_partial() -> None:
             nonlocal shown
-            self._write_partial(job, results, s, produced.spans)
+            self._write_partial(job, results, s, produced.spans, language)
             shown = prefix()
 
         def collect(wait: bool = True) -> None:
@@ -618,9 +623,24 @@ class Runner:
         text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
         text_segments = refine_words(text_segments, speech)
+        task = s.transcribe.task
+        written_language = "en" if task == "translate" else language  # None: no speech, no language forced
         if s.transcribe.align != "off" and text_segments:
-            text_segments = self._align(job, source, text_segments, language or "en", s)
+            text_segments = self._align(job, source, text_segments, written_language or "en", s)
+        extra: dict[str, Any] = {}
+        script, note = cjk.script_for(s.subtitles.chinese, written_language)
+        if note:
+            log.warning("%s: %s", input_path.name, note)
+            extra["chinese_note"] = note
+        if cjk.is_chinese(written_language):
+            # Tokens joined into words and the script converted before cues: lines break between words only,
+            # and their lengths are the lengths shown.
+            text_segments = cjk.prepare(text_segments, script)
+            extra["chinese"] = script or "keep"
         cues = subtitles.build_cues(text_segments, s.subtitles, produced.spans)
+        translation: Transcript | None = None
+        if s.transcribe.translate and task == "transcribe":
+            translation = self._translation(results, speech, s, produced, model_name, written_language)
         subtitles_s = time.monotonic() - t
         if guess is None and language is None:
             guess = LanguageGuess(None, 0.0, 0)  # no speech at all: no language is forced
@@ -628,8 +648,13 @@ class Runner:
             job.update_checkpoint(language_warning=guess.warning)
         elif s.transcribe.language is not None and "language" not in state:
             job.update_checkpoint(language=language)
+        if produced.vad.fallback:
+            extra["vad_fallback"] = produced.vad.fallback
+        recovered = [entry for i in sorted(results) for entry in results[i].recovered]
+        if recovered:
+            extra["recovered"] = recovered
         transcript = Transcript(
-            language=language,
+            language=written_language,
             duration=round(produced.audio_seconds, 3),
             model=model_name,
             segments=text_segments,
@@ -637,6 +662,8 @@ class Runner:
             language_probability=guess.probability if guess is not None and guess.language else None,
             language_warning=guess.warning if guess is not None else None,
             model_reason=model_reason,
+            task=task,
+            extra=extra,
         )
         finish_metrics(produced.vad, plan)
         transcript.timings = {
@@ -647,8 +674,10 @@ class Runner:
             "subtitles": round(subtitles_s, 3),
             "first_result": round(first_result_at or 0.0, 3),
         }
+        if recovered:
+            transcript.timings["coverage_redecoded"] = len(recovered)
         transcript.timings["total"] = round(time.monotonic() - started, 3)
-        outputs = self._write_outputs(job, input_path, transcript, s)
+        outputs = self._write_outputs(job, input_path, transcript, s, translation)
         job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
@@ -680,6 +709,32 @@ class Runner:
             return s.model
         name = PACKAGED if usable(PACKAGED) else choose_model("xx", placement_for(s.model).device)[0]
         return dataclasses.replace(s.model, name=name)
+
+    @staticmethod
+    def _translation(
+        results: dict[int, SegmentResult],
+        speech: list[SpeechSpan],
+        s: Settings,
+        produced: _Produced,
+        model_name: str,
+        language: str | None,
+    ) -> Transcript | None:
+        """The English translation decoded beside the transcription, as a transcript of its own."""
+        if language in (None, "en"):
+            log.warning("--translate: the speech is English already (or there is none); no translation written")
+            return None
+        segments = [seg for i in sorted(results) for seg in results[i].translation]
+        segments = [seg for seg in drop_repeated_lines(segments, GuardSettings())[0] if seg is not None]
+        segments = refine_words(segments, speech)
+        cues = subtitles.build_cues(segments, s.subtitles, produced.spans)
+        return Transcript(
+            language="en",
+            duration=round(produced.audio_seconds, 3),
+            model=model_name,
+            segments=segments,
+            cues=cues,
+            task="translate",
+        )
 
     @staticmethod
     def _align(job: Job, source: Path, segments: list[TextSegment], language: str, s: Settings) -> list[TextSegment]:
@@ -765,23 +820,43 @@ class Runner:
             if writer is not None:
                 writer.close(keep=ok)
 
-    def _write_partial(self, job: Job, results: dict[int, SegmentResult], s: Settings, spans: list[SpeechSpan]) -> None:
+    def _write_partial(
+        self,
+        job: Job,
+        results: dict[int, SegmentResult],
+        s: Settings,
+        spans: list[SpeechSpan],
+        language: str | None = None,
+    ) -> None:
         prefix: list[TextSegment] = []
         i = 0
         while i in results:
             prefix.extend(results[i].segments)
             i += 1
+        if s.transcribe.task == "transcribe" and cjk.is_chinese(language):
+            prefix = cjk.prepare(prefix, cjk.script_for(s.subtitles.chinese, language)[0])
         cues = subtitles.build_cues(prefix, s.subtitles, spans)
         partial = Transcript("", 0.0, "", prefix, cues)
         job.write_output("partial.srt", subtitles.render(partial, "srt"))
 
-    def _write_outputs(self, job: Job, input_path: Path, transcript: Transcript, s: Settings) -> dict[str, Path]:
+    def _write_outputs(
+        self, job: Job, input_path: Path, transcript: Transcript, s: Settings, translation: Transcript | None = None
+    ) -> dict[str, Path]:
+        """Write the result files; returns them by key: ``srt`` ..., ``en.srt`` ... (translation) and
+        ``bilingual.srt`` ... (original above English).
+
+        File names are ``<stem>.<fmt>``, or ``<stem>.<lang>.<fmt>`` with the language named
+        (``OutputSettings.name_language``; by default when a translation is written); the bilingual file is
+        ``<stem>.<lang>-en.<fmt>``.
+        """
         out_dir = s.output.output_dir or input_path.parent
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PipelineError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from exc
-        outputs: dict[str, Path] = {}
+        several = translation is not None
+        named = s.output.name_language if s.output.name_language is not None else several
+        stem = f"{input_path.stem}.{transcript.language}" if named and transcript.language else input_path.stem
         if job.edited():
             # A resume of a reviewed job never undoes the review: the edited cues are what gets written.
             transcript = with_cues(transcript, transcript_from_dict(job.read_transcript()).cues)
@@ -792,18 +867,34 @@ class Runner:
                 video_size = (info.width, info.height) if info.has_video else None
             except PipelineError:
                 video_size = None  # the input is gone (a resume from audio.wav): a 16:9 canvas
+        files: list[tuple[str, str, str, Path | None]] = []  # (key, job file, text, target or None)
         # The job folder always keeps the JSON: the transcript with its words, which review edits start from.
         for fmt in (*s.output.formats, *(() if "json" in s.output.formats else ("json",))):
-            text = subtitles.render(transcript, fmt, s.export, video_size)
-            job.write_output(f"result.{fmt}", text)
-            if fmt not in s.output.formats:
+            target = out_dir / f"{stem}.{fmt}" if fmt in s.output.formats else None
+            files.append((fmt, f"result.{fmt}", subtitles.render(transcript, fmt, s.export, video_size), target))
+        if translation is not None:
+            en_stem = f"{input_path.stem}.en"
+            for fmt in s.output.formats:
+                text = subtitles.render(translation, fmt, s.export, video_size)
+                files.append((f"en.{fmt}", f"result.en.{fmt}", text, out_dir / f"{en_stem}.{fmt}"))
+            if s.output.bilingual:
+                both = subtitles.bilingual(transcript, translation, s.subtitles)
+                for fmt in s.output.formats:
+                    if fmt == "json":
+                        continue  # the two JSON files hold both texts with their times
+                    target = out_dir / f"{input_path.stem}.{transcript.language}-en.{fmt}"
+                    text = subtitles.render(both, fmt, s.export, video_size)
+                    files.append((f"bilingual.{fmt}", f"result.bilingual.{fmt}", text, target))
+        outputs: dict[str, Path] = {}
+        for key, name, text, target in files:
+            job.write_output(name, text)
+            if target is None:
                 continue
-            target = out_dir / f"{input_path.stem}.{fmt}"
             try:
                 atomic_write_text(target, text)
             except OSError as exc:
                 raise PipelineError(f"cannot write {target}: {exc.strerror or exc}; check the folder") from exc
-            outputs[fmt] = target
+            outputs[key] = target
         (job.output_dir / "partial.srt").unlink(missing_ok=True)
         return outputs
 
@@ -1183,6 +1274,8 @@ class _Flight:
                 for item in batch.items
             ]
         )
+        if isinstance(exc, UsageError):
+            raise exc  # the job asks for what the model cannot do (translation, English-only): no retry helps
         if isinstance(exc, ClusterError):
             # The cluster itself is gone (its scheduler): no retry can help, and the segments are not at fault.
             raise ClusterError(

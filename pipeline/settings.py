@@ -25,6 +25,10 @@ AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
 WARMUP_MODES = ("auto", "on", "off")
 #: The model name that means "let the optimizer choose".
 AUTO_MODEL = "auto"
+#: Whisper's tasks: text in the spoken language, or its translation into English.
+TASKS = ("transcribe", "translate")
+#: ``--chinese`` values (the stored default ``auto`` means Simplified for Chinese).
+CHINESE_SCRIPTS = ("simplified", "traditional", "keep")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class VadSettings:
         skip_silence_s: A silence this long ends a segment early (once it is at least ``min_segment_s``).
         keep_pause_s: Pauses up to this long stay inside a window; longer silence is cut down to it.
         fixed_segment_s: Segment length when VAD is off or fails.
+        lead_in_s: A speech span starting this close to the file's start begins at its start.
+        retry_threshold: Threshold of the second VAD pass over a file that is not silent but had no speech.
+        fallback_level_db: RMS level (dBFS) above which a file without speech spans is not taken as silent.
         window_s: Longest stretch given to Whisper at once (its context is 30 s).
     """
 
@@ -76,6 +83,16 @@ class VadSettings:
     #: utterances again).
     keep_pause_s: float = 5.0
     fixed_segment_s: float = 60.0
+    #: A file where VAD finds no speech at ``threshold`` although its RMS level is above ``fallback_level_db``
+    #: (dBFS; the hallucination guard calls -60 silence) is cut again at ``retry_threshold``, and when that
+    #: finds nothing either, at fixed lengths: a quiet or unusual voice is never dropped as a whole.
+    #: silero starts each file from a cold state and scores its first few hundred ms low: a word right at the
+    #: start ("好" before a Mandarin sentence) was cut off, and base then misread the rest of the sentence.
+    #: A first span starting within this many seconds of the start begins at 0, when what comes before it is
+    #: about as loud as its start (pipeline.vad.LEAD_IN_GAP_DB); silence before a first word is left out.
+    lead_in_s: float = 0.5
+    retry_threshold: float = 0.25
+    fallback_level_db: float = -50.0
     #: Whisper's full context. 24 s windows were more accurate only until quiet spans were levelled
     #: (TranscribeSettings.level_boost_db): what tiny.en dropped from full windows was a quiet speaker beside
     #: a loud one. With these defaults the 10-minute input takes 19 windows at WER 16.2%; 24 s windows with
@@ -139,6 +156,10 @@ class TranscribeSettings:
     level_gap_db: float = 10.0
     #: Optional WhisperX alignment: ``auto`` (when a local model exists), ``off``, or a model path.
     align: str = "auto"
+    #: ``transcribe`` (text in the spoken language) or ``translate`` (Whisper's translation into English).
+    task: str = "transcribe"
+    #: Besides transcribing, translate the same windows into English (a second decoding pass).
+    translate: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,8 +168,15 @@ class SubtitleSettings:
 
     max_line_width: int = 42
     max_lines: int = 2
+    #: Netflix's Simplified and Traditional Chinese style guides: 16 characters per line (docs/languages.md).
     cjk_line_width: int = 16
     max_cps: float = 20.0
+    #: Reading speed of cues with CJK characters: 9 characters per second, Netflix's Simplified Chinese
+    #: Timed Text Style Guide for adult programmes (docs/languages.md).
+    cjk_max_cps: float = 9.0
+    #: Script of Chinese text: ``auto`` (Simplified for Chinese), ``simplified``, ``traditional`` (Taiwan,
+    #: OpenCC s2twp) or ``keep`` (as Whisper writes it); ignored, with a note, for other languages.
+    chinese: str = "auto"
     min_duration: float = 0.8
     max_duration: float = 7.0
     #: How long a cue stays after its last word, when the next speech leaves room.
@@ -161,6 +189,12 @@ class OutputSettings:
 
     output_dir: Path | None = None
     formats: tuple[str, ...] = ("srt",)
+    #: Also write one SRT/VTT with each original line above its English translation (needs
+    #: ``TranscribeSettings.translate``).
+    bilingual: bool = False
+    #: Put the language code in file names (``talk.zh.srt``): ``None`` does so when several languages are
+    #: written (translation, bilingual), and not otherwise.
+    name_language: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +537,68 @@ def cluster_from_args(ns: argparse.Namespace, fallback_local: bool = False) -> C
     )
 
 
+def add_language_output_args(p: argparse.ArgumentParser) -> None:
+    """Flags for what is written in which language: task, translation, bilingual file, Chinese script."""
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="transcribe",
+        help="transcribe (text in the spoken language) or translate (English text; multilingual model)",
+    )
+    p.add_argument(
+        "--translate",
+        action="store_true",
+        help="also write an English translation beside the transcription (<stem>.en.srt; multilingual model)",
+    )
+    p.add_argument(
+        "--bilingual",
+        action="store_true",
+        help="also write one file with each original line above its English line (<stem>.<lang>-en.srt)",
+    )
+    p.add_argument(
+        "--name-language",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put the language code in file names, talk.zh.srt (default: when a translation is written)",
+    )
+    p.add_argument(
+        "--chinese",
+        choices=CHINESE_SCRIPTS,
+        default=None,
+        help="script of Chinese subtitles (default: simplified); ignored for other languages",
+    )
+
+
+def language_output_from_args(ns: argparse.Namespace) -> tuple[str, bool, bool, str]:
+    """(task, translate, bilingual, chinese) of the flags added by :func:`add_language_output_args`.
+
+    ``--bilingual`` implies ``--translate``.
+
+    Raises:
+        UsageError: The flags contradict each other or the model is English-only.
+    """
+    task = getattr(ns, "task", "transcribe") or "transcribe"
+    if task not in TASKS:
+        raise UsageError(f"bad --task {task!r}: use transcribe or translate")
+    bilingual = bool(getattr(ns, "bilingual", False))
+    translate = bool(getattr(ns, "translate", False)) or bilingual
+    if task == "translate" and translate:
+        raise UsageError(
+            "--task translate already writes English; --translate/--bilingual add English beside a transcription: "
+            "drop one of them"
+        )
+    model = (getattr(ns, "model", "") or "").strip()
+    if (task == "translate" or translate) and model.lower().endswith(".en"):
+        raise UsageError(
+            f"translation needs a multilingual model, and {model} is English-only: use --model base "
+            "(or small, medium, a multilingual CTranslate2 folder)"
+        )
+    chinese = getattr(ns, "chinese", None) or "auto"
+    if chinese not in (*CHINESE_SCRIPTS, "auto"):
+        raise UsageError(f"bad --chinese {chinese!r}: use {', '.join(CHINESE_SCRIPTS)}")
+    return task, translate, bilingual, chinese
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``video2srt`` command line."""
     p = argparse.ArgumentParser(
@@ -549,6 +645,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cps", type=float, default=SubtitleSettings.max_cps, help="reading speed, chars/s")
     p.add_argument("--min-duration", type=float, default=SubtitleSettings.min_duration)
     p.add_argument("--max-duration", type=float, default=SubtitleSettings.max_duration)
+    p.add_argument(
+        "--cjk-max-cps",
+        type=float,
+        default=SubtitleSettings.cjk_max_cps,
+        help="reading speed of Chinese/Japanese/Korean cues, chars/s",
+    )
+    add_language_output_args(p)
     p.add_argument("--audio-track", type=int, help="which audio track to use, from 0 (default: the first)")
     p.add_argument("--align", default="auto", help="WhisperX alignment: auto, off, or a local model folder")
     p.add_argument("--cpu-affinity", default=os.environ.get("VIDEO2SRT_CPU_AFFINITY", "auto"))
@@ -581,7 +684,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
     formats = parse_formats(ns.formats)
     for name in ("max_line_width", "max_lines", "beam_size"):
         _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
-    for name in ("max_cps", "min_duration", "max_duration"):
+    for name in ("max_cps", "cjk_max_cps", "min_duration", "max_duration"):
         _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
     if ns.min_duration > ns.max_duration:
         raise UsageError("--min-duration must not exceed --max-duration")
@@ -597,7 +700,10 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
     align = ns.align.strip()
     if align.lower() in ("auto", "off"):
         align = align.lower()
-    transcribe = TranscribeSettings(language=language, beam_size=ns.beam_size, align=align)
+    task, translate, bilingual, chinese = language_output_from_args(ns)
+    transcribe = TranscribeSettings(
+        language=language, beam_size=ns.beam_size, align=align, task=task, translate=translate
+    )
     if ns.batch_size is not None:
         transcribe = dataclasses.replace(transcribe, batch_size=ns.batch_size)
     vad = VadSettings(enabled=not ns.no_vad)
@@ -625,10 +731,14 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
             max_line_width=ns.max_line_width,
             max_lines=ns.max_lines,
             max_cps=ns.max_cps,
+            cjk_max_cps=ns.cjk_max_cps,
+            chinese=chinese,
             min_duration=ns.min_duration,
             max_duration=ns.max_duration,
         ),
-        output=OutputSettings(output_dir=ns.output_dir, formats=formats),
+        output=OutputSettings(
+            output_dir=ns.output_dir, formats=formats, bilingual=bilingual, name_language=ns.name_language
+        ),
         export=ExportSettings(karaoke=ns.karaoke, embed=ns.embed, burn=ns.burn, font=ns.font.strip() or "auto"),
         cluster=cluster_from_args(ns),
         jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints, priority=ns.priority),

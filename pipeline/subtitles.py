@@ -11,6 +11,7 @@ what fits on screen, tiny fragments are merged with short neighbours, and each c
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import html
 import json
 import math
@@ -40,6 +41,7 @@ _CJK = re.compile(
     "[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u9fff\ua960-\ua97f\uac00-\ud7ff"
     "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]"
 )
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 # Korean separates words with spaces; every other CJK character is written without them.
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7ff]")
 # Scripts written without spaces between words, where Whisper's own leading space is the only word
@@ -114,7 +116,11 @@ class _Words:
 
     def limit(self, a: int, b: int) -> int:
         """The line width for words ``[a, b)``: the CJK width as soon as one CJK character is among them."""
-        return self.cjk_width if self._cjk[b] > self._cjk[a] else self.width
+        return self.cjk_width if self.has_cjk(a, b) else self.width
+
+    def has_cjk(self, a: int, b: int) -> bool:
+        """Whether a CJK character is among words ``[a, b)``."""
+        return self._cjk[b] > self._cjk[a]
 
     def fits_line(self, a: int, b: int) -> bool:
         """Whether words ``[a, b)`` fit on one line; a single word always does (it cannot be broken)."""
@@ -231,6 +237,13 @@ def _split_text(text: str) -> list[str]:
     """
     out: list[str] = []
     for chunk in text.split():
+        if _HAN.search(chunk):
+            # Chinese: words from the segmenter, so a line never breaks inside a word.
+            from pipeline.cjk import split_words
+
+            parts = split_words(chunk)
+            out.extend([" " + parts[0], *parts[1:]] if parts else [])
+            continue
         cur, prefix, first = "", "", True
         for ch in chunk:
             cat = unicodedata.category(ch)
@@ -354,8 +367,13 @@ def _cue_cost(words: _Words, i: int, j: int, sentence_words: int, settings: Subt
     if j - i <= 2 < sentence_words:
         cost += _ORPHAN
     shown_s = max((words.ends[j - 1] - words.starts[i]) / 1000 + settings.tail, settings.min_duration, 1e-3)
-    cost += _CPS * max(0.0, chars / shown_s / settings.max_cps - 1.0)
+    cost += _CPS * max(0.0, chars / shown_s / _cps(words, i, j, settings) - 1.0)
     return cost
+
+
+def _cps(words: _Words, a: int, b: int, settings: SubtitleSettings) -> float:
+    """The reading speed for words ``[a, b)``: CJK text is read by the character, more slowly."""
+    return settings.cjk_max_cps if words.has_cjk(a, b) else settings.max_cps
 
 
 def _fits(words: _Words, a: int, b: int, settings: SubtitleSettings) -> bool:
@@ -407,7 +425,7 @@ def _cue_times(
     for k, (a, b) in enumerate(ranges):
         start, last_end = starts[k], words.ends[b - 1]
         next_start = starts[k + 1] if k + 1 < len(ranges) else math.inf
-        read_ms = math.ceil(words.text_len(a, b) * 1000 / settings.max_cps)
+        read_ms = math.ceil(words.text_len(a, b) * 1000 / _cps(words, a, b, settings))
         target = max(last_end + tail_ms, start + min_ms, start + read_ms)
         i = bisect.bisect_right(speech_starts, last_end)
         next_speech = speech_starts[i] if i < len(speech_starts) else math.inf
@@ -495,6 +513,50 @@ def _layout_many(words: _Words, a: int, b: int, count: int) -> list[tuple[int, i
         k = start
     out.reverse()
     return out
+
+
+# --- bilingual ------------------------------------------------------------------------------------
+
+
+def bilingual(original: Transcript, english: Transcript, settings: SubtitleSettings) -> Transcript:
+    """One cue list with each original line above its English translation, timed on the original.
+
+    The original is cut again into one-line cues; each translated word goes to the cue its time overlaps
+    most (the nearest cue when it overlaps none), so the English follows the speech it translates.
+    A translated segment without word times goes whole to the cue it overlaps most.
+    """
+    one_line = dataclasses.replace(settings, max_lines=1)
+    cues = build_cues(original.segments, one_line)
+    if not cues:
+        return dataclasses.replace(original, cues=[])
+    pieces: list[list[str]] = [[] for _ in cues]
+    at = 0  # words stay in order: a word never goes to a cue before the previous word's
+    for seg in english.segments:
+        items = [(w.word, w.start, w.end) for w in seg.words] if seg.words else [(" " + seg.text, seg.start, seg.end)]
+        for text, start, end in items:
+            at = max(at, _best_cue(cues, start, end))
+            pieces[at].append(text)
+    out = []
+    for cue, texts in zip(cues, pieces):
+        english_line = " ".join("".join(texts).split())
+        lines = (" ".join(cue.lines),) + ((english_line,) if english_line else ())
+        out.append(dataclasses.replace(cue, lines=lines))
+    return dataclasses.replace(original, cues=out)
+
+
+def _best_cue(cues: Sequence[Cue], start: float, end: float) -> int:
+    """The cue overlapping [start, end] most; without overlap, the one nearest its middle."""
+    starts = [c.start for c in cues]
+    i = max(0, bisect.bisect_right(starts, start) - 1)
+    best, best_overlap = i, -math.inf
+    for k in range(max(0, i - 1), min(len(cues), bisect.bisect_right(starts, end) + 1)):
+        overlap = min(end, cues[k].end) - max(start, cues[k].start)
+        if overlap > best_overlap:
+            best, best_overlap = k, overlap
+    if best_overlap > 0:
+        return best
+    middle = (start + end) / 2
+    return min(range(len(cues)), key=lambda k: min(abs(cues[k].start - middle), abs(cues[k].end - middle)))
 
 
 # --- writers ---------------------------------------------------------------------------------------
@@ -594,4 +656,6 @@ def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
             for i, (start, end, lines) in enumerate(writable_cues(transcript.cues))
         ],
         "timings": {k: round(float(v), 3) for k, v in transcript.timings.items()},
+        "task": transcript.task,
+        **transcript.extra,
     }

@@ -29,10 +29,15 @@ moved to an onset, which would otherwise have no length left).
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pipeline.types import SpeechSpan, TextSegment, Word
+
+#: A token of CJK characters (Han, kana, Hangul, CJK punctuation) and nothing else.
+_CJK_WORD = re.compile("[\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]+")
+_PUNCT = re.compile("[\u3000-\u303f\uff00-\uff0f\uff1a-\uff20]")
 
 #: A span end this close to the end of the file was clipped there by the padding (seconds).
 _EPS = 1e-3
@@ -49,6 +54,7 @@ class TimingSettings:
         snap_s: The first word after a silence starting at most this long after the speech onset starts
             at the onset; 0 turns this off.
         min_word_s: A word whose start moved to a speech onset lasts at least this long.
+        cjk_char_max_s: Longest plausible time of one CJK character; a longer one starts later.
     """
 
     enabled: bool = True
@@ -56,6 +62,10 @@ class TimingSettings:
     clamp: bool = True
     snap_s: float = 0.3
     min_word_s: float = 0.05
+    #: A CJK character is spoken in about 0.2-0.3 s; one timed longer than this took a pause into its time
+    #: (the first character after a pause starts where the previous speech ended) and starts this long
+    #: before its end instead (per character of the token). 0 turns this off.
+    cjk_char_max_s: float = 0.7
 
 
 def speech_edges(spans: Sequence[SpeechSpan], pad: float, duration: float | None = None) -> list[SpeechSpan]:
@@ -118,6 +128,13 @@ def refine_words(
         _clamp(starts, ends, reach, speech, settings.min_word_s)
     if speech and settings.snap_s > 0:
         _snap(starts, ends, speech, settings.snap_s)
+    if settings.cjk_char_max_s > 0:
+        texts = [w.word.strip() for s in segments for w in s.words]
+        for k, text in enumerate(texts):
+            if text and _CJK_WORD.fullmatch(text):
+                most = settings.cjk_char_max_s * sum(1 for ch in text if not _PUNCT.match(ch))
+                if most > 0 and ends[k] - starts[k] > most:
+                    starts[k] = ends[k] - most
     out: list[TextSegment] = []
     k, prev_start = 0, 0.0
     for seg in segments:

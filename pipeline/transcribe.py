@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.errors import UsageError
 from pipeline.guard import GuardSettings, Problem, drop_repeated_lines, judge, level_db
 from pipeline.hardware import trim_heap
 from pipeline.models import LoadedModel
@@ -213,25 +214,125 @@ def transcribe_segments(
                 continue  # under 0.1 s: nothing Whisper could read
             owner.append(i)
             placed.append(window)
-            spans = item.segment.spans
-            audio.append(level_window(samples, window, spans, settings.level_boost_db, settings.level_gap_db))
-    decoded = _decode(model, audio, placed, settings, language)
+            item_spans = item.segment.spans
+            audio.append(level_window(samples, window, item_spans, settings.level_boost_db, settings.level_gap_db))
+    # English speech needs no translation pass, so an English-only model may serve it.
+    translating = settings.translate and settings.task != "translate" and language != "en"
+    if (settings.task == "translate" and language != "en") or translating:
+        check_multilingual(model)
+    spans: list[Sequence[SpeechSpan]] = [items[i].segment.spans for i in owner]
     dropped: list[list[str]] = [[] for _ in items]
-    _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner])
-    # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
-    # file: doing it per call would make a window's result depend on which windows shared its batch.
-    per_item: list[list[TextSegment]] = [[] for _ in items]
-    for w, segs in enumerate(decoded):
-        kept, notes = drop_repeated_lines(segs, guard)
-        for k, reason in notes:
-            _note(dropped[owner[w]], segs[k], reason)
-        per_item[owner[w]].extend(seg for seg in kept if seg is not None)
+    recovered: list[list[str]] = [[] for _ in items]
+    passes = [settings.task] + (["translate"] if translating else [])
+    per_pass: list[list[list[TextSegment]]] = []
+    for task in passes:
+        decoded = _decode(model, audio, placed, settings, language, task=task)
+        _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner], task)
+        _cover_tails(
+            model, audio, placed, spans, decoded, settings, language, guard, [recovered[i] for i in owner], task
+        )
+        # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
+        # file: doing it per call would make a window's result depend on which windows shared its batch.
+        per_item: list[list[TextSegment]] = [[] for _ in items]
+        for w, segs in enumerate(decoded):
+            kept, notes = drop_repeated_lines(segs, guard)
+            for k, reason in notes:
+                _note(dropped[owner[w]], segs[k], reason)
+            per_item[owner[w]].extend(seg for seg in kept if seg is not None)
+        per_pass.append(per_item)
     return [
         SegmentResult(
-            index=item.segment.index, language=language, segments=tuple(per_item[i]), dropped=tuple(dropped[i])
+            index=item.segment.index,
+            language=language,
+            segments=tuple(per_pass[0][i]),
+            dropped=tuple(dropped[i]),
+            translation=tuple(per_pass[1][i]) if len(per_pass) > 1 else (),
+            recovered=tuple(recovered[i]),
         )
         for i, item in enumerate(items)
     ]
+
+
+def check_multilingual(model: LoadedModel) -> None:
+    """Translation needs a multilingual model.
+
+    Raises:
+        UsageError: ``model`` is English-only.
+    """
+    if not model.multilingual:
+        raise UsageError(
+            f"translation needs a multilingual model, and {model.spec.name} is English-only: "
+            "use --model base (or small, medium, a multilingual CTranslate2 folder)"
+        )
+
+
+def _cover_tails(
+    model: LoadedModel,
+    audio: list[np.ndarray],
+    windows: list[Window],
+    spans: list[Sequence[SpeechSpan]],
+    decoded: list[list[TextSegment]],
+    settings: TranscribeSettings,
+    language: str,
+    guard: GuardSettings,
+    recovered: list[list[str]],
+    task: str,
+) -> None:
+    """Decode again, on its own, the speech after a window's last word when there is much of it.
+
+    Whisper (base more than tiny.en) sometimes ends a window's text early and skips the rest of the window,
+    seconds of clear speech. A window whose words end more than ``coverage_gap_s`` of VAD speech before its
+    end has that tail (from the first speech span after its last word) decoded once more, all such tails in
+    one batched call; what the tail gives is appended when the guard accepts it.
+    """
+    if guard.coverage_gap_s <= 0 or not guard.enabled:
+        return
+    tails: list[tuple[int, float, Window, np.ndarray]] = []
+    for w, segs in enumerate(decoded):
+        words = [word for seg in segs for word in seg.words]
+        if not words:
+            continue  # nothing at all: the guard judged the window, decoding it again would repeat that
+        last = words[-1].end
+        window = windows[w]
+        inside = [
+            SpeechSpan(max(sp.start, window.start), min(sp.end, window.end))
+            for sp in spans[w]
+            if sp.end > last and sp.start < window.end and sp.end > window.start
+        ]
+        start = next((sp.start for sp in inside if sp.start >= last), last)
+        left = sum(max(0.0, sp.end - max(sp.start, start)) for sp in inside)
+        if left <= guard.coverage_gap_s:
+            continue
+        pieces = tuple(SpeechSpan(max(p.start, start), p.end) for p in window.pieces if p.end > start + 0.1)
+        if not pieces:
+            continue
+        offset = round(_window_time(window, start) * SAMPLE_RATE)
+        tails.append((w, left, Window(pieces), audio[w][offset:]))
+    if not tails:
+        return
+    again = _decode(model, [t[3] for t in tails], [t[2] for t in tails], settings, language, task=task)
+    for (w, left, tail, _), segs in zip(tails, again):
+        problem = judge(segs, guard)
+        last = max(word.end for seg in decoded[w] for word in seg.words)
+        added = [seg for seg in segs if seg.start >= last - 0.05]
+        entry = f"{tail.start:.2f}-{tail.end:.2f} s: {left:.1f} s of speech after the last word"
+        if problem is not None or not added:
+            log.info("coverage: %s; decoding it again gave nothing usable", entry)
+            recovered[w].append(f"{entry}: nothing usable")
+            continue
+        log.info("coverage: %s decoded again: %r", entry, _text(added)[:80])
+        recovered[w].append(f"{entry}: {_text(added)[:120]!r}")
+        decoded[w].extend(added)
+
+
+def _window_time(window: Window, t: float) -> float:
+    """Seconds into ``window`` of file time ``t`` (a time between pieces maps to the next piece's start)."""
+    done = 0.0
+    for p in window.pieces:
+        if t < p.end:
+            return done + max(0.0, t - p.start)
+        done += p.duration
+    return done
 
 
 def _apply_guard(
@@ -243,6 +344,7 @@ def _apply_guard(
     language: str,
     guard: GuardSettings,
     dropped: list[list[str]],
+    task: str = "transcribe",
 ) -> None:
     """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it."""
     retry: list[tuple[int, Problem]] = []
@@ -263,7 +365,13 @@ def _apply_guard(
     # option (the batched pipeline decodes with top-k 1, where the temperature changes nothing); the same
     # beam with 3-grams blocked ended every loop and left real speech as it was.
     again = _decode(
-        model, [audio[w] for w, _ in retry], [windows[w] for w, _ in retry], settings, language, no_repeat_ngram_size=3
+        model,
+        [audio[w] for w, _ in retry],
+        [windows[w] for w, _ in retry],
+        settings,
+        language,
+        no_repeat_ngram_size=3,
+        task=task,
     )
     for (w, problem), segs in zip(retry, again):
         second = judge(segs, guard, audio[w])
@@ -293,6 +401,7 @@ def _decode(
     settings: TranscribeSettings,
     language: str,
     no_repeat_ngram_size: int = 0,
+    task: str = "transcribe",
 ) -> list[list[TextSegment]]:
     """Decode windows (their samples, and where they lie in the file) in batched calls; text segments in file time."""
     from faster_whisper import BatchedInferencePipeline
@@ -319,6 +428,7 @@ def _decode(
     segments, _ = pipeline.transcribe(
         buffer,
         language=language if model.multilingual else "en",
+        task=task if model.multilingual else "transcribe",
         clip_timestamps=clips,
         batch_size=settings.batch_size,
         beam_size=settings.beam_size,

@@ -156,6 +156,10 @@ class SegmentResult:
     segments: tuple[TextSegment, ...]
     #: Lines the hallucination guard removed, with the reason, for the log and the JSON.
     dropped: tuple[str, ...] = ()
+    #: The same windows translated into English (``TranscribeSettings.translate``), in file time.
+    translation: tuple[TextSegment, ...] = ()
+    #: Window tails the coverage guard decoded again (pipeline.transcribe), for the log and the JSON.
+    recovered: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +167,8 @@ class SegmentResult:
             "language": self.language,
             "segments": [s.to_dict() for s in self.segments],
             "dropped": list(self.dropped),
+            "translation": [s.to_dict() for s in self.translation],
+            "recovered": list(self.recovered),
         }
 
     @classmethod
@@ -172,6 +178,8 @@ class SegmentResult:
             language=str(data["language"]),
             segments=tuple(TextSegment.from_dict(s) for s in data["segments"]),
             dropped=tuple(data.get("dropped", ())),
+            translation=tuple(TextSegment.from_dict(s) for s in data.get("translation", ())),
+            recovered=tuple(data.get("recovered", ())),
         )
 
 
@@ -208,6 +216,10 @@ class Transcript:
     language_warning: str | None = None
     #: Why this model transcribed the file (``auto`` picks per language).
     model_reason: str = ""
+    #: ``transcribe``, or ``translate`` (the text is Whisper's English translation).
+    task: str = "transcribe"
+    #: Further JSON keys (``vad_fallback``, ``recovered``, ``chinese``, ``translation`` ...), written when set.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def words(self) -> list[Word]:

@@ -13,8 +13,10 @@ quietest frame. Silence outside the speech spans is never transcribed. When VAD 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +194,8 @@ class VadMetrics:
     segment_lengths: list[float] = field(default_factory=list)
     window_count: int = 0
     silence_skipped: float = 0.0
+    #: What was done when VAD found no speech in a file that is not silent ("" when nothing was needed).
+    fallback: str = ""
 
     @property
     def speech_ratio(self) -> float:
@@ -213,16 +217,31 @@ class VadMetrics:
             "segment_lengths": [round(x, 2) for x in self.segment_lengths],
             "window_count": self.window_count,
             "silence_skipped": round(self.silence_skipped, 3),
+            "fallback": self.fallback,
         }
 
 
-def pad_spans(spans: list[SpeechSpan], pad: float, limit: float | None = None) -> list[SpeechSpan]:
-    """Pad each span by ``pad`` seconds on both sides without crossing its neighbours' midpoints."""
+#: The audio before a first span counts as speech when at most this much quieter than the span's start.
+LEAD_IN_GAP_DB = 10.0
+
+
+def _level(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def pad_spans(
+    spans: list[SpeechSpan], pad: float, limit: float | None = None, lead_in: float = 0.0
+) -> list[SpeechSpan]:
+    """Pad each span by ``pad`` seconds on both sides without crossing its neighbours' midpoints.
+
+    A span starting within ``lead_in`` seconds of the file's start starts at 0 (see ``VadSettings.lead_in_s``).
+    """
     out: list[SpeechSpan] = []
     for i, s in enumerate(spans):
         lo = 0.0 if i == 0 else (spans[i - 1].end + s.start) / 2
         hi = limit if i == len(spans) - 1 else (s.end + spans[i + 1].start) / 2
-        start = max(lo, s.start - pad)
+        start = 0.0 if s.start <= lead_in else max(lo, s.start - pad)
         end = s.end + pad if hi is None else min(hi, s.end + pad)
         out.append(SpeechSpan(round(start, 3), round(end, 3)))
     return out
@@ -368,13 +387,22 @@ class _SileroCutter:
         self._held: list[SpeechSpan] = []  # raw spans not yet padded: the last waits for its successor
         self.emitted_until = 0.0
         self.next_index = 0
+        self.fallback = ""
+        # Until the first span, the probabilities and the level are kept: a file where nothing passes the
+        # threshold is looked at again at a lower one (a few floats per second of audio).
+        self._probs: list[np.ndarray] | None = []
+        self._square_sum = 0.0
+        self._samples = 0
+        self._head: list[np.ndarray] = []  # the file's first second, for the lead-in
+        self._head_size = 0
 
     def _release(self, new: list[SpeechSpan], end: float | None) -> list[SpeechSpan]:
         self.spans.extend(new)
         self._held.extend(new)
         keep = 0 if end is not None else 1
         count = max(0, len(self._held) - keep)
-        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end)[:count]
+        lead_in = self.settings.lead_in_s if self._held and self._speech_before(self._held[0].start) else 0.0
+        padded = pad_spans(self._held, self.settings.speech_pad_ms / 1000, end, lead_in)[:count]
         self._held = self._held[count:]
         return padded
 
@@ -383,15 +411,72 @@ class _SileroCutter:
             self.emitted_until, self.next_index = segments[-1].end, segments[-1].index + 1
         return segments
 
+    def _speech_before(self, start: float) -> bool:
+        """Whether the audio before a span starting at ``start`` (within the lead-in) sounds like the span:
+        its level within ``LEAD_IN_GAP_DB`` of the half second after ``start``. Silence before the first
+        word (jfk: 44 dB below it) keeps its own edge, so the first word's time stays where it is."""
+        if start > self.settings.lead_in_s or start <= 0:
+            return False
+        head = np.concatenate(self._head) if self._head else np.zeros(0, np.float32)
+        cut = int(start * SAMPLE_RATE)
+        before, after = head[:cut], head[cut : cut + SAMPLE_RATE // 2]
+        if not before.size or not after.size:
+            return False
+        return _level(before) >= _level(after) - LEAD_IN_GAP_DB
+
+    def _track(self, probs: np.ndarray, x: np.ndarray) -> list[SpeechSpan]:
+        if self._head_size < int((self.settings.lead_in_s + 0.5) * SAMPLE_RATE):
+            self._head.append(x)
+            self._head_size += x.size
+        if self._probs is not None:
+            self._probs.append(probs)
+            self._square_sum += float(np.dot(x.astype(np.float64), x.astype(np.float64)))
+            self._samples += x.size
+        spans = self.tracker.push(probs)
+        if spans:
+            self._probs = None
+        return spans
+
     def feed(self, x: np.ndarray, position: float) -> list[Segment]:
-        spans = self._release(self.tracker.push(self.stream.feed(x)), None)
+        spans = self._release(self._track(self.stream.feed(x), x), None)
         # Spans close min_silence after they end, so nothing new can start before this point.
         return self._emitted(self.segmenter.push(spans, position - self.settings.min_silence_ms / 1000))
 
     def finish(self, duration: float) -> list[Segment]:
-        self.tracker.push(self.stream.finish())
-        spans = self._release(self.tracker.finish(), duration)
+        # The last partial frame can close a span (its silence ends one): those spans are speech too.
+        closed = self._track(self.stream.finish(), np.zeros(0, np.float32))
+        found = closed + self.tracker.finish()
+        if not found and self._probs is not None and self._samples:
+            rms = math.sqrt(self._square_sum / self._samples)
+            level = 20 * math.log10(rms) if rms > 0 else -math.inf
+            if level > self.settings.fallback_level_db:
+                return self._fall_back(level, duration)
+        spans = self._release(found, duration)
         return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
+
+    def _fall_back(self, level: float, duration: float) -> list[Segment]:
+        """No span in a file that is not silent: a lower threshold, then fixed cuts; logged and kept."""
+        assert self._probs is not None
+        s = self.settings
+        retry = SpanTracker(dataclasses.replace(s, threshold=s.retry_threshold))
+        probs = np.concatenate(self._probs) if self._probs else np.zeros(0, np.float32)
+        found = retry.push(probs) + retry.finish()
+        if found:
+            self.fallback = (
+                f"no speech at threshold {s.threshold} in audio at {level:.0f} dBFS; cut at {s.retry_threshold}"
+            )
+            log.warning("VAD: %s", self.fallback)
+            spans = self._release(found, duration)
+            return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
+        self.fallback = (
+            f"no speech at thresholds {s.threshold} and {s.retry_threshold} in audio at {level:.0f} dBFS; "
+            f"fixed {s.fixed_segment_s:.0f} s windows"
+        )
+        log.warning("VAD: %s", self.fallback)
+        self.mode = "fixed"
+        segments = fixed_segments(duration, s, self.next_index, self.emitted_until)
+        self.spans = [span for seg in segments for span in seg.spans]
+        return self._emitted(segments)
 
     def pending_start(self) -> float:
         """Where audio not yet in an emitted segment begins (the fallback re-cuts from here)."""
@@ -488,6 +573,7 @@ def segment_stream(
     duration = samples / SAMPLE_RATE
     yield from cutter.finish(duration)
     metrics.mode = cutter.mode
+    metrics.fallback = getattr(cutter, "fallback", "")
     metrics.duration = duration
     metrics.span_count = len(cutter.spans)
     metrics.speech_seconds = (

@@ -60,6 +60,7 @@ rules = st.one_of(
         max_lines=st.integers(1, 3),
         cjk_line_width=st.integers(6, 20),
         max_cps=st.floats(8.0, 30.0),
+        cjk_max_cps=st.floats(5.0, 20.0),
         min_duration=st.floats(0.3, 1.5),
         max_duration=st.floats(2.0, 10.0),
         tail=st.floats(0.0, 0.5),
@@ -165,7 +166,8 @@ def check_soft(
         next_start = cues[n + 1].start if n + 1 < len(cues) else math.inf
         tail_end = last.end + rules.tail
         room = max(tail_end, next_speech(spans, last.end)) if spans else math.inf
-        need = max(rules.min_duration, sum(len(line) for line in cue.lines) / rules.max_cps)
+        cps = rules.cjk_max_cps if any(CJK.search(line) for line in cue.lines) else rules.max_cps  # read by character
+        need = max(rules.min_duration, sum(len(line) for line in cue.lines) / cps)
         longest = cue.start + rules.max_duration
         assert cue.end >= min(tail_end, next_start, longest) - 0.002, "the tail is kept when there is room"
         assert cue.end >= min(cue.start + need, next_start, room, longest) - 0.002, "min duration / cps"
@@ -461,6 +463,7 @@ def test_json_follows_the_spec() -> None:
         "segments",
         "cues",
         "timings",
+        "task",
     }
     assert (data["language"], data["duration"], data["model"]) == ("en", 12.5, "tiny.en")
     assert set(data["segments"][0]) == {"start", "end", "text", "words"}

@@ -110,11 +110,23 @@ def jobs_router(manager: JobManager) -> APIRouter:
         formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json,ass (default: all)")] = None,
         language: Annotated[str | None, Form(description="language code such as en; blank or auto: detect")] = None,
         max_line_width: Annotated[str | None, Form(description="characters per subtitle line (default 42)")] = None,
+        task: Annotated[
+            str | None, Form(description="transcribe (default) or translate (English text; multilingual model)")
+        ] = None,
+        chinese: Annotated[
+            str | None, Form(description="script of Chinese subtitles: simplified (default), traditional or keep")
+        ] = None,
     ) -> JSONResponse:
         # Optional in the signature so that a missing file is a one-line 400, not a validation error list.
         if file is None:
             raise HTTPException(400, "no file: send the video or audio as the multipart field 'file'")
-        overrides = {"formats": formats, "language": language, "max_line_width": max_line_width}
+        overrides = {
+            "formats": formats,
+            "language": language,
+            "max_line_width": max_line_width,
+            "task": task,
+            "chinese": chinese,
+        }
         try:
             job_id = manager.submit_upload(file.filename, file.file, overrides)
         except PipelineError as exc:

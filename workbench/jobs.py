@@ -12,6 +12,7 @@ carry the HTTP status the API answers with (``status_code``).
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import dataclasses
 import logging
@@ -35,6 +36,7 @@ from pipeline.settings import (
     OutputSettings,
     Settings,
     check_model_language,
+    language_output_from_args,
     parse_formats,
     parse_language,
 )
@@ -157,12 +159,12 @@ _INT_SETTINGS = {
     "batch_size": ("transcribe", "batch_size", 1, 256, 8),
     "beam_size": ("transcribe", "beam_size", 1, 20, 5),
 }
-_SETTING_NAMES = ("formats", "language", "vad", *_INT_SETTINGS)
+_SETTING_NAMES = ("formats", "language", "vad", "task", "chinese", *_INT_SETTINGS)
 
 
 def job_settings(base: Settings, overrides: Mapping[str, Any] | None, output_dir: Path) -> Settings:
     """Settings for one uploaded job: ``base`` plus the request's ``formats``, ``language``, ``vad`` (on/off),
-    ``max_line_width``, ``max_lines``, ``batch_size`` and ``beam_size``.
+    ``task`` (transcribe/translate), ``chinese`` (simplified/traditional/keep), ``max_line_width``, ``max_lines``, ``batch_size`` and ``beam_size``.
 
     Raises:
         UsageError: A value is unknown or out of range.
@@ -178,6 +180,16 @@ def job_settings(base: Settings, overrides: Mapping[str, Any] | None, output_dir
         language = parse_language(raw)
         check_model_language(base.model.name, language)
         parts["transcribe"] = dataclasses.replace(parts["transcribe"], language=language)
+    if "task" in overrides or "chinese" in overrides:
+        ns = argparse.Namespace(
+            task=str(overrides.get("task", parts["transcribe"].task)).strip().lower(),
+            chinese=str(overrides["chinese"]).strip().lower() if "chinese" in overrides else None,
+            model=base.model.name,
+        )
+        task, _, _, chinese = language_output_from_args(ns)
+        parts["transcribe"] = dataclasses.replace(parts["transcribe"], task=task)
+        if "chinese" in overrides:
+            parts["subtitles"] = dataclasses.replace(parts["subtitles"], chinese=chinese)
     if "vad" in overrides:
         flag = str(overrides["vad"]).strip().lower()
         if flag not in ("true", "false", "1", "0", "on", "off"):

@@ -173,6 +173,19 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     filterable=True,
                 )
                 formats = gr.CheckboxGroup(FORMAT_LABELS, value=list(FORMATS), label="3 · Subtitle formats")
+                with gr.Row():
+                    task = gr.Radio(
+                        ["transcribe", "translate"],
+                        value=s.transcribe.task,
+                        label="Task",
+                        info="translate: English subtitles from any language (multilingual model)",
+                    )
+                    script = gr.Radio(
+                        ["simplified", "traditional", "keep"],
+                        value="simplified" if s.subtitles.chinese == "auto" else s.subtitles.chinese,
+                        label="Chinese script",
+                        info="for Chinese speech only",
+                    )
                 with gr.Accordion("Advanced settings (tuned for this machine)", open=False):
                     gr.Markdown(
                         f"Defaults come from the optimizer: model **{esc(defaults['model'])}** on "
@@ -242,6 +255,8 @@ def build_transcribe_tab(bench: Workbench) -> None:
             vad: bool,
             width: float,
             lines: float,
+            task: str = "transcribe",
+            script: str = "simplified",
         ) -> Iterator[tuple[Any, ...]]:
             """Transcribe the uploaded files; yields progress while the jobs run, then the results."""
             if not files:
@@ -256,6 +271,8 @@ def build_transcribe_tab(bench: Workbench) -> None:
                 "vad": bool(vad),
                 "max_line_width": int(width),
                 "max_lines": int(lines),
+                "task": task or "transcribe",
+                "chinese": "auto" if script in (None, "", "simplified") else script,
             }
             jobs: list[tuple[str, str]] = []  # (job id, the uploaded file's path here)
             errors: list[str] = []
@@ -312,7 +329,7 @@ def build_transcribe_tab(bench: Workbench) -> None:
             api_visibility="private",
         ).then(
             transcribe,
-            [files, language, formats, batch_size, beam_size, vad, width, lines],
+            [files, language, formats, batch_size, beam_size, vad, width, lines, task, script],
             [jobs_state, progress, subtitles, preview, downloads],
             api_name="transcribe",
             concurrency_id=GPU_QUEUE,
