@@ -27,7 +27,7 @@ from pipeline.subtitles import build_cues
 from pipeline.timing import refine_words
 from pipeline.types import SpeechSpan, TextSegment, Word
 from pipeline.vad import SileroVad, segment_audio
-from tests.conftest import with_parts
+from conftest import with_parts
 
 HAN = re.compile("[\u4e00-\u9fff]")
 ENGLISH = {"the", "a", "of", "and", "to", "in", "is", "that", "they", "for", "on", "it", "with", "be", "can"}
