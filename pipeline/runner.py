@@ -458,6 +458,7 @@ class Runner:
         if done and language is None:
             language = next(iter(done.values())).language
         plan: list[Segment] = []
+        calls: list[dict[str, Any]] = []  # each Whisper call's figures (SegmentResult.stats)
         clock = _Clock()
         flight = _Flight(self, backend, job, s, cancel)
         first_result_at: float | None = None
@@ -482,6 +483,7 @@ class Runner:
                 return
             batch_results, name = got
             model_name = name
+            calls.extend(r.stats for r in batch_results if r.stats)
             for r in batch_results:
                 if r.index not in done:
                     job.save_result(r)
@@ -568,8 +570,11 @@ class Runner:
             "subtitles": round(subtitles_s, 3),
             "first_result": round(first_result_at or 0.0, 3),
         }
-        transcript.timings["total"] = round(time.monotonic() - started, 3)
+        transcript.timings.update(call_figures(calls, lanes=backend is None))
+        t = time.monotonic()
         outputs = self._write_outputs(job, input_path, transcript, s)
+        transcript.timings["write"] = round(time.monotonic() - t, 3)
+        transcript.timings["total"] = round(time.monotonic() - started, 3)
         job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
@@ -1020,6 +1025,30 @@ class _Flight:
             for f in futures:
                 f.cancel()
         self._out.clear()
+
+
+def call_figures(calls: list[dict[str, Any]], lanes: bool = True) -> dict[str, float]:
+    """Totals over a job's Whisper calls, for its ``timings``.
+
+    ``windows``, ``audio_fed_s`` (the windows' own audio), ``padded_s`` (what the encoder sees: 30 s a
+    window), ``infer_s`` (wall time of the calls, summed over lanes), ``guard_redecodes`` and ``guard_s``,
+    ``calls``, and when the calls ran on lanes in this process, ``lanes`` and ``lane_tail_s``: how long the
+    last lane ran on after the first one had finished its last call (0 when the lanes end together).
+    ``lanes`` false (calls on cluster workers, whose clocks differ) leaves those two out.
+    """
+    out: dict[str, float] = {}
+    for key in ("windows", "calls", "guard_redecodes"):
+        out[key] = int(sum(c.get(key, 0) for c in calls))
+    for key in ("audio_fed_s", "padded_s", "infer_s", "guard_s"):
+        out[key] = round(sum(float(c.get(key, 0.0)) for c in calls), 3)
+    ends: dict[str, float] = {}
+    for c in calls if lanes else ():
+        if "lane" in c:
+            ends[c["lane"]] = max(ends.get(c["lane"], 0.0), float(c["ended"]))
+    if ends:
+        out["lanes"] = len(ends)
+        out["lane_tail_s"] = round(max(ends.values()) - min(ends.values()), 3)
+    return out
 
 
 def disk_full(exc: BaseException) -> bool:

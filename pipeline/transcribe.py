@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -150,9 +152,22 @@ def transcribe_segments(
             placed.append(window)
             spans = item.segment.spans
             audio.append(level_window(samples, window, spans, settings.level_boost_db, settings.level_gap_db))
+    t0 = time.perf_counter()
     decoded = _decode(model, audio, placed, settings, language)
+    t1 = time.perf_counter()
     dropped: list[list[str]] = [[] for _ in items]
-    _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner])
+    redecoded = _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner])
+    fed = sum(a.size for a in audio) / SAMPLE_RATE
+    stats = {
+        "windows": len(audio),
+        "calls": 1,
+        # What the encoder sees: every window is padded to Whisper's 30 s context.
+        "audio_fed_s": round(fed, 3),
+        "padded_s": round(30.0 * len(audio), 3),
+        "infer_s": round(t1 - t0, 4),
+        "guard_redecodes": redecoded,
+        "guard_s": round(time.perf_counter() - t1, 4),
+    }
     # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
     # file: doing it per call would make a window's result depend on which windows shared its batch.
     per_item: list[list[TextSegment]] = [[] for _ in items]
@@ -163,7 +178,12 @@ def transcribe_segments(
         per_item[owner[w]].extend(seg for seg in kept if seg is not None)
     return [
         SegmentResult(
-            index=item.segment.index, language=language, segments=tuple(per_item[i]), dropped=tuple(dropped[i])
+            index=item.segment.index,
+            language=language,
+            segments=tuple(per_item[i]),
+            dropped=tuple(dropped[i]),
+            # The call's figures go with its first result only, so that summing over results counts each once.
+            stats=stats if i == 0 else {},
         )
         for i, item in enumerate(items)
     ]
@@ -178,8 +198,10 @@ def _apply_guard(
     language: str,
     guard: GuardSettings,
     dropped: list[list[str]],
-) -> None:
-    """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it."""
+) -> int:
+    """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it.
+
+    Returns the number of windows decoded again."""
     retry: list[tuple[int, Problem]] = []
     for w, segs in enumerate(decoded):
         problem = judge(segs, guard, audio[w])
@@ -192,7 +214,7 @@ def _apply_guard(
                 _note(dropped[w], seg, problem.reason)
             decoded[w] = []
     if not retry:
-        return
+        return 0
     # The fallback may not repeat any 3-gram. Tried on looping windows (reversed speech, babble, slowed
     # and looped speech): greedy decoding looped as much or more, and sampling at a temperature is no
     # option (the batched pipeline decodes with top-k 1, where the temperature changes nothing); the same
@@ -209,6 +231,7 @@ def _apply_guard(
         for seg in decoded[w]:
             _note(dropped[w], seg, f"{problem.reason}; after re-decoding: {second.reason}")
         decoded[w] = []
+    return len(retry)
 
 
 def _note(dropped: list[str], seg: TextSegment, reason: str) -> None:
@@ -330,10 +353,15 @@ def batch_future(
     """
 
     def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
+        started = time.monotonic()
         try:
-            return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+            results = transcribe_segments(loaded, items, settings, language)
         finally:
             trim_heap()
+        if results and results[0].stats:
+            # Which lane ran the call and when: the runner reports how evenly the lanes finished.
+            results[0].stats.update(lane=threading.current_thread().name, started=started, ended=time.monotonic())
+        return results, loaded.spec.name
 
     return models.infer(model, run)
 

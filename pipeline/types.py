@@ -156,6 +156,9 @@ class SegmentResult:
     segments: tuple[TextSegment, ...]
     #: Lines the hallucination guard removed, with the reason, for the log and the JSON.
     dropped: tuple[str, ...] = ()
+    #: Counts and times of the call that made this result (windows, seconds fed, lane, ...); kept in memory
+    #: for the job's ``timings`` only, never stored: a stored result is the same whatever ran it.
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
