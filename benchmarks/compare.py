@@ -635,7 +635,7 @@ def markdown(
 
 #: (row label, timing key or a function of the timings and the run) of each tool's stage table.
 OURS_STAGES: tuple[tuple[str, str], ...] = (
-    ("start-up, imports, exit (wall − job total)", "startup"),
+    ("start-up, imports, writing outputs, exit (wall − job total)", "startup"),
     ("waiting for the model (load not hidden by decoding)", "model_wait"),
     ("decoding (PyAV)", "decode"),
     ("VAD and cutting", "vad"),
@@ -648,7 +648,6 @@ OURS_STAGES: tuple[tuple[str, str], ...] = (
     ("guard re-decodes (windows)", "guard_redecodes"),
     ("lane tail: last lane on alone", "lane_tail_s"),
     ("word refinement and cues", "subtitles"),
-    ("writing outputs", "write"),
     ("first result", "first_result"),
 )
 FW_STAGES: tuple[tuple[str, str], ...] = (

@@ -53,6 +53,17 @@ class SegmentAudio:
 
     segment: Segment
     windows: tuple[np.ndarray, ...]
+    #: Which of the segment's windows these are: from ``first``; part ``part`` of ``parts`` (see :meth:`split`).
+    first: int = 0
+    part: int = 0
+    parts: int = 1
+
+    def split(self) -> list[SegmentAudio]:
+        """One part per window, so calls can take a window at a time; the runner joins the parts' results."""
+        if len(self.windows) <= 1:
+            return [self]
+        n = len(self.windows)
+        return [SegmentAudio(self.segment, (w,), self.first + k, k, n) for k, w in enumerate(self.windows)]
 
     @classmethod
     def read(cls, segment: Segment, reader: AudioReader) -> SegmentAudio:
@@ -144,7 +155,7 @@ def transcribe_segments(
     placed: list[Window] = []  # each window, for its mapping to file time
     audio: list[np.ndarray] = []
     for i, item in enumerate(items):
-        for window, samples in zip(item.segment.windows, item.windows):
+        for window, samples in zip(item.segment.windows[item.first :], item.windows):
             samples = samples[: 30 * SAMPLE_RATE]
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
