@@ -204,3 +204,28 @@ def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
     assert (figures["windows"], figures["calls"], figures["padded_s"], figures["audio_fed_s"]) == (4, 3, 120.0, 95.0)
     assert figures["lanes"] == 2 and figures["lane_tail_s"] == pytest.approx(0.5)
     assert "lanes" not in call_figures(calls, lanes=False)
+
+
+def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
+    from pipeline.runner import _join_parts
+    from pipeline.transcribe import SegmentAudio
+    from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
+
+    spans = tuple(SpeechSpan(float(a), float(a + 20)) for a in (0, 25, 50))
+    segment = Segment(3, 0.0, 70.0, spans, tuple(Window((s,)) for s in spans))
+    whole = SegmentAudio(segment, tuple(np.zeros(16000 * 20, np.int16) for _ in spans))
+    parts = whole.split()
+    assert [(p.first, p.part, p.parts, len(p.windows)) for p in parts] == [(0, 0, 3, 1), (1, 1, 3, 1), (2, 2, 3, 1)]
+
+    def result(text: str) -> SegmentResult:
+        return SegmentResult(3, "en", (TextSegment(0.0, 1.0, text, (), 0.0, 0.0, 1.0),), (f"note {text}",))
+
+    waiting: dict = {}
+    # The parts come back out of order, in two calls; the segment is whole only when the last one is in.
+    assert _join_parts([result("c")], [parts[2]], waiting) == []
+    (joined,) = _join_parts([result("a"), result("b")], parts[:2], waiting)
+    assert [s.text for s in joined.segments] == ["a", "b", "c"] and joined.index == 3
+    assert joined.dropped == ("note a", "note b", "note c") and waiting == {}
+    single = SegmentAudio(segment, whole.windows[:1])
+    (only,) = single.split()
+    assert only is single
