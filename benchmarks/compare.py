@@ -33,6 +33,7 @@ import importlib.util
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -701,15 +702,16 @@ def _stage_tables(inputs: list[BenchInput], tools: Sequence[str], runs: list[Run
     return lines
 
 
-def write_docs(report: str, docs: Path = DOCS) -> None:
+def write_docs(report: str, command: str, docs: Path = DOCS) -> None:
     """Put ``report`` into ``docs`` under :data:`SECTION`, replacing only that section.
 
     Args:
         report: The section's body.
+        command: The command that measured it.
         docs: The Markdown file (created when absent).
     """
     text = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    body = f"{SECTION}\n\nMeasured by `python benchmarks/compare.py` ({dt.date.today().isoformat()}).\n\n{report}"
+    body = f"{SECTION}\n\nMeasured by `{command}` ({dt.date.today().isoformat()}).\n\n{report}"
     start = text.find(SECTION + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
@@ -891,7 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     print(f"wrote {out / 'results.md'} and {out / 'results.json'}", file=sys.stderr)
     if write_to_docs:
-        write_docs(report)
+        write_docs(report, shlex.join(["python", "benchmarks/compare.py", *(sys.argv[1:] if argv is None else argv)]))
         print(f"wrote the '{SECTION}' section of {DOCS}", file=sys.stderr)
     return 0 if all(r.rc == 0 for r in runs) else 1
 
