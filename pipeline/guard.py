@@ -58,6 +58,10 @@ class GuardSettings:
     loop_repeats: int = 3
     loop_words: int = 10
     loop_max_n: int = 8
+    #: Speech (by VAD) this long inside a window with no word on it, while the window has words elsewhere,
+    #: is decoded again on its own: tiny.en now and then skips a whole sentence of a window, and which one
+    #: changes with the numerics of the batch the window shares. 0 turns this off.
+    coverage_gap_s: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -641,16 +641,20 @@ class Runner:
 
             vad_model = None if plan is not None else self._vad_model(s)
             cut: list[Segment] = []
+            waited = 0.0  # blocked on the full queue: transcription is behind, not VAD
             for seg in segment_stream(tee(), s.vad, vad_model, produced.vad, plan):
                 produced.spans.extend(seg.spans)
                 cut.append(seg)
-                if not _put(q, SegmentAudio.read(seg, rolling.read), cancel):
+                item = SegmentAudio.read(seg, rolling.read)
+                t = time.monotonic()
+                if not _put(q, item, cancel):
                     return
+                waited += time.monotonic() - t
                 rolling.drop_before(seg.end)
             if cancel.is_set():
                 raise CancelledError(f"{source}: cancelled")
             produced.decode_s = decode_s
-            produced.vad_s = max(0.0, time.monotonic() - started - decode_s)
+            produced.vad_s = max(0.0, time.monotonic() - started - decode_s - waited)
             if writer is not None:
                 writer.close(keep=True)
                 writer = None
@@ -1082,7 +1086,7 @@ def call_figures(calls: list[dict[str, Any]], lanes: bool = True) -> dict[str, f
     ``lanes`` false (calls on cluster workers, whose clocks differ) leaves those two out.
     """
     out: dict[str, float] = {}
-    for key in ("windows", "calls", "guard_redecodes"):
+    for key in ("windows", "calls", "guard_redecodes", "coverage_redecodes"):
         out[key] = int(sum(c.get(key, 0) for c in calls))
     for key in ("audio_fed_s", "padded_s", "infer_s", "guard_s"):
         out[key] = round(sum(float(c.get(key, 0.0)) for c in calls), 3)

@@ -153,6 +153,7 @@ def transcribe_segments(
     guard = guard or GuardSettings()
     owner: list[int] = []  # the item of each window
     placed: list[Window] = []  # each window, for its mapping to file time
+    speech: list[Sequence[SpeechSpan]] = []  # the speech spans of each window's segment
     audio: list[np.ndarray] = []
     for i, item in enumerate(items):
         for window, samples in zip(item.segment.windows[item.first :], item.windows):
@@ -162,21 +163,24 @@ def transcribe_segments(
             owner.append(i)
             placed.append(window)
             spans = item.segment.spans
+            speech.append(spans)
             audio.append(level_window(samples, window, spans, settings.level_boost_db, settings.level_gap_db))
     t0 = time.perf_counter()
     decoded = _decode(model, audio, placed, settings, language)
     t1 = time.perf_counter()
     dropped: list[list[str]] = [[] for _ in items]
     redecoded = _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner])
+    covered = _cover_skipped_speech(model, audio, placed, speech, decoded, settings, language, guard)
     fed = sum(a.size for a in audio) / SAMPLE_RATE
     stats = {
         "windows": len(audio),
         "calls": 1,
         # What the encoder sees: every window is padded to Whisper's 30 s context.
         "audio_fed_s": round(fed, 3),
-        "padded_s": round(30.0 * len(audio), 3),
+        "padded_s": round(30.0 * (len(audio) + redecoded + covered), 3),
         "infer_s": round(t1 - t0, 4),
-        "guard_redecodes": redecoded,
+        "guard_redecodes": redecoded + covered,
+        "coverage_redecodes": covered,
         "guard_s": round(time.perf_counter() - t1, 4),
     }
     # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
@@ -243,6 +247,74 @@ def _apply_guard(
             _note(dropped[w], seg, f"{problem.reason}; after re-decoding: {second.reason}")
         decoded[w] = []
     return len(retry)
+
+
+#: Speech this close to a word counts as covered by it (word times are approximate).
+_COVER_TOLERANCE_S = 0.5
+
+
+def _uncovered(a: float, b: float, words: Sequence[Word], tolerance: float) -> list[tuple[float, float]]:
+    """The parts of [a, b] more than ``tolerance`` away from every word (words sorted by start)."""
+    out: list[tuple[float, float]] = []
+    pos = a
+    for word in words:
+        lo, hi = word.start - tolerance, word.end + tolerance
+        if hi <= pos:
+            continue
+        if lo >= b:
+            break
+        if lo > pos:
+            out.append((pos, lo))
+        pos = max(pos, hi)
+    if pos < b:
+        out.append((pos, b))
+    return out
+
+
+def _cover_skipped_speech(
+    model: LoadedModel,
+    audio: list[np.ndarray],
+    windows: list[Window],
+    speech: list[Sequence[SpeechSpan]],
+    decoded: list[list[TextSegment]],
+    settings: TranscribeSettings,
+    language: str,
+    guard: GuardSettings,
+) -> int:
+    """Decode again, on its own, any long stretch of a window's speech that its words skipped.
+
+    Only windows that have words elsewhere are looked at (a window without words was judged as a whole),
+    and only stretches of at least ``guard.coverage_gap_s`` of VAD speech with no word within
+    :data:`_COVER_TOLERANCE_S`. All such stretches of the call go in one batched call; a result the guard
+    rejects is ignored. Returns the number of stretches decoded again.
+    """
+    if not guard.enabled or guard.coverage_gap_s <= 0 or not settings.word_timestamps:
+        return 0
+    todo: list[tuple[int, Window, np.ndarray]] = []
+    for w, segs in enumerate(decoded):
+        words = sorted((word for seg in segs for word in seg.words), key=lambda x: x.start)
+        if not words:
+            continue
+        offset = 0
+        for piece in windows[w].pieces:
+            for span in speech[w]:
+                a, b = max(span.start, piece.start), min(span.end, piece.end)
+                for lo, hi in _uncovered(a, b, words, _COVER_TOLERANCE_S) if b > a else ():
+                    if hi - lo < guard.coverage_gap_s:
+                        continue
+                    first = offset + round((lo - piece.start) * SAMPLE_RATE)
+                    last = min(offset + round((hi - piece.start) * SAMPLE_RATE), audio[w].size)
+                    todo.append((w, Window((SpeechSpan(round(lo, 3), round(hi, 3)),)), audio[w][first:last]))
+            offset += round(piece.duration * SAMPLE_RATE)
+    if not todo:
+        return 0
+    again = _decode(model, [x for _, _, x in todo], [win for _, win, _ in todo], settings, language)
+    for (w, win, samples), segs in zip(todo, again):
+        if not segs or judge(segs, guard, samples) is not None:
+            continue
+        log.info("skipped speech at %.2f-%.2f s decoded again: %r", win.start, win.end, _text(segs)[:80])
+        decoded[w] = sorted([*decoded[w], *segs], key=lambda seg: seg.start)
+    return len(todo)
 
 
 def _note(dropped: list[str], seg: TextSegment, reason: str) -> None:

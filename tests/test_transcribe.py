@@ -134,3 +134,14 @@ def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) ->
     assert level_window(audio, window, seg.spans, boost_db=40.0, gap_db=60.0) is audio
     assert level_window(audio, window, seg.spans[:1], boost_db=40.0, gap_db=10.0) is audio
     assert level_window(audio, window, seg.spans, boost_db=0.0, gap_db=10.0) is audio
+
+
+def test_uncovered_speech_is_what_no_word_comes_near() -> None:
+    from pipeline.transcribe import _uncovered
+    from pipeline.types import Word
+
+    words = [Word("a", 1.0, 1.5, 1.0), Word("b", 2.0, 2.4, 1.0), Word("c", 9.0, 9.5, 1.0)]
+    # Speech 0-12 s: covered within 0.5 s of each word; 2.9-8.5 s and 10-12 s are not.
+    assert _uncovered(0.0, 12.0, words, 0.5) == [(0.0, 0.5), (2.9, 8.5), (10.0, 12.0)]
+    assert _uncovered(1.2, 2.2, words, 0.5) == []
+    assert _uncovered(0.0, 5.0, [], 0.5) == [(0.0, 5.0)]
