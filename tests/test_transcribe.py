@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
+from pipeline.guard import GuardSettings
 from pipeline.models import ModelCache
 from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
 from pipeline.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
@@ -103,13 +104,28 @@ def test_a_quiet_speaker_after_a_loud_one_is_raised_and_kept(model, data_dir: Pa
     audio, seg = _loud_then_quiet(data_dir)
     items = [SegmentAudio(seg, (audio,))]
     unlevelled = TranscribeSettings(language="en", batch_size=8, level_boost_db=0)
-    (plain,) = transcribe_segments(model, items, unlevelled, "en")
-    (levelled,) = transcribe_segments(model, items, SETTINGS, "en")
+    # Without the coverage re-decode, which would recover the skipped utterance on its own (next test).
+    no_cover = GuardSettings(coverage_gap_s=0)
+    (plain,) = transcribe_segments(model, items, unlevelled, "en", no_cover)
+    (levelled,) = transcribe_segments(model, items, SETTINGS, "en", no_cover)
     plain_text = " ".join(t.text for t in plain.segments).lower()
     text = " ".join(t.text for t in levelled.segments).lower()
     assert "printing" in plain_text and "sintra" not in plain_text, plain_text
     assert "printing" in text and "sintra" in text and "byron" in text, text
     assert any(w.start > seg.spans[1].start for t in levelled.segments for w in t.words)
+    assert plain.stats["coverage_redecodes"] == 0
+
+
+def test_speech_a_window_skipped_is_decoded_again_on_its_own(model, data_dir: Path) -> None:  # noqa: ANN001
+    """The quiet utterance the unlevelled window skips is VAD speech without words: the guard decodes it again."""
+    audio, seg = _loud_then_quiet(data_dir)
+    unlevelled = TranscribeSettings(language="en", batch_size=8, level_boost_db=0)
+    (result,) = transcribe_segments(model, [SegmentAudio(seg, (audio,))], unlevelled, "en")
+    text = " ".join(t.text for t in result.segments).lower()
+    assert "printing" in text and "sintra" in text, text
+    assert result.stats["coverage_redecodes"] == 1 and result.stats["windows"] == 1
+    starts = [t.start for t in result.segments]
+    assert starts == sorted(starts) and result.segments[-1].start >= seg.spans[1].start - 0.5
 
 
 def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) -> None:
