@@ -37,7 +37,7 @@ SHARE_WITHOUT_AUTH = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python app.py`` flags (SPEC §2)."""
+    """The ``python app.py`` flags."""
     p = argparse.ArgumentParser(prog="app.py", description="The video2srt workbench (Gradio UI + HTTP API).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)

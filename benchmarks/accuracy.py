@@ -1,4 +1,4 @@
-"""Word error rate per data set: video2srt against faster-whisper's batched pipeline, same model (SPEC §5).
+"""Word error rate per data set: video2srt against faster-whisper's batched pipeline, same model.
 
 Both run in this process, each loading the model once for all files: ours through the Python API (one
 :class:`pipeline.runner.Runner`), faster-whisper through one ``WhisperModel`` wrapped in a
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="WER per data set: video2srt vs faster-whisper's batched pipeline.")
     p.add_argument("--sets", default=",".join(SET_NAMES), help=f"comma-separated, from {','.join(SET_NAMES)}")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the shared test data folder")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument(
         "--ours-batch-size", type=int, help="ours' batch size (0: its optimizer's choice; default: --batch-size)"

@@ -1,4 +1,4 @@
-"""Side-by-side speed, memory and accuracy of video2srt against its peers, in one run (SPEC §5).
+"""Side-by-side speed, memory and accuracy of video2srt against its peers, in one run.
 
 Three tools transcribe the same inputs with the same model (the bundled tiny.en CTranslate2 folder),
 device cpu, compute type int8, language en, each as its own subprocess:

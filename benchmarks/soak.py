@@ -1,9 +1,9 @@
-"""The long soak of the hardening work (issue #10): the workbench under a steady stream of jobs, good and bad,
+"""The long soak of the hardening tests: the workbench under a steady stream of jobs, good and bad,
 killed with SIGKILL every few minutes and restarted, for as long as asked. Nothing accepted may be lost.
 
 Starts ``python app.py`` (tiny.en, in-process jobs, a fresh jobs folder) as its own process. First every input
 runs once, alone: its subtitles are the reference. Then for ``--minutes`` it keeps ``--in-flight`` jobs
-submitted through ``POST /api/jobs`` (real speech of every container and length in ``../shared/data``, and the
+submitted through ``POST /api/jobs`` (real speech of every container and length in ``tests/data``, and the
 bad-input corpus of ``tests/badmedia.py``), while ``--pollers`` threads time ``GET /api/jobs/{id}`` and a
 sampler reads the app's RSS. Every ``--kill-every`` seconds the app is killed (SIGKILL, mid-job) and started
 again on the same jobs folder; the jobs it lists as interrupted are resumed through the API. At the end every

@@ -8,7 +8,7 @@ Three tables (Markdown on stdout, also ``<out>/timing.md`` and ``<out>/timing.js
    as our transcription gives them, then after each refinement step of :mod:`pipeline.timing`.
 2. **Cue starts inside speech**: the share of cues that start inside a VAD speech span (padding removed),
    built from Whisper's word times and from the refined ones.
-3. **Rule compliance** of every cue of every input (SPEC §4). Hard: line width, lines, duration, order, no
+3. **Rule compliance** of every cue of every input (the readability rules of ``SubtitleSettings``). Hard: line width, lines, duration, order, no
    overlap. Soft: reading speed and minimum duration; a soft break counts as "no room" when the cue already
    reaches the next cue or the next speech, so the speech left no room to meet the rule.
 
@@ -151,7 +151,7 @@ def error_summary(starts: Sequence[float], ends: Sequence[float]) -> dict[str, f
 
 @dataclass
 class RuleCheck:
-    """Rule compliance of a set of cues (SPEC §4)."""
+    """Rule compliance of a set of cues (the readability rules of ``SubtitleSettings``)."""
 
     cues: int = 0
     hard: dict[str, int] = field(default_factory=lambda: {"width": 0, "lines": 0, "duration": 0, "order": 0})
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Word and cue timing against forced alignment; subtitle rules.")
     p.add_argument("--sets", default=",".join(SET_NAMES), help=f"comma-separated, from {','.join(SET_NAMES)}")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the shared test data folder")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
     return p
 
 
@@ -440,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if timing_md:
         parts.append("## Word timing on mfa (|error| in seconds, against the TextGrid word times)\n\n" + timing_md)
     parts.append("## Cue starts inside speech (VAD spans, padding removed)\n\n" + speech_md)
-    parts.append("## Subtitle rules (SPEC §4)\n\n" + rules_md)
+    parts.append("## Subtitle rules\n\n" + rules_md)
     if total.examples:
         parts.append(
             "Cues breaking a rule with room to spare, or a hard rule:\n\n"

@@ -1,4 +1,4 @@
-"""First-job latency with and without the model manager's warm-up (issue #7).
+"""First-job latency with and without the model manager's warm-up.
 
 Each trial is a fresh Python process, as after ``python app.py``: it builds a runner, preloads the model
 through the model manager (with or without warm-up) and waits until it is ready, then runs the same short
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 FIELDS = (
     "ready_s",
     "load_s",

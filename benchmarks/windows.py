@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Windows, levelling and beam candidates: WER per set and speed proxies.")
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names (see CANDIDATES)")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the shared test data folder")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.ERROR)

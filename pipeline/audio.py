@@ -2,7 +2,7 @@
 
 Decoding streams: :func:`decode` yields small chunks, so a two-hour film never sits in memory, and the
 caller writes them to the job's WAV and feeds VAD at the same time. :class:`MemoryMappedAudio` then reads
-any time range of that WAV through ``mmap`` (seed item 6), falling back to soundfile reads.
+any time range of that WAV through ``mmap`` (no copy per segment), falling back to soundfile reads.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def check_input(path: Path) -> None:
         raise InputError(f"{path}: the file is empty (0 bytes); give a complete video or audio file")
 
 
-def _open(path: Path):  # noqa: ANN202 - av's container type is not exported for typing
+def _open(path: Path) -> Any:  # noqa: ANN401 - an av input container
     import av
 
     check_input(path)
@@ -72,7 +73,7 @@ def _open(path: Path):  # noqa: ANN202 - av's container type is not exported for
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check the file's permissions") from exc
 
 
-def _pick_track(container, path: Path, settings: AudioSettings):  # noqa: ANN001, ANN202
+def _pick_track(container: Any, path: Path, settings: AudioSettings) -> tuple[Any, int]:  # noqa: ANN401
     streams = list(container.streams.audio)
     if not streams:
         raise InputError(f"{path}: has no audio track; give a file with sound")
@@ -91,7 +92,7 @@ def _pick_track(container, path: Path, settings: AudioSettings):  # noqa: ANN001
     return streams[index], len(streams)
 
 
-def _duration(container, stream) -> float:  # noqa: ANN001
+def _duration(container: Any, stream: Any) -> float:  # noqa: ANN401
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
@@ -144,6 +145,7 @@ def decode(
     settings = settings or AudioSettings()
     rate = settings.sample_rate
     container = _open(path)
+    damage: av.error.FFmpegError | None
     try:
         stream, _ = _pick_track(container, path, settings)
         total = _duration(container, stream)
@@ -241,6 +243,7 @@ def parse_wav_header(buf: bytes | mmap.mmap, file_size: int) -> WavFormat:
             if fmt is None:
                 raise ValueError("data chunk before fmt chunk")
             tag, channels, rate, bits = fmt
+            dtype: np.dtype[Any]
             if tag == _PCM and bits == 16:
                 dtype = np.dtype("<i2")
             elif tag == _FLOAT and bits == 32:

@@ -1,6 +1,6 @@
 """Job folders: the only code that reads or writes ``<jobs dir>/<job id>/``.
 
-Layout (SPEC §2): ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
+Layout: ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
 format version, created), ``checkpoint.json`` (state, segments total/done, history),
 ``segments_results/<index>.json`` (one per finished segment, with a checksum), ``audio.wav`` (16 kHz mono
 PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync the folder.
@@ -267,6 +267,91 @@ class Job:
         atomic_write_text(path, text)
         return path
 
+    def adopt_input(self) -> Path:
+        """Move the job's input file into its folder (``input.<ext>``) and point ``job.json`` at it.
+
+        For inputs the app received as uploads: the job then owns its media (review plays it, exports read
+        it) and it goes with the job. A rename, so the input must be on the same file system.
+
+        Raises:
+            OSError: The input cannot be moved.
+        """
+        meta = self.read_job()
+        source = Path(meta["input_path"])
+        target = self.dir / f"input{source.suffix.lower()[:10]}"
+        if source != target:
+            os.replace(source, target)
+            _fsync_dir(self.dir)
+            self.update_job(input_path=str(target))
+        return target
+
+    # review: edited cues, originals and exports ----------------------------------------------------
+    def read_transcript(self) -> dict[str, Any]:
+        """The finished job's transcript (``output/result.json``: segments, words, cues), edits included.
+
+        Raises:
+            CheckpointError: The job has no transcript (not done) or it is unreadable.
+        """
+        return _read_json(self.output_dir / "result.json")
+
+    def edited(self) -> bool:
+        """Whether the cues were edited (the originals are kept as ``output/original.<ext>``)."""
+        return (self.output_dir / "original.json").exists()
+
+    def result_formats(self) -> list[str]:
+        """The subtitle formats the job folder holds as ``output/result.<fmt>``."""
+        return [fmt for fmt in EDITABLE_FORMATS if (self.output_dir / f"result.{fmt}").exists()]
+
+    def save_edit(self, files: dict[str, str]) -> None:
+        """Replace the job's subtitle outputs with edited ones (``{"srt": text, ...}``).
+
+        On the first edit every ``result.<ext>`` is kept as ``original.<ext>``. All new files are written
+        (and synced) under temp names before any is renamed into place, so a failure (a full disk) leaves
+        the old set whole. Video exports made from the old cues are removed: they no longer match.
+        """
+        if not self.edited():
+            originals = {}
+            for fmt in self.result_formats():
+                originals[self.output_dir / f"original.{fmt}"] = (self.output_dir / f"result.{fmt}").read_bytes()
+            json_first = sorted(originals.items(), key=lambda kv: kv[0].name == "original.json")
+            _atomic_write_many(dict(json_first))  # original.json last: it marks the job as edited
+        _atomic_write_many({self.output_dir / f"result.{fmt}": text.encode("utf-8") for fmt, text in files.items()})
+        self.remove_exports()
+
+    def restore_original(self) -> bool:
+        """Put the original outputs back and forget the edit; False when there was no edit."""
+        if not self.edited():
+            return False
+        originals = {
+            self.output_dir / f"result.{fmt}": (self.output_dir / f"original.{fmt}").read_bytes()
+            for fmt in EDITABLE_FORMATS
+            if (self.output_dir / f"original.{fmt}").exists()
+        }
+        _atomic_write_many(originals)
+        (self.output_dir / "original.json").unlink(missing_ok=True)
+        for fmt in EDITABLE_FORMATS:
+            (self.output_dir / f"original.{fmt}").unlink(missing_ok=True)
+        self.remove_exports()
+        return True
+
+    def export_path(self, name: str) -> Path:
+        """Where the job keeps the export ``name`` (one of :data:`EXPORT_NAMES`).
+
+        Raises:
+            CheckpointError: Not an export name.
+        """
+        if name not in EXPORT_NAMES:
+            raise CheckpointError(f"{name!r} is not an export of a job: use one of {', '.join(EXPORT_NAMES)}")
+        return self.output_dir / name
+
+    def exports(self) -> dict[str, Path]:
+        """The exports the job folder holds, by name."""
+        return {name: self.output_dir / name for name in EXPORT_NAMES if (self.output_dir / name).exists()}
+
+    def remove_exports(self) -> None:
+        for path in self.exports().values():
+            path.unlink(missing_ok=True)
+
     def cleanup_intermediates(self) -> None:
         """Remove what a finished job no longer needs: ``audio.wav`` and ``segments_results/``."""
         self.audio_path.unlink(missing_ok=True)
@@ -356,6 +441,31 @@ class JobStore:
 
 
 FINISHED_STATES = ("done",)
+#: Subtitle outputs an edit rewrites.
+EDITABLE_FORMATS = ("srt", "vtt", "json", "ass")
+#: Video exports a job folder can hold (``output/<name>``), as the API serves them.
+EXPORT_NAMES = ("result.subtitled.mkv", "result.subtitled.mp4", "result.subtitled.mka", "result.burned.mp4")
+
+
+def _atomic_write_many(files: dict[Path, bytes]) -> None:
+    """Write every file under a temp name first (synced), then rename them all into place."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name[:100]}.{secrets.token_hex(4)}.tmp")
+            temps.append((tmp, path))
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+    if temps:
+        _fsync_dir(temps[0][1].parent)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,18 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ClusterError, PipelineError, UsageError
 from pipeline.settings import Settings, build_parser, settings_from_args
 
+if TYPE_CHECKING:
+    from pipeline.runner import JobEvent
+
 log = logging.getLogger("video2srt")
 
 
-def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, closer)
+def _progress_callback(enabled: bool) -> tuple[Callable[[JobEvent], None] | None, Callable[[], object]]:
     """A tqdm bar on stderr per input, when stderr is a terminal."""
     if not enabled:
         return None, lambda: None
@@ -22,7 +26,7 @@ def _progress_callback(enabled: bool):  # noqa: ANN202 - returns (callback, clos
 
     bars: dict[str, tqdm] = {}
 
-    def on_event(event) -> None:  # noqa: ANN001 - JobEvent, imported lazily with the runner
+    def on_event(event: JobEvent) -> None:
         bar = bars.get(event.job_id)
         if bar is None:
             total = round(event.duration, 1) or None
@@ -83,10 +87,58 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
                 continue
             for out in result.outputs.values():  # type: ignore[attr-defined]
                 print(out)
+            try:
+                for out in _export_videos(settings, result):
+                    print(out)
+            except PipelineError as exc:
+                if exc.exit_code == 2:
+                    raise
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                if settings.debug:
+                    log.exception("details")
     finally:
         close_bars()
         runner.close()
     return 1 if failures else 0
+
+
+def _export_videos(settings: Settings, result: object) -> list[Path]:
+    """``--embed`` and ``--burn`` for one finished job: the video files written beside its subtitles."""
+    from pipeline.export import export_video
+
+    kinds = [kind for kind in ("embed", "burn") if getattr(settings.export, kind)]
+    if not kinds:
+        return []
+    input_path: Path = result.input_path  # type: ignore[attr-defined]
+    out_dir = settings.output.output_dir or input_path.parent
+    written = []
+    for kind in kinds:
+        on_progress, close = _export_bar(kind, input_path, sys.stderr.isatty())
+        try:
+            done = export_video(kind, input_path, result.transcript, out_dir, settings.export, on_progress)  # type: ignore[attr-defined]
+        finally:
+            close()
+        if done.note:
+            print(f"warning: {done.note}", file=sys.stderr)
+        written.append(done.path)
+    return written
+
+
+def _export_bar(
+    kind: str, input_path: Path, enabled: bool
+) -> tuple[Callable[[float], None] | None, Callable[[], None]]:
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", desc=f"{kind} {input_path.name[:24]}", file=sys.stderr, leave=True)
+
+    def on_progress(share: float) -> None:
+        bar.n = round(100 * share)
+        bar.refresh()
+
+    return on_progress, bar.close
 
 
 def _list_jobs(settings: Settings) -> int:

@@ -38,7 +38,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future as ConcurrentFuture
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from distributed import WorkerPlugin
@@ -193,7 +193,7 @@ class ModelPlugin(WorkerPlugin):
 def _worker_manager() -> ModelManager:
     from distributed import get_worker
 
-    plugin = get_worker().plugins.get(PLUGIN_NAME)
+    plugin = cast("ModelPlugin | None", get_worker().plugins.get(PLUGIN_NAME))
     if plugin is None or plugin.manager is None:
         raise TransientError("this Dask worker has no video2srt model plugin yet; the task will be retried")
     return plugin.manager
@@ -538,7 +538,8 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
     )
     if lazy:
         server = cluster.scheduler
-        cluster.loop.add_callback(server.http_application.add_application, _LazyDashboard(server))
+        # Both are set once SpecCluster's constructor returns; distributed types them as optional.
+        cluster.loop.add_callback(server.http_application.add_application, _LazyDashboard(server))  # type: ignore[union-attr]
     return cluster
 
 

@@ -50,3 +50,16 @@ class ClusterError(PipelineError):
 
 class CancelledError(PipelineError):
     """The job was cancelled by its owner."""
+
+
+class ExportError(PipelineError):
+    """Writing an ASS file, an embedded subtitle track or a burned-in video failed."""
+
+
+class CueEditError(UsageError):
+    """An edited cue list breaks a rule; ``index`` is the first offending cue (from 1), ``reason`` why."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"cue {index}: {reason}")
+        self.index = index
+        self.reason = reason

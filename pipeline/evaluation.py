@@ -1,4 +1,4 @@
-"""Reference recordings and scoring: the shared data sets with their transcripts, SRT reading, and WER.
+"""Reference recordings and scoring: the test data sets with their transcripts, SRT reading, and WER.
 
 The data lives in the repository's ``tests/data`` (see its README), or wherever
 ``VIDEO2SRT_DATA_DIR`` points; nothing is downloaded. Every WER here normalises both sides with Whisper's
@@ -44,7 +44,7 @@ class Clip:
 
 
 def data_dir(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """The shared data folder: ``path`` when given, else ``VIDEO2SRT_DATA_DIR``, else the repository's ``tests/data``.
+    """The test data folder: ``path`` when given, else ``VIDEO2SRT_DATA_DIR``, else the repository's ``tests/data``.
 
     Raises:
         InputError: The folder does not exist.
@@ -62,7 +62,7 @@ def load_sets(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, list[Clip]]:
     """Read every data set and its references.
 
     Args:
-        data_dir: The shared data folder.
+        data_dir: The test data folder.
 
     Returns:
         Set name → its clips, in a fixed order (file-name order inside each set).
@@ -106,7 +106,7 @@ def select_clips(names: str | Sequence[str], data_dir: Path = DEFAULT_DATA_DIR, 
 
     Args:
         names: Set names, as a list or comma-separated (``"jfk,harvard"``); ``"all"`` means every set.
-        data_dir: The shared data folder.
+        data_dir: The test data folder.
         limit: At most this many clips (the first ones); 0 for all.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Hardware detection, the optimizer that turns it into job defaults, and CPU affinity (SPEC §1 items 1 and 3).
+"""Hardware detection, the optimizer that turns it into job defaults, and CPU affinity.
 
 :class:`CoreHardwareDetector` finds GPUs (NVML first; ``torch.cuda`` only when torch is already imported),
 cores, RAM and free space on the jobs folder's filesystem. Every probe runs in its own daemon thread with a
@@ -115,7 +115,7 @@ _ACTIVATION_FACTOR = {"float32": 2.0, "int8": 2.0, "int8_float32": 2.0}
 
 @dataclass(frozen=True)
 class HardwareInfo:
-    """What the machine offers for transcription (seed item 3, plus names, free GPU memory and warnings).
+    """What the machine offers for transcription (cores, memory, disk and GPUs, with names, free GPU memory and warnings).
 
     Memory figures are MiB (as nvidia-smi and psutil report them), disk space GiB.
     """
@@ -795,8 +795,8 @@ class CoreOptimizer:
             chosen_model = default_model_name(chosen_device, gpu_mb)
             if chosen_device == "cuda" and chosen_model != BUNDLED:
                 reasons["model"] = (
-                    f"{chosen_model}: CUDA GPU with {_gb(best_free)} free (SPEC: {chosen_model} on a GPU with enough "
-                    f"memory); the bundled {BUNDLED} is used if it is not available offline"
+                    f"{chosen_model}: CUDA GPU with {_gb(best_free)} free (a GPU with enough memory runs "
+                    f"{chosen_model}); the bundled {BUNDLED} is used if it is not available offline"
                 )
             elif chosen_device == "cuda":
                 reasons["model"] = f"bundled {BUNDLED}: {_gb(best_free)} free GPU memory is too little for medium"

@@ -61,7 +61,7 @@ not enough memory              Before loading, the guard compares the model's es
                                CUDA) and the configured limit; models the LRU would evict count as free
                                (and are evicted first when needed). It refuses with a clear message
                                rather than run out of memory: ``failed``, the app keeps serving.
-worker joins                   (Dask, issue #5) The worker plugin makes the worker's manager and preloads
+worker joins (Dask)            The worker plugin makes the worker's manager and preloads
                                the selected model; until that worker reports ``ready`` the aggregate is
                                ``loading`` ("2 of 3 workers ready"), never ``ready``.
 worker dies during load        Only live workers are aggregated: its status leaves the aggregate; its
@@ -351,6 +351,7 @@ class ModelManager:
                 rec, pending = self._begin(settings)
             else:
                 rec = self._records[settings]
+        assert pending is not None  # begun above, or already pending
         if started:
             self._emit()
         if self._on_inference_thread():
@@ -760,7 +761,7 @@ def aggregate_status(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]
         }
     states = [d.get("state") or "idle" for d in details]
     ready = states.count("ready")
-    names = Counter(d.get("model") for d in details if d.get("model"))
+    names = Counter(str(d["model"]) for d in details if d.get("model"))
     model = ", ".join(name for name, _ in names.most_common()) or None
     progress = sum(1.0 if s == "ready" else float(d.get("progress") or 0.0) for s, d in zip(states, details)) / total
     failed = [d for d, s in zip(details, states) if s == "failed"]

@@ -26,6 +26,7 @@ import numpy as np
 from pipeline import audio as audio_mod
 from pipeline import subtitles
 from pipeline.checkpoint import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
+from pipeline.cue_edit import transcript_from_dict, with_cues
 from pipeline.errors import (
     CancelledError,
     CheckpointError,
@@ -34,6 +35,7 @@ from pipeline.errors import (
     PipelineError,
     TranscriptionError,
 )
+from pipeline.export import probe_media
 from pipeline.guard import GuardSettings, drop_repeated_lines
 from pipeline.hardware import apply_cpu_affinity, tune_settings
 from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status
@@ -270,7 +272,7 @@ class Runner:
         if self._vad is None:
             try:
                 self._vad = SileroVad()
-            except Exception as exc:  # noqa: BLE001 - VAD failure falls back to fixed cuts (seed item 10)
+            except Exception as exc:  # noqa: BLE001 - VAD failure falls back to fixed cuts
                 log.warning("silero-vad could not be loaded (%s); cutting at fixed lengths", exc)
                 return None
         return self._vad
@@ -690,9 +692,22 @@ class Runner:
         except OSError as exc:
             raise PipelineError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from exc
         outputs: dict[str, Path] = {}
-        for fmt in s.output.formats:
-            text = subtitles.render(transcript, fmt)
+        if job.edited():
+            # A resume of a reviewed job never undoes the review: the edited cues are what gets written.
+            transcript = with_cues(transcript, transcript_from_dict(job.read_transcript()).cues)
+        video_size = None
+        if "ass" in s.output.formats:
+            try:
+                info = probe_media(input_path)
+                video_size = (info.width, info.height) if info.has_video else None
+            except PipelineError:
+                video_size = None  # the input is gone (a resume from audio.wav): a 16:9 canvas
+        # The job folder always keeps the JSON: the transcript with its words, which review edits start from.
+        for fmt in (*s.output.formats, *(() if "json" in s.output.formats else ("json",))):
+            text = subtitles.render(transcript, fmt, s.export, video_size)
             job.write_output(f"result.{fmt}", text)
+            if fmt not in s.output.formats:
+                continue
             target = out_dir / f"{input_path.stem}.{fmt}"
             try:
                 atomic_write_text(target, text)
@@ -949,7 +964,7 @@ class _Flight:
         else:
             batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.s.model)
         self._out[id(batch)] = batch
-        batch.future.add_done_callback(lambda _f, b=batch: self._settled.put(b))
+        batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 
     def collect(self, wait: bool = True) -> tuple[list[SegmentResult], str, list[SegmentAudio]] | None:
         """Wait for the next finished batch and return its results, model name and items (None when nothing is out).

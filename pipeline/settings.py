@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import UsageError
 
-FORMATS = ("srt", "vtt", "json")
+FORMATS = ("srt", "vtt", "json", "ass")
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
@@ -142,7 +142,7 @@ class TranscribeSettings:
 
 @dataclass(frozen=True)
 class SubtitleSettings:
-    """Readability rules for cues (SPEC §4)."""
+    """Readability rules for cues."""
 
     max_line_width: int = 42
     max_lines: int = 2
@@ -160,6 +160,32 @@ class OutputSettings:
 
     output_dir: Path | None = None
     formats: tuple[str, ...] = ("srt",)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """The styled ASS file and the video exports (pipeline.export).
+
+    Attributes:
+        karaoke: Per-word ``\\k`` timing in the ASS file (and the burned video), from the word times.
+        embed: Also write ``<stem>.subtitled.mkv`` (``.mp4`` for an MP4 input, ``.mka`` without video).
+        burn: Also write ``<stem>.burned.mp4`` with the subtitles rendered into the picture.
+        font: The ASS font name; ``auto``: Noto Sans, or Noto Sans CJK for Chinese, Japanese and Korean
+            (fontconfig substitutes the closest installed font, glyph by glyph).
+        font_size: Font size on a 1080-line canvas (it scales with the video).
+        margin_v: Distance of the bottom line from the bottom edge on that canvas.
+        crf: libx264 quality of a burned video (lower: better and bigger).
+        preset: libx264 speed preset of a burned video.
+    """
+
+    karaoke: bool = False
+    embed: bool = False
+    burn: bool = False
+    font: str = "auto"
+    font_size: float = 54.0
+    margin_v: int = 60
+    crf: int = 20
+    preset: str = "veryfast"
 
 
 @dataclass(frozen=True)
@@ -215,6 +241,7 @@ class Settings:
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     debug: bool = False
@@ -454,14 +481,24 @@ def cluster_from_args(ns: argparse.Namespace, fallback_local: bool = False) -> C
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``video2srt`` command line (SPEC §2)."""
+    """The ``video2srt`` command line."""
     p = argparse.ArgumentParser(
         prog="video2srt",
         description="Turn video and audio files into readable, well-timed subtitles with Whisper.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video or audio files")
     p.add_argument("-o", "--output-dir", type=Path, help="where to write results (default: beside each input)")
-    p.add_argument("-f", "--formats", default="srt", help="comma-separated: srt,vtt,json (default: srt)")
+    p.add_argument("-f", "--formats", default="srt", help="comma-separated: srt,vtt,json,ass (default: srt)")
+    p.add_argument("--karaoke", action="store_true", help="ASS (and --burn): per-word \\k timing from the word times")
+    p.add_argument(
+        "--embed",
+        action="store_true",
+        help="also write <stem>.subtitled.mkv (.mp4 for MP4 input, .mka for audio): streams copied, a subtitle track added",
+    )
+    p.add_argument(
+        "--burn", action="store_true", help="also write <stem>.burned.mp4: subtitles rendered into the picture (H.264)"
+    )
+    p.add_argument("--font", default="auto", help="ASS and --burn font name (default: auto, Noto Sans / Noto Sans CJK)")
     p.add_argument("--model", default=AUTO_MODEL, help="tiny.en (bundled), a Whisper name, or a CTranslate2 folder")
     p.add_argument("--language", help="language code, e.g. en; detected when omitted")
     p.add_argument("--device", default="auto", choices=DEVICES)
@@ -557,6 +594,7 @@ def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = N
             max_duration=ns.max_duration,
         ),
         output=OutputSettings(output_dir=ns.output_dir, formats=formats),
+        export=ExportSettings(karaoke=ns.karaoke, embed=ns.embed, burn=ns.burn, font=ns.font.strip() or "auto"),
         cluster=cluster_from_args(ns),
         jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints, priority=ns.priority),
         debug=ns.debug,

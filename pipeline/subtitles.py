@@ -1,4 +1,4 @@
-"""Timed words → cues (SPEC §4) → SRT / VTT / JSON (and ASS) text.
+"""Timed words → readable cues → SRT / VTT / JSON (and ASS) text.
 
 The cue builder works in whole milliseconds, the unit every subtitle format stores, so what is checked here
 is exactly what gets written: no rounding can later make two cues overlap or a cue vanish.
@@ -23,7 +23,7 @@ from typing import Any
 import pysubs2
 
 from pipeline.errors import UsageError
-from pipeline.settings import SubtitleSettings
+from pipeline.settings import ExportSettings, SubtitleSettings
 from pipeline.types import Cue, SpeechSpan, TextSegment, Transcript
 
 #: Formats :func:`render` writes.
@@ -142,7 +142,7 @@ def build_cues(
     settings: SubtitleSettings,
     speech: Sequence[SpeechSpan] = (),
 ) -> list[Cue]:
-    """Turn Whisper's timed text into readable cues (SPEC §4).
+    """Turn Whisper's timed text into readable cues (the rules of ``SubtitleSettings``).
 
     Hard rules hold for every cue: line width (``cjk_line_width`` for lines with CJK characters),
     ``max_lines``, ``max_duration``, time order without overlap, whole words, every word once and in order.
@@ -500,12 +500,19 @@ def _layout_many(words: _Words, a: int, b: int, count: int) -> list[tuple[int, i
 # --- writers ---------------------------------------------------------------------------------------
 
 
-def render(transcript: Transcript, fmt: str) -> str:
+def render(
+    transcript: Transcript,
+    fmt: str,
+    style: ExportSettings | None = None,
+    video_size: tuple[int, int] | None = None,
+) -> str:
     """Write a transcript as subtitle text.
 
     Args:
         transcript: The finished transcript; its cues are written in time order.
         fmt: ``srt``, ``vtt``, ``json`` or ``ass``.
+        style: ASS only: font, size, karaoke (:func:`pipeline.export.ass_text`).
+        video_size: ASS only: the video's width and height, for the canvas's aspect ratio.
 
     Returns:
         The file's text (UTF-8 when saved).
@@ -518,11 +525,13 @@ def render(transcript: Transcript, fmt: str) -> str:
         return json.dumps(transcript_to_dict(transcript), ensure_ascii=False, indent=2) + "\n"
     if fmt not in RENDER_FORMATS:
         raise UsageError(f"unknown subtitle format {fmt!r}: use one of {', '.join(RENDER_FORMATS)}")
-    subs = pysubs2.SSAFile()
-    for start, end, lines in _writable_cues(transcript.cues):
-        subs.append(pysubs2.SSAEvent(start=start, end=end, text=_event_text(lines, fmt)))
     if fmt == "ass":
-        return subs.to_string("ass")
+        from pipeline.export import ass_text
+
+        return ass_text(transcript, style, video_size)
+    subs = pysubs2.SSAFile()
+    for start, end, lines in writable_cues(transcript.cues):
+        subs.append(pysubs2.SSAEvent(start=start, end=end, text=_event_text(lines, fmt)))
     # keep_ssa_tags: write the text as it is; otherwise pysubs2 would treat "{...}" as override tags.
     return subs.to_string(fmt, keep_ssa_tags=True)
 
@@ -531,14 +540,11 @@ def _event_text(lines: tuple[str, ...], fmt: str) -> str:
     if fmt == "vtt":
         # WebVTT cue text is markup: "&", "<" and ">" (as in "-->") must be escaped.
         lines = tuple(html.escape(line, quote=False) for line in lines)
-    elif fmt == "ass":
-        # ASS has no escape for braces, which would start override tags.
-        lines = tuple(line.replace("{", "(").replace("}", ")") for line in lines)
     # pysubs2 keeps line breaks as "\N" and turns them into real newlines when writing SRT and VTT.
     return r"\N".join(lines)
 
 
-def _writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]]:
+def writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]]:
     """Cues as whole milliseconds, in order, none empty, none overlapping, none of zero length."""
     out: list[tuple[int, int, tuple[str, ...]]] = []
     prev_end = 0
@@ -555,7 +561,7 @@ def _writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]
 
 
 def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
-    """The SPEC §2 JSON document of a transcript; times in seconds, rounded to the millisecond.
+    """The JSON document of a transcript; times in seconds, rounded to the millisecond.
 
     The cues carry exactly the times and numbers the SRT and VTT files get.
     """
@@ -582,7 +588,7 @@ def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
         ],
         "cues": [
             {"index": i + 1, "start": start / 1000, "end": end / 1000, "lines": list(lines)}
-            for i, (start, end, lines) in enumerate(_writable_cues(transcript.cues))
+            for i, (start, end, lines) in enumerate(writable_cues(transcript.cues))
         ],
         "timings": {k: round(float(v), 3) for k, v in transcript.timings.items()},
     }

@@ -4,7 +4,7 @@ No extra model and no audio: the refinement needs only the words and the speech 
 so it costs a few microseconds per word and works the same in process, on a cluster or after a resume.
 
 Whisper (faster-whisper ``word_timestamps``) times words from the decoder's cross-attention. Measured
-against the forced-aligned word times of ``../shared/data/mfa`` (``benchmarks/timing.py``), its times have
+against the forced-aligned word times of ``tests/data/mfa`` (``benchmarks/timing.py``), its times have
 three faults, each corrected by one step here:
 
 1. **Late by a constant.** Starts and ends come out about 0.09 s late (median +0.088 s on one recording,

@@ -182,7 +182,7 @@ class SpanTracker:
 
 @dataclass
 class VadMetrics:
-    """What segmentation found in one file (seed item 10's quality metrics)."""
+    """What segmentation found in one file (its quality metrics)."""
 
     mode: str = "silero"
     reason: str = ""
@@ -478,7 +478,7 @@ def segment_stream(
         samples += x.size
         try:
             yield from cutter.feed(x, samples / SAMPLE_RATE)
-        except Exception as exc:  # noqa: BLE001 - any model failure falls back to fixed cuts (seed item 10)
+        except Exception as exc:  # noqa: BLE001 - any model failure falls back to fixed cuts
             if not isinstance(cutter, _SileroCutter):
                 raise
             log.warning("VAD failed (%s); falling back to fixed %.0f s cuts", exc, settings.fixed_segment_s)

@@ -1,4 +1,4 @@
-"""The bad-input corpus of the hardening tests (issue #10), generated on the fly from the real recordings.
+"""The bad-input corpus of the hardening tests, generated on the fly from the real recordings.
 
 Every case is a file that people really feed subtitle tools: broken files, odd audio, content with little
 or no speech, awkward names. :func:`build_corpus` writes them all into one folder, each with what must come
@@ -26,7 +26,7 @@ class BadInput:
     """One corpus file and what must come of it.
 
     Attributes:
-        kind: ``broken``, ``odd audio``, ``no speech`` or ``name`` (the README table's groups).
+        kind: ``broken``, ``odd audio``, ``no speech`` or ``name`` (the groups of the hardening table in docs/reliability.md).
         path: The file.
         expect: ``"output"`` (valid subtitles, possibly empty) or ``"error"`` (one clear error).
         reason: For errors, a fragment the one-line message must contain; for outputs, a phrase the

@@ -37,6 +37,35 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(scope="module")
+def speech_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 80 s of real speech (the recordings joined with short pauses), as a 16 kHz WAV."""
+    import soundfile as sf
+    from media import concat_speech, speech_clips
+
+    path = tmp_path_factory.mktemp("media") / "eighty_seconds.wav"
+    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference_srt(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The in-process (``--workers 0``) SRT of ``speech_input`` that every cluster run must reproduce byte for byte."""
+    from helpers.cluster import job_settings
+
+    from pipeline.runner import Runner
+
+    base = tmp_path_factory.mktemp("reference")
+    s = job_settings(Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0)
+    runner = Runner(s)
+    try:
+        assert not runner.on_cluster
+        result = runner.run(speech_input, s.replace(output=dataclasses.replace(s.output, output_dir=base)))
+    finally:
+        runner.close()
+    return result.outputs["srt"].read_bytes()
+
+
 def with_parts(settings: Settings, **parts: object) -> Settings:
     """Copy of ``settings`` with some fields of some parts changed: ``with_parts(s, vad={"enabled": False})``."""
     changes = {name: dataclasses.replace(getattr(settings, name), **values) for name, values in parts.items()}

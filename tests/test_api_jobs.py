@@ -15,6 +15,7 @@ import srt
 from conftest import with_parts
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers.jobs import wait_job
 
 from pipeline import transcribe as transcribe_mod
 from pipeline.errors import ModelError
@@ -38,21 +39,6 @@ def _client(manager: JobManager) -> TestClient:
 def _upload(client: TestClient, path: Path, name: str | None = None, **form: str) -> Any:
     with open(path, "rb") as fh:
         return client.post("/api/jobs", files={"file": (name or path.name, fh)}, data=form)
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 300.0, on_poll: Any = None) -> dict[str, Any]:
-    # Until the job has finished and the worker has let go of it (so resume and delete see it idle).
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(f"/api/jobs/{job_id}")
-        assert r.status_code == 200, r.text
-        status = r.json()
-        if on_poll is not None:
-            on_poll(status)
-        if status["state"] in ("done", "failed", "cancelled") and not status["active"]:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s: {status}")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +80,7 @@ def manifesto_job(shared: tuple[TestClient, JobManager], data_dir: Path) -> dict
                 assert res.status_code == 404 and "yet" in res.json()["detail"]
 
     t = time.monotonic()
-    seen["final"] = _wait(client, job_id, on_poll=on_poll)
+    seen["final"] = wait_job(client, job_id, on_poll=on_poll)
     seen["seconds"] = time.monotonic() - t
     seen["job_id"] = job_id
     return seen
@@ -126,10 +112,11 @@ def test_upload_poll_and_fetch_results(shared: tuple[TestClient, JobManager], ma
     r = client.get(f"/api/jobs/{job_id}/result.vtt")
     assert r.status_code == 404 and "formats" in r.json()["detail"]
     assert job_id in [j["job_id"] for j in client.get("/api/jobs").json()]
-    # Done: nothing to resume or cancel; the upload is gone, the results stay.
+    # Done: nothing to resume or cancel; the upload moved into the job folder (review and video export read it).
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409
     assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
     assert not any(manager.uploads_root.iterdir())
+    assert manager.review.input_path(job_id) == manager.store.open(job_id).dir / "input.mp4"
 
 
 def test_bad_uploads_are_refused_and_leave_nothing(
@@ -206,8 +193,8 @@ def test_cancelling_a_queued_job_means_it_never_runs(
         r = client.post(f"/api/jobs/{second}/cancel")
         assert r.status_code == 202 and r.json()["state"] == "cancelled"
         gate.set()
-        assert _wait(client, first)["state"] == "done"
-        status = _wait(client, second)
+        assert wait_job(client, first)["state"] == "done"
+        status = wait_job(client, second)
         assert status["state"] == "cancelled" and status["segments_done"] == 0
         assert started == [first]
         assert client.get(f"/api/jobs/{second}/result.srt").status_code == 404
@@ -241,8 +228,8 @@ def test_cancelling_a_running_job_never_stalls_the_queue(
         r = client.post(f"/api/jobs/{first}/cancel")
         assert r.status_code == 202 and r.json()["state"] == "running"
         gate.set()
-        assert _wait(client, first, timeout=60)["state"] == "cancelled"
-        assert _wait(client, second)["state"] == "done"
+        assert wait_job(client, first, timeout=60)["state"] == "cancelled"
+        assert wait_job(client, second)["state"] == "done"
     manager.close()
 
 
@@ -262,7 +249,7 @@ def test_resume_through_the_api_after_a_permanent_failure(
     harvard = data_dir / "harvard" / "harvard-sentences-list30.mp3"
     with _client(manager) as client:
         failing = _upload(client, harvard).json()["job_id"]
-        status = _wait(client, failing)
+        status = wait_job(client, failing)
         assert status["state"] == "failed" and "model files are broken" in status["error"]
         kept = s.jobs.jobs_dir / failing / "segments_results" / "00000.json"
         assert kept.exists() and not kept.with_name("00001.json").exists()
@@ -273,11 +260,11 @@ def test_resume_through_the_api_after_a_permanent_failure(
         assert client.get(f"/api/jobs/{failing}/result.json").status_code == 404
         # The cause went away: a normal run of the same file is the reference.
         normal = _upload(client, harvard).json()["job_id"]
-        assert _wait(client, normal)["state"] == "done"
+        assert wait_job(client, normal)["state"] == "done"
         r = client.post(f"/api/jobs/{failing}/resume")
         assert r.status_code == 202
         assert client.post(f"/api/jobs/{failing}/resume").status_code == 409  # already queued or running
-        status = _wait(client, failing)
+        status = wait_job(client, failing)
         assert status["state"] == "done" and status["error"] is None
         resumed = client.get(f"/api/jobs/{failing}/result.srt").text
         assert resumed.strip() and resumed == client.get(f"/api/jobs/{normal}/result.srt").text
@@ -324,6 +311,6 @@ def test_app_start_can_resume_what_a_crash_left(settings: Settings, model_cache:
     server = build_server(settings, resume_unfinished=True)
     server.state.jobs._runner = runner  # share the loaded model
     with TestClient(server) as client:
-        assert _wait(client, job.id)["state"] == "done"
+        assert wait_job(client, job.id)["state"] == "done"
         assert "ask not" in client.get(f"/api/jobs/{job.id}/result.srt").text.lower()
     server.state.jobs.close()

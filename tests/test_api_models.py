@@ -1,6 +1,6 @@
 """The model API against a real app (build_server, its lifespan start-up, the real bundled model): the status
 at start, 409 while loading, a switch after ready, a job during the load, a memory refusal, a failure and its
-retry (issue #7's acceptance)."""
+retry."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_model_manager import broken_folder, fixed, model_folder
+from helpers.models import broken_folder, fixed, model_folder
 
 from pipeline import model_manager as mm
 from pipeline.errors import UsageError

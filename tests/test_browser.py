@@ -31,6 +31,9 @@ from pipeline.settings import (
     TranscribeSettings,
 )
 
+# A real server and Debian's chromium: deselect with -m "not browser".
+pytestmark = pytest.mark.browser
+
 #: Jobs run inside the app: on a bigger machine the optimizer could plan a local Dask cluster, whose
 #: worker processes a test cannot hold or inspect.
 IN_PROCESS = ClusterSettings(workers=0)

@@ -157,7 +157,7 @@ def test_hardware_json() -> None:
     proc = run_cli("--hardware")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    seed = {
+    required = {
         "gpu_count",
         "gpu_memory_mb",
         "cuda_available",
@@ -167,7 +167,7 @@ def test_hardware_json() -> None:
         "memory_available_mb",
         "temp_space_available_gb",
     }
-    assert seed <= report["hardware"].keys()
+    assert required <= report["hardware"].keys()
     assert {
         "batch_size",
         "concurrency",

@@ -21,6 +21,7 @@ import dask
 import pytest
 import soundfile as sf
 from conftest import with_parts
+from helpers.cluster import job_settings, start_scheduler, start_worker, stop
 from media import concat_speech, speech_clips
 
 from pipeline.cluster import PLANNED_THREADS, plan_workers
@@ -29,44 +30,12 @@ from pipeline.hardware import CoreOptimizer, HardwareInfo
 from pipeline.runner import JobEvent, Runner, use_cluster
 from pipeline.settings import ClusterSettings, ModelSettings, Settings
 
-SHORT = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 
-
-def _job_settings(settings: Settings, **cluster: object) -> Settings:
-    return with_parts(
-        settings,
-        vad=SHORT,
-        transcribe={"language": "en", "batch_size": 1},
-        model={"name": "tiny.en"},
-        cluster={"dashboard_address": ":0", **cluster},
-    )
-
-
-@pytest.fixture(scope="module")
-def speech_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("media") / "eighty_seconds.wav"
-    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference_srt(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """The in-process (``--workers 0``) SRT that every cluster run must reproduce byte for byte."""
-    base = tmp_path_factory.mktemp("reference")
-    s = _job_settings(Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0)
-    runner = Runner(s)
-    try:
-        assert not runner.on_cluster
-        result = runner.run(speech_input, s.replace(output=dataclasses.replace(s.output, output_dir=base)))
-    finally:
-        runner.close()
-    return result.outputs["srt"].read_bytes()
-
-
+@pytest.mark.cluster
 def test_local_cluster_gives_identical_output_and_reports_workers(
     speech_input: Path, reference_srt: bytes, settings: Settings, tmp_path: Path
 ) -> None:
-    s = _job_settings(settings, workers=2)
+    s = job_settings(settings, workers=2)
     runner = Runner(s)
     events: list[JobEvent] = []
     try:
@@ -102,10 +71,11 @@ def test_local_cluster_gives_identical_output_and_reports_workers(
     assert len(set(done_counts)) >= 3
 
 
+@pytest.mark.cluster
 def test_a_worker_with_two_replicas_runs_two_tasks_at_once_with_identical_output(
     speech_input: Path, reference_srt: bytes, settings: Settings
 ) -> None:
-    s = _job_settings(with_parts(settings, model={"cpu_threads": 2}), workers=1)
+    s = job_settings(with_parts(settings, model={"cpu_threads": 2}), workers=1)
     runner = Runner(s)
     try:
         runner.start()
@@ -123,10 +93,11 @@ def _get(url: str) -> tuple[int, str]:
         return response.status, response.read().decode(errors="replace")
 
 
+@pytest.mark.cluster
 def test_a_worker_the_local_cluster_adds_later_gets_the_model_plugin(settings: Settings) -> None:
     from pipeline.cluster import DaskBackend
 
-    backend = DaskBackend(_job_settings(settings, workers=1))
+    backend = DaskBackend(job_settings(settings, workers=1))
     try:
         _until(lambda: [s["state"] for s in backend.model_statuses().values()] == ["ready"])
         backend.cluster.scale(2)  # as adaptive scaling does: a new worker from the cluster's worker spec
@@ -189,72 +160,21 @@ def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -
 # Separate processes on loopback: `dask scheduler` and `dask worker`, as on several machines.
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop a process started with its own session, and its children: SIGTERM, then SIGKILL after ``grace``."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(grace)
-
-
-def _start_scheduler(folder: Path) -> tuple[subprocess.Popen, str]:
-    """A `dask scheduler` process on loopback and its address (stop it with :func:`_stop`)."""
-    file = folder / "scheduler.json"
-    proc = _spawn(
-        [
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(file),
-        ],
-        folder / "scheduler.log",
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not file.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, (folder / "scheduler.log").read_text()
-            time.sleep(0.2)
-        return proc, json.loads(file.read_text())["address"]
-    except BaseException:
-        _stop(proc)
-        raise
-
-
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[str]:
-    proc, address = _start_scheduler(tmp_path)
+    proc, address = start_scheduler(tmp_path)
     try:
         yield address
     finally:
-        _stop(proc)
+        stop(proc)
 
 
-def _worker(address: str, log: Path, name: str) -> subprocess.Popen:
-    # --no-nanny: killing this process kills the worker for good (a nanny would restart it).
-    return _spawn(
-        ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name], log
-    )
-
-
+@pytest.mark.cluster
 def test_separate_scheduler_and_workers_survive_a_killed_worker(
     scheduler: str, speech_input: Path, reference_srt: bytes, settings: Settings, tmp_path: Path
 ) -> None:
-    workers = [_worker(scheduler, tmp_path / f"w{i}.log", f"w{i}") for i in range(2)]
-    s = _job_settings(settings, scheduler=scheduler, workers=None, max_inflight=4)
+    workers = [start_worker(scheduler, tmp_path / f"w{i}.log", f"w{i}") for i in range(2)]
+    s = job_settings(settings, scheduler=scheduler, workers=None, max_inflight=4)
     runner = Runner(s)
     killed: list[int] = []
 
@@ -274,15 +194,16 @@ def test_separate_scheduler_and_workers_survive_a_killed_worker(
     finally:
         runner.close()
         for w in workers:
-            _stop(w)
+            stop(w)
     assert killed, "the job finished before a worker could be killed"
     assert result.outputs["srt"].read_bytes() == reference_srt
 
 
+@pytest.mark.cluster
 def test_a_killed_local_worker_is_restarted_with_its_model_and_the_job_is_identical(
     speech_input: Path, reference_srt: bytes, settings: Settings
 ) -> None:
-    s = _job_settings(settings, workers=2, max_inflight=4)
+    s = job_settings(settings, workers=2, max_inflight=4)
     runner = Runner(s)
     killed: list[int] = []
     try:
@@ -309,10 +230,11 @@ def test_a_killed_local_worker_is_restarted_with_its_model_and_the_job_is_identi
     assert killed[0] not in now and len(now) == 2
 
 
+@pytest.mark.cluster
 def test_cli_on_a_remote_scheduler_matches_in_process(
     scheduler: str, speech_input: Path, reference_srt: bytes, tmp_path: Path
 ) -> None:
-    worker = _worker(scheduler, tmp_path / "w.log", "cli-worker")
+    worker = start_worker(scheduler, tmp_path / "w.log", "cli-worker")
     try:
         out = subprocess.run(
             [
@@ -340,15 +262,16 @@ def test_cli_on_a_remote_scheduler_matches_in_process(
             timeout=300,
         )
     finally:
-        _stop(worker)
+        stop(worker)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / "eighty_seconds.srt").read_bytes() == reference_srt
 
 
+@pytest.mark.cluster
 def test_no_worker_waits_visibly_then_fails_clearly_and_resumably(
     scheduler: str, speech_input: Path, settings: Settings
 ) -> None:
-    s = _job_settings(settings, scheduler=scheduler, workers=None, worker_timeout_s=3.0)
+    s = job_settings(settings, scheduler=scheduler, workers=None, worker_timeout_s=3.0)
     runner = Runner(s)
     events: list[JobEvent] = []
     try:
@@ -362,6 +285,7 @@ def test_no_worker_waits_visibly_then_fails_clearly_and_resumably(
     assert checkpoint["state"] == "failed" and "dask worker" in checkpoint["error"]
 
 
+@pytest.mark.cluster
 def test_unreachable_scheduler_is_one_clear_cli_error(speech_input: Path, tmp_path: Path) -> None:
     out = subprocess.run(
         [
@@ -386,10 +310,11 @@ def test_unreachable_scheduler_is_one_clear_cli_error(speech_input: Path, tmp_pa
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.cluster
 def test_unreachable_scheduler_falls_back_in_process_when_allowed(
     speech_input: Path, reference_srt: bytes, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    s = _job_settings(settings, scheduler="tcp://127.0.0.1:9", workers=None, fallback_local=True, connect_timeout_s=2.0)
+    s = job_settings(settings, scheduler="tcp://127.0.0.1:9", workers=None, fallback_local=True, connect_timeout_s=2.0)
     runner = Runner(s)
     try:
         result = runner.run(speech_input, s)
@@ -400,12 +325,13 @@ def test_unreachable_scheduler_falls_back_in_process_when_allowed(
     assert "running jobs in this process instead" in caplog.text
 
 
+@pytest.mark.cluster
 def test_an_urgent_job_overtakes_a_long_one(
     data_dir: Path, speech_input: Path, settings: Settings, tmp_path: Path
 ) -> None:
     long_input = tmp_path / "long.wav"
     sf.write(long_input, concat_speech(speech_clips(data_dir), 200, pauses=(0.8, 1.4, 0.6)), 16000)
-    s = _job_settings(settings, workers=1, max_inflight=2)
+    s = job_settings(settings, workers=1, max_inflight=2)
     urgent = s.replace(jobs=dataclasses.replace(s.jobs, priority=10))
     runner = Runner(s)
     finished: dict[str, float] = {}
@@ -431,6 +357,7 @@ def test_an_urgent_job_overtakes_a_long_one(
     assert finished["urgent"] < finished["long"]
 
 
+@pytest.mark.cluster
 def test_a_worker_that_joins_after_a_switch_preloads_the_new_model(
     scheduler: str, settings: Settings, tmp_path: Path
 ) -> None:
@@ -440,8 +367,8 @@ def test_a_worker_that_joins_after_a_switch_preloads_the_new_model(
     other.mkdir()
     for item in bundled_model_path().iterdir():
         (other / item.name).symlink_to(item)
-    workers = [_worker(scheduler, tmp_path / "w0.log", "first")]
-    s = _job_settings(settings, scheduler=scheduler, workers=None)
+    workers = [start_worker(scheduler, tmp_path / "w0.log", "first")]
+    s = job_settings(settings, scheduler=scheduler, workers=None)
     runner = Runner(s)
     try:
         backend = runner.backend()
@@ -450,13 +377,13 @@ def test_a_worker_that_joins_after_a_switch_preloads_the_new_model(
         _until(lambda: runner.model_status()["state"] == "ready")
         runner.load_model(str(other))
         _until(lambda: runner.model_status()["state"] == "ready" and runner.model_status()["model"] == "tiny-copy")
-        workers.append(_worker(scheduler, tmp_path / "w1.log", "later"))
+        workers.append(start_worker(scheduler, tmp_path / "w1.log", "later"))
         _until(lambda: runner.model_status()["total_workers"] == 2 and runner.model_status()["state"] == "ready")
         status = runner.model_status()
     finally:
         runner.close()
         for w in workers:
-            _stop(w)
+            stop(w)
     assert {w["worker"]: w["model"] for w in status["workers"]} == {"first": "tiny-copy", "later": "tiny-copy"}
 
 

@@ -1,4 +1,4 @@
-"""Hardening (issue #10), bad inputs: the generated corpus of tests/badmedia.py through the CLI and the API.
+"""Hardening, bad inputs: the generated corpus of tests/badmedia.py through the CLI and the API.
 
 Every case ends in valid subtitles (possibly empty) or one clear error: in the CLI exit 1 with one ``error:``
 line naming the file and no traceback; in the API a 4xx with a one-line ``detail``, or a job that fails
@@ -18,12 +18,15 @@ import pytest
 import srt
 from badmedia import BadInput, build_corpus
 from fastapi.testclient import TestClient
-from test_api_jobs import _wait
+from helpers.jobs import wait_job
 
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
 from workbench.jobs import JobManager
+
+# Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
+pytestmark = pytest.mark.heavy
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,7 @@ def _api_case(client: TestClient, bad: BadInput) -> dict[str, Any]:
         r = client.post("/api/jobs", files={"file": (bad.path.name, fh)}, data={"formats": "srt,json"})
     if r.status_code != 202:
         return {"http": r.status_code, "detail": r.json()["detail"]}
-    status = _wait(client, r.json()["job_id"], timeout=600)
+    status = wait_job(client, r.json()["job_id"], timeout=600)
     return {"http": 202, "status": status}
 
 

@@ -1,4 +1,4 @@
-"""Hardening (issue #10), API safety on the real server (uvicorn, Gradio mounted, the bundled model):
+"""Hardening, API safety on the real server (uvicorn, Gradio mounted, the bundled model):
 path traversal in job ids, no route reading a server path, upload limits, auth on every route, no secrets
 in logs, and a bounded schemathesis fuzz of the OpenAPI schema (no 500s).
 
@@ -32,6 +32,9 @@ from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
 from workbench.jobs import JobManager
+
+# Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
+pytestmark = pytest.mark.heavy
 
 #: The upload limit of the servers here: small, so that going over it costs nothing.
 LIMIT = 200_000
@@ -214,7 +217,7 @@ def test_no_route_reads_a_path_the_request_names(
         for target in targets:
             code, body = raw(url, "GET", prefix + target, timeout=5)
             assert code in (400, 403, 404, 405, 422) and canary["word"] not in body, (prefix, target, code)
-    # A model is the one thing a request may name by path (SPEC §2: a CTranslate2 folder): loading one reads
+    # A model is the one thing a request may name by path (a CTranslate2 folder): loading one reads
     # no file of a folder that is not a model, and the answer carries none of its content.
     r = httpx.post(f"{url}/api/models/load", json={"model": str(canary["dir"])}, timeout=30)
     assert r.status_code in (202, 409) and canary["word"] not in r.text

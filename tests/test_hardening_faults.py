@@ -1,4 +1,4 @@
-"""Hardening (issue #10), faults: the app killed mid-job, the Dask scheduler lost mid-job, the disk full
+"""Hardening, faults: the app killed mid-job, the Dask scheduler lost mid-job, the disk full
 mid-job, the model failing to load under a job. Each fails clearly (or not at all), loses no finished
 segment, leaves no corrupt file, and resumes to the output of an uninterrupted run.
 
@@ -28,22 +28,18 @@ import pytest
 import soundfile as sf
 from app_server import free_port
 from fastapi.testclient import TestClient
+from helpers.cluster import job_settings, start_scheduler, start_worker, stop
+from helpers.jobs import wait_job
+from helpers.models import broken_folder, fixed
 from media import concat_speech, speech_clips
-from test_api_jobs import _wait
-from test_cluster import (  # noqa: F401 - reference_srt, speech_input: fixtures
-    _job_settings,
-    _start_scheduler,
-    _stop,
-    _worker,
-    reference_srt,
-    speech_input,
-)
-from test_model_manager import broken_folder, fixed
 
 from pipeline import checkpoint
 from pipeline.errors import CheckpointError
 from pipeline.runner import JobEvent, Runner
 from pipeline.settings import Settings
+
+# Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
+pytestmark = pytest.mark.heavy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,7 +112,7 @@ def app_process(jobs: Path, log: Path, auth: tuple[str, str]) -> Iterator[tuple[
             time.sleep(0.3)
         yield url, proc
     finally:
-        _stop(proc, grace=30)
+        stop(proc, grace=30)
 
 
 def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_identical_output(
@@ -143,12 +139,12 @@ def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_ident
         assert listed[job_id]["stage"] == "interrupted" and listed[job_id]["state"] in ("running", "queued")
         assert list(listed)[0] == job_id  # unfinished jobs first
         assert client.post(f"/api/jobs/{job_id}/resume").status_code == 202
-        assert _wait(client, job_id, timeout=600)["state"] == "done"
+        assert wait_job(client, job_id, timeout=600)["state"] == "done"
         resumed = client.get(f"/api/jobs/{job_id}/result.srt").text
         # The same file, uninterrupted, in the same app: the reference.
         with open(talk, "rb") as fh:
             solo = client.post("/api/jobs", files={"file": (talk.name, fh)}, data=form).json()["job_id"]
-        assert _wait(client, solo, timeout=600)["state"] == "done"
+        assert wait_job(client, solo, timeout=600)["state"] == "done"
         assert resumed.strip() and resumed == client.get(f"/api/jobs/{solo}/result.srt").text
         assert json.loads(client.get(f"/api/jobs/{job_id}/result.json").text)["segments"]
     # The secret of --auth is in no log line and no file the app wrote.
@@ -179,15 +175,16 @@ def _cli(*args: str) -> list[str]:
     ]
 
 
+@pytest.mark.cluster
 def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process(
     speech_input: Path,
     reference_srt: bytes,
-    tmp_path: Path,  # noqa: F811 - fixtures from test_cluster
+    tmp_path: Path,
 ) -> None:
-    scheduler, address = _start_scheduler(tmp_path)
+    scheduler, address = start_scheduler(tmp_path)
     worker = None
     try:
-        worker = _worker(address, tmp_path / "worker.log", "w0")
+        worker = start_worker(address, tmp_path / "worker.log", "w0")
         jobs, out = tmp_path / "jobs", tmp_path / "out"
         cli = subprocess.Popen(
             _cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),
@@ -199,9 +196,9 @@ def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process
         os.killpg(scheduler.pid, signal.SIGKILL)
         _, stderr = cli.communicate(timeout=300)
     finally:
-        _stop(scheduler)
+        stop(scheduler)
         if worker is not None:
-            _stop(worker)
+            stop(worker)
     assert cli.returncode == 1 and "Traceback" not in stderr, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "lost the connection to the Dask scheduler" in errors[0], stderr
@@ -311,7 +308,7 @@ def test_full_disk_fails_clearly_keeps_finished_segments_leaves_no_corrupt_file_
     settings: Settings,
     full_disk: _FullDisk,  # noqa: F811
 ) -> None:
-    s = _job_settings(settings, workers=0)
+    s = job_settings(settings, workers=0)
     s = s.replace(
         jobs=dataclasses.replace(s.jobs, jobs_dir=full_disk.root / "jobs", keep_checkpoints=True),
         output=dataclasses.replace(s.output, output_dir=full_disk.root / "out", formats=("srt", "json")),
@@ -361,7 +358,7 @@ def test_a_job_under_a_model_that_fails_to_load_fails_clearly_and_resumes_after_
                 r = client.post("/api/jobs", files={"file": ("jfk.wav", fh)}, data={"formats": "srt"})
             assert r.status_code == 202, r.text
             job_id = r.json()["job_id"]
-            status = _wait(client, job_id)
+            status = wait_job(client, job_id)
             assert status["state"] == "failed" and "tiny-broken" in status["error"], status
             assert "\n" not in status["error"] and "Traceback" not in status["error"]
             assert client.get("/api/models/status").json()["state"] == "failed"
@@ -369,7 +366,7 @@ def test_a_job_under_a_model_that_fails_to_load_fails_clearly_and_resumes_after_
             fixed(folder)
             assert client.post("/api/models/load").status_code == 202  # retry the selected model
             assert client.post(f"/api/jobs/{job_id}/resume").status_code == 202
-            status = _wait(client, job_id)
+            status = wait_job(client, job_id)
             assert status["state"] == "done", status
             assert "ask not" in client.get(f"/api/jobs/{job_id}/result.srt").text.lower()
     finally:

@@ -1,4 +1,4 @@
-"""Hardening (issue #10), load: 8 jobs submitted at once through the HTTP API of the real server all finish,
+"""Hardening, load: 8 jobs submitted at once through the HTTP API of the real server all finish,
 each with exactly the subtitles of its solo run (no cross-talk: every upload has the same file name), while
 memory stays bounded and the status route keeps answering. Latency and memory are measured and printed
 (``pytest -s``), never asserted against a clock; the long soak is ``benchmarks/soak.py`` (``pytest -m slow``).
@@ -13,13 +13,17 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from app_server import serve
-from test_api_jobs import _wait
+from helpers.jobs import wait_job
 
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 from workbench.jobs import JobManager
+
+# Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
+pytestmark = pytest.mark.heavy
 
 #: Eight short real recordings (2–5 s each), all uploaded under one name.
 INPUTS = [f"ljspeech/LJ001-{i:04d}.wav" for i in (2, 4, 6, 8, 11, 13, 16)] + ["fleurs_en/fleurs-en-004.ogg"]
@@ -46,7 +50,7 @@ def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounde
         solo: dict[str, str] = {}
         for name in INPUTS:
             job_id = _submit(client, data_dir / name, "clip.wav")
-            assert _wait(client, job_id, timeout=600)["state"] == "done"
+            assert wait_job(client, job_id, timeout=600)["state"] == "done"
             solo[name] = client.get(f"/api/jobs/{job_id}/result.srt").text
         assert len(set(solo.values())) == len(INPUTS), "the inputs must differ for cross-talk to show"
         baseline_mb = me.memory_info().rss / 2**20
@@ -96,7 +100,7 @@ def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounde
             t.join(120)
         assert not errors, errors
         assert len(set(ids.values())) == len(INPUTS)
-        finals = {name: _wait(client, job_id, timeout=600) for name, job_id in ids.items()}
+        finals = {name: wait_job(client, job_id, timeout=600) for name, job_id in ids.items()}
         wall = time.monotonic() - started
         running.clear()
         for t in helpers:

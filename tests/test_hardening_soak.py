@@ -1,4 +1,4 @@
-"""Hardening (issue #10), the long soak: ``benchmarks/soak.py`` for a few minutes (``pytest -m slow``).
+"""Hardening, the long soak: ``benchmarks/soak.py`` for a few minutes (``pytest -m slow``).
 
 The app under a steady stream of good and bad jobs, killed with SIGKILL and restarted every minute: every
 accepted job ends done with its solo subtitles (or, for an input that must fail, failed clearly), no answer

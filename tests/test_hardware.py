@@ -16,6 +16,7 @@ import psutil
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers.hardware import fake_nvml, nvml_raising
 
 from pipeline.errors import UsageError
 from pipeline.hardware import (
@@ -53,38 +54,6 @@ DECISIONS = OPTIMIZED_FIELDS - {"reasons"}
 
 
 # ------------------------------------------------------------------------------------------------ fakes
-
-
-def fake_nvml(gpus: list[tuple[str, int, int]]) -> types.ModuleType:
-    """A stand-in ``pynvml`` module: ``gpus`` is (name, total MB, free MB) per device."""
-    module = types.ModuleType("pynvml")
-
-    class NVMLError(Exception):
-        pass
-
-    module.NVMLError = NVMLError  # type: ignore[attr-defined]
-    module.calls = []  # type: ignore[attr-defined]
-    module.nvmlInit = lambda: module.calls.append("init")  # type: ignore[attr-defined]
-    module.nvmlShutdown = lambda: module.calls.append("shutdown")  # type: ignore[attr-defined]
-    module.nvmlDeviceGetCount = lambda: len(gpus)  # type: ignore[attr-defined]
-    module.nvmlDeviceGetHandleByIndex = lambda index: index  # type: ignore[attr-defined]
-    # Older pynvml returns bytes, newer str: give both.
-    module.nvmlDeviceGetName = lambda h: gpus[h][0].encode() if h % 2 else gpus[h][0]  # type: ignore[attr-defined]
-    module.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(  # type: ignore[attr-defined]
-        total=gpus[h][1] * MIB, free=gpus[h][2] * MIB, used=(gpus[h][1] - gpus[h][2]) * MIB
-    )
-    return module
-
-
-def nvml_raising(error_name: str) -> types.ModuleType:
-    module = types.ModuleType("pynvml")
-    error = type(error_name, (Exception,), {})
-
-    def init() -> None:
-        raise error("simulated")
-
-    module.nvmlInit = init  # type: ignore[attr-defined]
-    return module
 
 
 def const(**values: Any) -> Callable[[], Mapping[str, Any]]:
@@ -548,8 +517,16 @@ def test_route_basic(client: TestClient) -> None:
 
 def test_route_optimize(client: TestClient) -> None:
     body = client.get("/api/hardware/optimize").json()
-    seed = ("batch_size", "concurrency", "use_memory_mapping", "cpu_affinity_cores", "device", "compute_type", "model")
-    for name in seed:
+    required = (
+        "batch_size",
+        "concurrency",
+        "use_memory_mapping",
+        "cpu_affinity_cores",
+        "device",
+        "compute_type",
+        "model",
+    )
+    for name in required:
         assert name in body and name in body["reasons"]
     assert (body["device"], body["model"], body["compute_type"]) == ("cuda", "medium", "float16")
     assert body["cpu_affinity_cores"] == list(range(8))

@@ -10,36 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.models import broken_folder, fixed, model_folder
 
 from pipeline import model_manager as mm
 from pipeline.errors import ModelError
 from pipeline.hardware import CoreHardwareDetector
 from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status, warm_up
-from pipeline.models import ModelCache, bundled_model_path
+from pipeline.models import ModelCache
 from pipeline.settings import ModelManagerSettings, ModelSettings
 
 CPU = ModelSettings(name="tiny.en", device="cpu", compute_type="int8", cpu_threads=2)
-
-
-def model_folder(root: Path, name: str) -> Path:
-    """A CTranslate2 folder of links to the bundled tiny.en's files: a distinct model path, loaded for real."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    for item in bundled_model_path().iterdir():
-        (folder / item.name).symlink_to(item)
-    return folder
-
-
-def broken_folder(root: Path, name: str) -> Path:
-    folder = model_folder(root, name)
-    (folder / "model.bin").unlink()
-    (folder / "model.bin").write_bytes(b"this is not a CTranslate2 model")
-    return folder
-
-
-def fixed(folder: Path) -> None:
-    (folder / "model.bin").unlink()
-    (folder / "model.bin").symlink_to(bundled_model_path() / "model.bin")
 
 
 def small_machine(available_mb: int | dict[str, int]) -> CoreHardwareDetector:

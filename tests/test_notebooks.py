@@ -64,6 +64,7 @@ def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
     return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     if path.name == "03_cluster.ipynb" and not tuning.cluster_available():

@@ -22,6 +22,9 @@ from pipeline.errors import CheckpointError, ModelError, TranscriptionError, Tra
 from pipeline.runner import Runner
 from pipeline.settings import Settings
 
+# Jobs killed and resumed, minutes in all: deselect with -m "not heavy" for a fast loop.
+pytestmark = pytest.mark.heavy
+
 SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 
 #: The real transcription, which the failure tests put back once the cause went away.

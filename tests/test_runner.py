@@ -140,6 +140,7 @@ def test_two_minutes_of_silence_gives_an_empty_valid_srt(tmp_path: Path, setting
     assert json.loads(result.outputs["json"].read_text())["duration"] == pytest.approx(120, abs=0.1)
 
 
+@pytest.mark.heavy
 def test_lanes_pull_calls_until_the_queue_is_empty_and_the_output_never_depends_on_them(
     three_minutes: Path,
     settings: Settings,

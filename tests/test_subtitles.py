@@ -1,4 +1,4 @@
-"""Tests of the cue builder (SPEC §4) and of the SRT / VTT / JSON writers."""
+"""Tests of the cue builder (the readability rules) and of the SRT / VTT / JSON writers."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def words_per_line(cues: Sequence[Cue], words: Sequence[Word]) -> list[list[list
 
 
 def check_hard(cues: Sequence[Cue], words: Sequence[Word], rules: SubtitleSettings) -> list[list[int]]:
-    """Every hard rule of SPEC §4; returns the word indices (into ``kept(words)``) of each cue."""
+    """Every hard readability rule; returns the word indices (into ``kept(words)``) of each cue."""
     words = kept(words)
     layout = words_per_line(cues, words)
     for n, (cue, lines) in enumerate(zip(cues, layout)):

@@ -1,4 +1,4 @@
-"""Word timing refinement and the subtitle rules over every real recording in ../shared/data.
+"""Word timing refinement and the subtitle rules over every real recording in tests/data.
 
 All inputs go through one Runner (one model, one VAD), once per module; the checks below only read the
 results. The rule checker here is deliberately simple and independent of the cue builder.
@@ -23,7 +23,7 @@ from pipeline.types import Cue, SpeechSpan, TextSegment, Word
 
 RULES = SubtitleSettings()
 FRAME = 0.04
-#: Acceptance (issue 3): word starts on mfa against the TextGrid word times.
+#: Acceptance: word starts on mfa against the TextGrid word times.
 START_MEDIAN_MAX = 0.07
 START_P90_MAX = 0.16
 
@@ -76,6 +76,7 @@ def runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory, model_cache) 
 # --- the rules, for every cue of every input --------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_every_cue_meets_the_hard_rules(runs: list[Done]) -> None:
     total = 0
     for run in runs:
@@ -95,6 +96,7 @@ def test_every_cue_meets_the_hard_rules(runs: list[Done]) -> None:
     assert total >= 90
 
 
+@pytest.mark.heavy
 def test_soft_rules_hold_wherever_the_speech_leaves_room(runs: list[Done]) -> None:
     cues = met = no_room = 0
     squeezed: list[str] = []
@@ -122,6 +124,7 @@ def test_soft_rules_hold_wherever_the_speech_leaves_room(runs: list[Done]) -> No
     assert met / cues >= 0.85
 
 
+@pytest.mark.heavy
 def test_cues_start_inside_speech(runs: list[Done]) -> None:
     starts = [(c.start, run.speech) for run in runs for c in run.cues]
     inside = sum(any(s.start <= t <= s.end for s in speech) for t, speech in starts)
@@ -155,6 +158,7 @@ def start_end_errors(hyp: list[Word], ref: list[tuple[str, float, float]]) -> tu
     return [abs(a.start - b[1]) for a, b in pairs], [abs(a.end - b[2]) for a, b in pairs]
 
 
+@pytest.mark.heavy
 def test_word_starts_on_mfa_meet_the_targets(runs: list[Done]) -> None:
     starts: list[float] = []
     ends: list[float] = []

@@ -44,6 +44,7 @@ def test_words_land_in_file_time(model, data_dir: Path) -> None:  # noqa: ANN001
         assert y.end == pytest.approx(x.end + 100, abs=0.0011)
 
 
+@pytest.mark.heavy
 def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(model, data_dir: Path) -> None:  # noqa: ANN001
     """Deterministic for a given grouping (what resume and the cluster rely on); text is grouping-free.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hardware import fake_nvml
+from helpers.hardware import fake_nvml
 
 from pipeline.errors import UsageError
 from pipeline.hardware import sample_usage

@@ -1,4 +1,4 @@
-"""HTTP routes for hardware detection and the optimizer (SPEC §2): ``GET /api/hardware/basic`` and
+"""HTTP routes for hardware detection and the optimizer: ``GET /api/hardware/basic`` and
 ``GET /api/hardware/optimize``. The workbench mounts the router that :func:`hardware_router` builds.
 """
 

@@ -1,4 +1,5 @@
-"""HTTP routes for jobs (SPEC §2): upload, list, status, results, resume, cancel, delete.
+"""HTTP routes for jobs: upload, list, status, results, resume, cancel, delete; review (cues, edits) and
+video exports (embed, burn).
 
 The workbench mounts the router that :func:`jobs_router` builds over one shared
 :class:`~workbench.jobs.JobManager`. Every route that names a job validates its id first (400 when
@@ -11,19 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
-from pipeline.errors import InputError, PipelineError, UsageError
+from pipeline.errors import CueEditError, InputError, PipelineError, UsageError
 from workbench.jobs import JobManager, JobsError, _human, one_line
 
 _MEDIA_TYPES = {
     "srt": "text/plain; charset=utf-8",
     "vtt": "text/plain; charset=utf-8",
     "json": "application/json; charset=utf-8",
+    "ass": "text/plain; charset=utf-8",
 }
+_EXPORT_TYPES = {".mkv": "video/x-matroska", ".mp4": "video/mp4", ".mka": "audio/x-matroska"}
 #: Room for the multipart framing and the form fields beside the file itself.
 FORM_OVERHEAD_BYTES = 1 << 20
 
@@ -90,7 +93,11 @@ def jobs_router(manager: JobManager) -> APIRouter:
 
     Returns:
         A router with ``POST /api/jobs`` (202), ``GET /api/jobs``, ``GET /api/jobs/{id}``,
-        ``GET /api/jobs/{id}/result.{srt,vtt,json}``, ``POST /api/jobs/{id}/resume`` (202),
+        ``GET /api/jobs/{id}/result.{srt,vtt,json,ass}``, ``GET|PUT /api/jobs/{id}/cues`` (422 for a bad edit),
+        ``POST /api/jobs/{id}/cues/restore``, ``POST /api/jobs/{id}/export`` (202), ``GET
+        /api/jobs/{id}/export/{kind}``, ``POST /api/jobs/{id}/export/{kind}/cancel``,
+        ``GET /api/jobs/{id}/result.{subtitled.mkv,subtitled.mp4,subtitled.mka,burned.mp4}``,
+        ``POST /api/jobs/{id}/resume`` (202),
         ``POST /api/jobs/{id}/cancel`` (202) and ``DELETE /api/jobs/{id}`` (204).
     """
     router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -100,7 +107,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
     # never blocks the event loop. Transcription itself runs on the manager's worker thread.
     def create_job(
         file: Annotated[UploadFile | None, File(description="the video or audio file")] = None,
-        formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json (default: all)")] = None,
+        formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json,ass (default: all)")] = None,
         language: Annotated[str | None, Form(description="language code such as en; blank or auto: detect")] = None,
         max_line_width: Annotated[str | None, Form(description="characters per subtitle line (default 42)")] = None,
     ) -> JSONResponse:
@@ -131,6 +138,12 @@ def jobs_router(manager: JobManager) -> APIRouter:
 
     @router.get("/{job_id}/result.{fmt}")
     def job_result(job_id: str, fmt: str) -> Response:
+        if "." in fmt:  # result.subtitled.mkv, result.burned.mp4: a video export
+            try:
+                path = manager.review.export_file(job_id, f"result.{fmt}")
+            except PipelineError as exc:
+                raise _http_error(exc) from exc
+            return FileResponse(path, media_type=_EXPORT_TYPES.get(path.suffix, "application/octet-stream"))
         try:
             data, partial = manager.result(job_id, fmt)
         except PipelineError as exc:
@@ -139,6 +152,62 @@ def jobs_router(manager: JobManager) -> APIRouter:
         if partial:
             headers["Cache-Control"] = "no-store"
         return Response(data, media_type=_MEDIA_TYPES[fmt], headers=headers)
+
+    @router.get("/{job_id}/cues")
+    def job_cues(job_id: str) -> dict[str, Any]:
+        try:
+            return manager.review.cues(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+
+    @router.put("/{job_id}/cues")
+    def edit_cues(job_id: str, body: Annotated[Any, Body()] = None) -> Any:  # noqa: ANN401 - JSON
+        items = body.get("cues") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            detail = 'send the cues as a JSON list of {"start", "end", "text"} (or {"cues": [...]})'
+            return JSONResponse({"detail": detail, "cue": None, "reason": "not a list"}, status_code=422)
+        try:
+            return manager.review.save_cues(job_id, items)
+        except CueEditError as exc:
+            return JSONResponse({"detail": one_line(str(exc)), "cue": exc.index, "reason": exc.reason}, status_code=422)
+        except UsageError as exc:
+            if isinstance(exc, JobsError):
+                raise _http_error(exc) from exc
+            return JSONResponse({"detail": one_line(str(exc)), "cue": None, "reason": one_line(str(exc))}, 422)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+
+    @router.post("/{job_id}/cues/restore")
+    def restore_cues(job_id: str) -> dict[str, Any]:
+        try:
+            return manager.review.restore(job_id)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+
+    @router.post("/{job_id}/export", status_code=202)
+    def start_export(job_id: str, body: Annotated[Any, Body()] = None) -> JSONResponse:  # noqa: ANN401 - JSON
+        kind = body.get("kind") if isinstance(body, dict) else None
+        if not isinstance(kind, str):
+            raise HTTPException(400, 'send {"kind": "embed"} or {"kind": "burn"}')
+        try:
+            status = manager.review.start_export(job_id, kind)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+        return JSONResponse(status, 202, headers={"Location": f"/api/jobs/{job_id}/export/{kind}"})
+
+    @router.get("/{job_id}/export/{kind}")
+    def export_status(job_id: str, kind: str) -> dict[str, Any]:
+        try:
+            return manager.review.export_status(job_id, kind)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
+
+    @router.post("/{job_id}/export/{kind}/cancel", status_code=202)
+    def cancel_export(job_id: str, kind: str) -> dict[str, Any]:
+        try:
+            return manager.review.cancel_export(job_id, kind)
+        except PipelineError as exc:
+            raise _http_error(exc) from exc
 
     @router.post("/{job_id}/resume", status_code=202)
     def resume_job(job_id: str) -> dict[str, Any]:
@@ -173,6 +242,6 @@ def jobs_router(manager: JobManager) -> APIRouter:
                 manager.status(rest.split("/", 1)[0])  # 400 for a malformed id (also ""), 404 for an unknown one
             except PipelineError as exc:
                 raise _http_error(exc) from exc
-        raise HTTPException(404, "no such job route: see GET /api/jobs and SPEC §2")
+        raise HTTPException(404, "no such job route: see GET /api/jobs and the README's HTTP API section")
 
     return router

@@ -1,4 +1,4 @@
-"""HTTP routes for the model manager (SPEC §2): ``GET /api/models/status`` and ``POST /api/models/load``.
+"""HTTP routes for the model manager: ``GET /api/models/status`` and ``POST /api/models/load``.
 
 The routes only read the app-level status (:func:`pipeline.model_manager.aggregate_status` over the workers)
 and ask for loads; loading itself runs on the workers' inference threads, never in a request.

@@ -1,4 +1,4 @@
-"""The video2srt workbench: one server with the Gradio UI at ``/`` and the HTTP API of SPEC §2 beside it.
+"""The video2srt workbench: one server with the Gradio UI at ``/`` and the HTTP API beside it.
 
 :func:`build_server` makes the FastAPI app: the ``/api`` routers over one :class:`~workbench.jobs.JobManager`
 (the UI submits to the same manager, so there is one queue and one job list), and the Gradio Blocks from
@@ -94,7 +94,7 @@ class Workbench:
         """The app-level model status (``GET /api/models/status``): the model manager's, aggregated over workers."""
         if self._runner_ready.is_set():
             return self.manager.runner.model_status()
-        base = {
+        base: dict[str, Any] = {
             "model": self.model_name(),
             "stage": None,
             "progress": 0.0,
@@ -136,7 +136,8 @@ class Workbench:
             return status
         from workbench.ui_hardware import HOST
 
-        latest = (self.usage.snapshot().get(HOST) or [None])[-1]
+        samples = self.usage.snapshot().get(HOST)
+        latest = samples[-1] if samples else None
         workers = [dict(w, usage=w.get("usage") or latest) for w in status.get("workers") or []]
         return {**status, "workers": workers}
 
@@ -183,8 +184,12 @@ class Workbench:
             return ""
         return data.decode("utf-8", errors="replace")
 
-    def export(self, job_id: str) -> dict[str, Path]:
+    def export(self, job_id: str, with_ass: bool = False) -> dict[str, Path]:
         """Write the job's finished results as ``<input stem>.<fmt>`` files for download.
+
+        Args:
+            job_id: The job.
+            with_ass: Include the styled ASS even when the job did not ask for it (the Review tab).
 
         Raises:
             InvalidJobIdError, JobNotFoundError: From the manager, for a bad or unknown id.
@@ -195,7 +200,10 @@ class Workbench:
         stem = Path(str(status.get("input_name") or "subtitles")).stem or "subtitles"
         folder = EXPORT_ROOT / status["job_id"]
         out: dict[str, Path] = {}
+        written = self.manager.store.open(status["job_id"]).result_formats()
         for fmt in FORMATS:
+            if fmt not in written and not (fmt == "ass" and with_ass):
+                continue
             try:
                 data, partial = self.manager.result(job_id, fmt)
             except ResultNotFoundError:
@@ -223,6 +231,7 @@ def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
     from workbench.ui_hardware import build_hardware_tab
     from workbench.ui_jobs import build_jobs_tab
     from workbench.ui_models import build_models_tab
+    from workbench.ui_review import build_review_tab
     from workbench.ui_transcribe import build_transcribe_tab
 
     # delete_cache: Gradio's copies of uploads and downloads older than a day go, checked hourly.
@@ -233,8 +242,8 @@ def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
             with gr.Column(scale=4):
                 gr.Markdown(
                     "# video2srt\nTurn video and audio into accurate, readable, well-timed subtitles with Whisper — "
-                    "on this machine, nothing uploaded elsewhere. Choose files, press **Start**, download SRT, VTT "
-                    "or JSON.",
+                    "on this machine, nothing uploaded elsewhere. Choose files, press **Start**, download SRT, VTT, "
+                    "JSON or ASS; check and correct them in **Review** and make a video to publish.",
                     elem_classes="v2s-header",
                 )
             with gr.Column(scale=1, min_width=260, elem_classes="v2s-status-row"):
@@ -242,6 +251,7 @@ def build_app(bench: Workbench) -> Any:  # noqa: ANN401 - gradio.Blocks
         with gr.Tabs():
             build_transcribe_tab(bench)
             build_jobs_tab(demo, bench)
+            build_review_tab(demo, bench)
             build_models_tab(demo, bench.model_status, bench.load_model)
             build_hardware_tab(demo, bench.hardware_report, bench.usage)
             build_cluster_tab(demo, bench.cluster_view)
@@ -338,7 +348,7 @@ def build_server(
     auth: tuple[str, str] | None = None,
     manager: JobManager | None = None,
 ) -> Any:  # noqa: ANN401 - fastapi.FastAPI
-    """The FastAPI app: the HTTP API (SPEC §2) beside the Gradio UI mounted at ``/``.
+    """The FastAPI app: the HTTP API beside the Gradio UI mounted at ``/``.
 
     Args:
         settings: The app's settings.
@@ -403,6 +413,8 @@ def build_server(
         auth=[auth] if auth else None,
         auth_message="video2srt: log in with the user and password the server was started with (--auth).",
         max_file_size=manager.max_upload_bytes,
+        # The Review tab plays a job's own input (kept in the jobs folder) instead of copying gigabytes.
+        allowed_paths=[str(settings.jobs.jobs_dir)],
         theme=theme(),
         css=CSS,
         footer_links=["api", "settings"],

@@ -25,12 +25,15 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pipeline.checkpoint import Job, JobStore, validate_job_id
 from pipeline.errors import CancelledError, CheckpointError, InputError, PipelineError, UsageError
 from pipeline.runner import JobEvent, Runner
 from pipeline.settings import FORMATS, OutputSettings, Settings, parse_formats, parse_language
+
+if TYPE_CHECKING:
+    from workbench.review import ReviewManager
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +228,7 @@ class JobManager:
         self.max_upload_bytes = max_upload_bytes
         self.cancel_grace_s = cancel_grace_s
         self._runner = runner
+        self._review: ReviewManager | None = None
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._queue: queue.Queue[_Entry | None] = queue.Queue()
@@ -234,6 +238,16 @@ class JobManager:
         if self.unfinished_at_start:
             log.info("unfinished jobs in %s: %s", self.store.root, ", ".join(self.unfinished_at_start))
         self._prune_uploads()
+
+    @property
+    def review(self) -> ReviewManager:
+        """Cue review and video exports of this manager's finished jobs (created on first use)."""
+        from workbench.review import ReviewManager
+
+        with self._lock:
+            if self._review is None:
+                self._review = ReviewManager(self)
+            return self._review
 
     @property
     def runner(self) -> Runner:
@@ -467,10 +481,13 @@ class JobManager:
             except OSError as exc:
                 raise ResultNotFoundError(f"job {job.id}: result.{fmt} cannot be read ({exc.strerror or exc})") from exc
         summary = job.summary()
+        if summary.state == "done" and fmt == "ass":
+            # A job from before ASS existed, or one that did not ask for it: styled from its transcript.
+            return self.review.ass_text(job.id), False
         if summary.state == "done":
             raise ResultNotFoundError(
                 f"job {job.id} has no result.{fmt}: it was not among the formats asked for; "
-                "submit again with formats=srt,vtt,json"
+                "submit again with formats=srt,vtt,json,ass"
             )
         hint = "try again when it is done" if summary.state in _ACTIVE_STATES else "resume it first"
         raise ResultNotFoundError(f"job {job.id} has no result.{fmt} yet (state {summary.state}); {hint}")
@@ -603,9 +620,14 @@ class JobManager:
                 _mark_failed(job, exc)
         else:
             if not entry.deleted:
-                # The results are in the job folder: the upload (possibly gigabytes) is no longer needed.
+                # The upload moves into the job folder (a rename: the uploads are in the jobs folder), where the
+                # Review tab plays it and the video exports read it; it goes when the job is deleted.
                 upload = self._upload_dir(job)
                 if upload is not None:
+                    try:
+                        job.adopt_input()
+                    except (PipelineError, OSError) as exc:
+                        log.warning("job %s: cannot keep its input for review (%s)", job.id, exc)
                     shutil.rmtree(upload, ignore_errors=True)
 
     def close(self) -> None:

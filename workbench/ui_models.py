@@ -1,4 +1,4 @@
-"""The Models tab: the model status indicator (the seed's ModelStatusButton), switch model, retry, and what
+"""The Models tab: the model status indicator, switch model, retry, and what
 each worker holds in its cache.
 
 Everything shown comes from one call, the app-level model status (``Runner.model_status``, the same dict as

@@ -44,7 +44,12 @@ LANGUAGES = [
     ("Hindi", "hi"),
 ]
 GROWING = "Subtitles (they grow while the job runs)"
-FORMAT_LABELS = [("SRT (most players)", "srt"), ("WebVTT (web video)", "vtt"), ("JSON (words and timings)", "json")]
+FORMAT_LABELS = [
+    ("SRT (most players)", "srt"),
+    ("WebVTT (web video)", "vtt"),
+    ("JSON (words and timings)", "json"),
+    ("ASS (styled; review and burn in the Review tab)", "ass"),
+]
 
 
 def job_card(status: dict[str, Any]) -> str:

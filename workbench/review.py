@@ -1,0 +1,319 @@
+"""Review and export of finished jobs, for the HTTP API and the Review tab: the cues with their words and flags,
+saving an edit (every subtitle output rewritten, the originals kept), restoring the originals, and the video
+exports (embed, burn) running on a background thread with progress and cancel.
+
+The rules and the work live in ``pipeline`` (:mod:`pipeline.cue_edit`, :mod:`pipeline.export`); the job folder
+is read and written only through :mod:`pipeline.checkpoint`. Export state is kept in memory while an export
+runs; a finished export is its file in the job folder, so it survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import export as export_mod
+from pipeline.checkpoint import EDITABLE_FORMATS, Job
+from pipeline.cue_edit import review_cues, transcript_from_dict, validate_cues, with_cues
+from pipeline.errors import CancelledError, CheckpointError, PipelineError, UsageError
+from pipeline.settings import Settings
+from pipeline.subtitles import render
+from pipeline.types import Transcript
+from workbench.jobs import JobConflictError, ResultNotFoundError, one_line
+
+if TYPE_CHECKING:
+    from workbench.jobs import JobManager
+
+log = logging.getLogger(__name__)
+
+KINDS = export_mod.KINDS
+#: Export files by kind, in the job folder's ``output/`` and under ``/api/jobs/{id}/``.
+EXPORT_FILES = {
+    "embed": ("result.subtitled.mp4", "result.subtitled.mkv", "result.subtitled.mka"),
+    "burn": ("result.burned.mp4",),
+}
+
+
+@dataclass
+class _Export:
+    """One export that runs or ran in this process."""
+
+    kind: str
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    progress: float = 0.0
+    file: str | None = None
+    error: str | None = None
+    note: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+class ReviewManager:
+    """Cue review and video export over one :class:`~workbench.jobs.JobManager`'s jobs.
+
+    Exports run one at a time (burning is heavy), each on its own thread, queued behind the one running.
+    """
+
+    def __init__(self, manager: JobManager) -> None:
+        self.manager = manager
+        self._lock = threading.RLock()
+        self._exports: dict[tuple[str, str], _Export] = {}
+        self._one_at_a_time = threading.Semaphore(1)
+
+    # reading ----------------------------------------------------------------------------------------
+    def _done_job(self, job_id: str, doing: str) -> Job:
+        job = self.manager._open(job_id)
+        status = self.manager.status(job_id)
+        if status["state"] != "done" or status["active"]:
+            raise JobConflictError(f"job {job.id} is not done (state {status['state']}): {doing} once it has finished")
+        return job
+
+    def _settings(self, job: Job) -> Settings:
+        return Settings.from_dict(job.read_job().get("settings") or {}, jobs_dir=job.dir.parent)
+
+    def _transcript(self, job: Job) -> Transcript:
+        try:
+            return transcript_from_dict(job.read_transcript())
+        except (CheckpointError, UsageError) as exc:
+            raise ResultNotFoundError(
+                f"job {job.id} has no transcript to review ({one_line(str(exc))}); run it again to review it"
+            ) from exc
+
+    def input_path(self, job_id: str) -> Path | None:
+        """The job's input media when it is still there (review plays it, exports read it)."""
+        job = self.manager._open(job_id)
+        try:
+            path = Path(job.read_job()["input_path"])
+        except (CheckpointError, KeyError, TypeError):
+            return None
+        return path if path.is_file() else None
+
+    def cues(self, job_id: str) -> dict[str, Any]:
+        """The finished job's cues with their words and flags, and the limits an edit must keep.
+
+        Raises:
+            JobConflictError: The job is not done (409).
+            ResultNotFoundError: It has no transcript (404).
+        """
+        job = self._done_job(job_id, "review it")
+        rules = self._settings(job).subtitles
+        transcript = self._transcript(job)
+        return {
+            "job_id": job.id,
+            "language": transcript.language,
+            "edited": job.edited(),
+            "limits": {
+                "max_line_width": rules.max_line_width,
+                "cjk_line_width": rules.cjk_line_width,
+                "max_lines": rules.max_lines,
+                "max_cps": rules.max_cps,
+                "min_duration": rules.min_duration,
+                "max_duration": rules.max_duration,
+            },
+            "cues": review_cues(transcript, rules),
+        }
+
+    # editing ----------------------------------------------------------------------------------------
+    def save_cues(self, job_id: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Check an edited cue list and rewrite every subtitle output of the job from it.
+
+        The first save keeps the originals (``original.<ext>``); exports made from the old cues are removed.
+
+        Raises:
+            CueEditError: The first cue that breaks a rule (422).
+            JobConflictError: The job is not done, or one of its exports is running (409).
+        """
+        job = self._done_job(job_id, "edit it")
+        rules = self._settings(job).subtitles
+        cues = validate_cues(items, rules)
+        with self._lock:
+            self._refuse_while_exporting(job.id, "save an edit")
+            transcript = with_cues(self._transcript(job), cues)
+            self._rewrite(job, transcript)
+            self._forget_exports(job.id)
+        log.info("job %s: %d edited cues saved", job.id, len(cues))
+        return self.cues(job.id)
+
+    def restore(self, job_id: str) -> dict[str, Any]:
+        """Put the job's original outputs back (undo every saved edit).
+
+        Raises:
+            JobConflictError: The job is not done, was not edited, or one of its exports is running (409).
+        """
+        job = self._done_job(job_id, "restore it")
+        with self._lock:
+            self._refuse_while_exporting(job.id, "restore it")
+            if not job.restore_original():
+                raise JobConflictError(f"job {job.id} has no edit to undo")
+            self._forget_exports(job.id)
+        return self.cues(job.id)
+
+    def _rewrite(self, job: Job, transcript: Transcript) -> None:
+        s = self._settings(job)
+        size = self._video_size(job)
+        files = {fmt: render(transcript, fmt, s.export, size) for fmt in EDITABLE_FORMATS}
+        try:
+            job.save_edit(files)
+        except OSError as exc:
+            raise JobConflictError(
+                f"job {job.id}: the edit could not be saved ({exc.strerror or exc}); its files are unchanged"
+            ) from exc
+
+    def _video_size(self, job: Job) -> tuple[int, int] | None:
+        path = self.input_path(job.id)
+        if path is None:
+            return None
+        try:
+            info = export_mod.probe_media(path)
+        except PipelineError:
+            return None
+        return (info.width, info.height) if info.has_video else None
+
+    def ass_text(self, job_id: str) -> bytes:
+        """The job's styled ASS (rendered from its transcript when the job did not write one)."""
+        job = self._done_job(job_id, "get its ASS file")
+        s = self._settings(job)
+        return render(self._transcript(job), "ass", s.export, self._video_size(job)).encode("utf-8")
+
+    # exporting --------------------------------------------------------------------------------------
+    def _refuse_while_exporting(self, job_id: str, doing: str) -> None:
+        for (jid, kind), ex in self._exports.items():
+            if jid == job_id and ex.state in ("queued", "running"):
+                raise JobConflictError(
+                    f"job {job_id}: its {kind} export is running; wait for it or cancel it to {doing}"
+                )
+
+    def _forget_exports(self, job_id: str) -> None:
+        for key in [k for k in self._exports if k[0] == job_id]:
+            del self._exports[key]
+
+    def start_export(self, job_id: str, kind: str) -> dict[str, Any]:
+        """Start (or join) an ``embed`` or ``burn`` export of a finished job; returns its status.
+
+        Raises:
+            UsageError: Not a known kind (400).
+            JobConflictError: The job is not done, or its input is gone (409).
+        """
+        if kind not in KINDS:
+            raise UsageError(f"unknown export kind {one_line(str(kind))[:20]!r}: use one of {', '.join(KINDS)}")
+        job = self._done_job(job_id, f"{kind} it")
+        source = self.input_path(job.id)
+        if source is None:
+            raise JobConflictError(f"job {job.id}: its input file is gone, so it cannot be exported; submit it again")
+        with self._lock:
+            current = self._exports.get((job.id, kind))
+            if current is not None and current.state in ("queued", "running"):
+                return self._describe(job, kind, current)
+            ex = _Export(kind)
+            self._exports[(job.id, kind)] = ex
+            ex.thread = threading.Thread(
+                target=self._run_export, args=(job, source, ex), name=f"export-{kind}-{job.id}", daemon=True
+            )
+            ex.thread.start()
+            return self._describe(job, kind, ex)
+
+    def _run_export(self, job: Job, source: Path, ex: _Export) -> None:
+        with self._one_at_a_time:
+            if ex.cancel.is_set():
+                ex.state = "cancelled"
+                return
+            ex.state = "running"
+            try:
+                s = self._settings(job)
+                transcript = self._transcript(job)
+                info = export_mod.probe_media(source)
+
+                def progress(share: float) -> None:
+                    ex.progress = share
+
+                if ex.kind == "embed":
+                    ext = export_mod.embed_target(source, job.output_dir, info).suffix.lstrip(".")
+                    done = export_mod.embed(
+                        source, [transcript], job.export_path(f"result.subtitled.{ext}"), progress, ex.cancel, info
+                    )
+                    for stale in EXPORT_FILES["embed"]:  # an older export in the other container
+                        if stale != done.path.name:
+                            job.export_path(stale).unlink(missing_ok=True)
+                else:
+                    done = export_mod.burn(
+                        source, transcript, job.export_path("result.burned.mp4"), s.export, progress, ex.cancel, info
+                    )
+            except CancelledError:
+                ex.state = "cancelled"
+                return
+            except PipelineError as exc:
+                ex.state, ex.error = "failed", one_line(str(exc))
+                log.info("job %s: %s export failed: %s", job.id, ex.kind, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - recorded for the client; the server goes on
+                ex.state, ex.error = "failed", f"{type(exc).__name__}: {one_line(str(exc))}"
+                log.exception("job %s: %s export failed", job.id, ex.kind)
+                return
+            ex.file, ex.note, ex.progress, ex.state = done.path.name, done.note, 1.0, "done"
+            log.info("job %s: %s export written: %s", job.id, ex.kind, done.path.name)
+
+    def export_status(self, job_id: str, kind: str) -> dict[str, Any]:
+        """An export's state (``idle``, ``queued``, ``running``, ``done``, ``failed``, ``cancelled``), progress, file.
+
+        Raises:
+            UsageError: Not a known kind (400).
+        """
+        if kind not in KINDS:
+            raise UsageError(f"unknown export kind {one_line(str(kind))[:20]!r}: use one of {', '.join(KINDS)}")
+        job = self.manager._open(job_id)
+        with self._lock:
+            ex = self._exports.get((job.id, kind))
+        return self._describe(job, kind, ex)
+
+    def cancel_export(self, job_id: str, kind: str) -> dict[str, Any]:
+        """Stop a queued or running export; nothing of it is left behind."""
+        status = self.export_status(job_id, kind)
+        with self._lock:
+            ex = self._exports.get((status["job_id"], kind))
+        if ex is None or ex.state not in ("queued", "running"):
+            raise JobConflictError(f"job {status['job_id']}: no {kind} export is running")
+        ex.cancel.set()
+        if ex.thread is not None:
+            ex.thread.join(30)
+        return self.export_status(job_id, kind)
+
+    def _describe(self, job: Job, kind: str, ex: _Export | None) -> dict[str, Any]:
+        on_disk = next((name for name in EXPORT_FILES[kind] if (job.output_dir / name).exists()), None)
+        if ex is None:
+            state, progress, error, note = ("done", 1.0, None, "") if on_disk else ("idle", 0.0, None, "")
+            name = on_disk
+        else:
+            state, progress, error, note = ex.state, ex.progress, ex.error, ex.note
+            name = ex.file if ex.state == "done" else None
+        return {
+            "job_id": job.id,
+            "kind": kind,
+            "state": state,
+            "progress": round(progress, 4),
+            "file": name,
+            "url": f"/api/jobs/{job.id}/{name}" if name else None,
+            "error": error,
+            "note": note,
+        }
+
+    def export_file(self, job_id: str, name: str) -> Path:
+        """The path of a finished export (``result.subtitled.mkv`` …).
+
+        Raises:
+            ResultNotFoundError: No such export (404).
+        """
+        job = self.manager._open(job_id)
+        try:
+            path = job.export_path(name)
+        except CheckpointError as exc:
+            raise ResultNotFoundError(one_line(str(exc))) from exc
+        if not path.is_file():
+            kind = "burn" if "burned" in name else "embed"
+            raise ResultNotFoundError(
+                f'job {job.id} has no {name}: start it with POST /api/jobs/{job.id}/export {{"kind": "{kind}"}}'
+            )
+        return path
