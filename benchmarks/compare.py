@@ -695,8 +695,8 @@ def _stage_tables(inputs: list[BenchInput], tools: Sequence[str], runs: list[Run
                     elif key in t:
                         values.append(float(t[key]))
                 v = _median(values)
-                integer = key in ("windows", "calls", "guard_redecodes")
-                cells.append(fmt(v, 0 if integer else (1 if key.endswith("_s") and "fed" in key else 2)))
+                integer = key in ("windows", "calls", "guard_redecodes", "padded_s")
+                cells.append(fmt(v, 0 if integer else (1 if key == "audio_fed_s" else 2)))
             if any(c != "—" for c in cells):
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
