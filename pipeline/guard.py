@@ -13,7 +13,9 @@ of its own, so each window's result is judged here:
   at least three times and ten words long.
 
 A window with compression or repetition is decoded once more with fallback settings (see
-``pipeline.transcribe``); when that fails too it is dropped. Judging costs a few string operations per
+``pipeline.transcribe``); when that fails too it is dropped. A window whose words leave a long stretch of
+its VAD speech uncovered (``coverage_gap_s``: Whisper skipped a sentence) gets that stretch decoded again
+on its own, and the result, if the guard accepts it, joins the window's text. Judging costs a few string operations per
 window and nothing else, so the normal path pays nothing measurable. Lines repeated across windows are
 removed by :func:`drop_repeated_lines`.
 """
