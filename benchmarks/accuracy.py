@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--ours-batch-size", type=int, help="ours' batch size (0: its optimizer's choice; default: --batch-size)"
+    )
     return p
 
 
@@ -148,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch.mkdir(parents=True, exist_ok=True)
 
     print(f"ours on {len(clips)} files …", file=sys.stderr, flush=True)
-    ours, ours_s = transcribe_ours(clips, scratch, ns.batch_size)
+    ours_batch = ns.batch_size if ns.ours_batch_size is None else ns.ours_batch_size
+    ours, ours_s = transcribe_ours(clips, scratch, ours_batch)
     print(f"  {ours_s:.1f} s", file=sys.stderr)
     print(f"faster-whisper on {len(clips)} files …", file=sys.stderr, flush=True)
     fw, fw_s = transcribe_fw(clips, bundled_model_path(), ns.batch_size)

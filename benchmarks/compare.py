@@ -1,73 +1,75 @@
 """Side-by-side speed, memory and accuracy of video2srt against its peers, in one run.
 
 Three tools transcribe the same inputs with the same model (the bundled tiny.en CTranslate2 folder),
-device cpu, compute type int8 and batch size 8, each as its own subprocess:
+device cpu, compute type int8, language en, each as its own subprocess:
 
-- ``ours``: the ``video2srt`` CLI, in-process (``--workers 0``);
-- ``fw``: faster-whisper's ``BatchedInferencePipeline`` (``benchmarks/fw_batched.py``);
-- ``whisperx``: the ``whisperx`` CLI with ``--no_align`` (pyannote VAD, whose weights ship in the package).
+- ``ours``: the ``video2srt`` CLI, in-process (``--workers 0``), batch size and lanes from its optimizer;
+- ``fw``: faster-whisper's ``BatchedInferencePipeline`` (``benchmarks/fw_batched.py``), batch size 8;
+- ``whisperx``: the ``whisperx`` CLI with ``--no_align`` (pyannote VAD, whose weights ship in the package),
+  when it is installed.
 
-For each run: wall time from process start to exit (the subtitle file is written by then), real-time
-factor, peak RSS of the whole process tree (sampled every 50 ms), CPU seconds of the tree, the load
-other processes put on the machine meanwhile, WER against the reference, cue count and longest cue.
+Runs are interleaved (every tool on an input, then the next input, and again for each repetition, the
+tools' order rotating), so a load that comes and goes hits every tool alike. For each run: wall time from
+process start to exit, peak RSS of the whole process tree (sampled every 50 ms), CPU seconds of the tree,
+the load other processes put on the machine meanwhile, WER against the reference, cue count, and each
+stage's time (ours: the job's JSON ``timings``; faster-whisper: ``fw_batched.py --timings``).
 
-Inputs are built once into the output folder (default ``bench-out/``, git-ignored) and reused:
-
-- ``10min``: the test clips, looped to ~600 s, with 0.5–1.5 s pauses and three 8–15 s silences,
-  muxed with a generated 320x240 10 fps H.264 video track (AAC audio) into an MP4;
-- ``manifesto``: ``video/manifesto.mp4`` (reference: its automatic captions, approximate);
-- ``2h``: the 10-minute audio looped 12× as AAC in M4A, for memory.
+Inputs are built from tests/data into the output folder (default ``bench-out/``, git-ignored) and reused
+(:mod:`inputs`): ``dense``, ``pauses``, ``silences`` (with music-like noise), ``speakers`` (four levels),
+each ~10 minutes of H.264 + AAC video; ``manifesto`` (``video/manifesto.mp4``); ``2h``: the ``pauses``
+audio looped 12x (memory only: run once per tool).
 
 Usage::
 
-    python benchmarks/compare.py [--tools ours,fw,whisperx] [--inputs 10min,manifesto,2h] [--repeat N]
-                                 [--out bench-out]
+    python benchmarks/compare.py                # everything, 3 repeats; writes docs/benchmarks.md's section
+    python benchmarks/compare.py --quick        # smoke run: 2-minute inputs, one repeat, ours and fw
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
-import random
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (  # noqa: E402 - the scripts run as files, not as a package
+import inputs as inputs_mod  # noqa: E402 - the scripts run as files, not as a package
+from bench_common import (  # noqa: E402
     DEFAULT_DATA_DIR,
     bundled_model_path,
     corpus_wer,
-    ffmpeg_tool,
     fmt,
     load_sets,
-    media_duration,
     read_srt,
 )
+from inputs import media_duration  # noqa: E402
 
 TOOLS = ("ours", "fw", "whisperx")
-INPUTS = ("10min", "manifesto", "2h")
+INPUTS = (*inputs_mod.KINDS, "manifesto", "2h")
+DEFAULT_INPUTS = INPUTS
+QUICK_INPUTS = (*inputs_mod.KINDS, "manifesto")
 SAMPLE_RATE = 16000
-#: Length the 10-minute input is built up to, in seconds.
+#: Length each input kind is built up to, in seconds (``--quick``: QUICK_S).
 TARGET_S = 600.0
-#: Where the long silences go (seconds into the file) and how long each is.
-LONG_SILENCES = ((150.0, 8.0), (300.0, 12.0), (450.0, 15.0))
-#: How many times the 10-minute audio is repeated for the 2-hour input.
+QUICK_S = 120.0
+#: How many times the ``pauses`` audio is repeated for the 2-hour input.
 LOOPS_2H = 12
-#: Bump when the way inputs are built changes, so old builds are not reused.
-BUILD_VERSION = 1
+#: Inputs measured for memory only: one run per tool whatever ``--repeat`` says.
+MEMORY_ONLY = ("2h",)
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+SECTION = "## Speed and memory"
 POLL_S = 0.05
 #: Busy cores (by other processes) under which the machine counts as quiet before a timed run.
 QUIET_CORES = 0.3
@@ -146,183 +148,14 @@ class Measured:
 # ----------------------------------------------------------------------------------------------- inputs
 
 
-def decode_pcm(path: Path) -> np.ndarray:
-    """Decode any media file to 16 kHz mono int16 samples with ffmpeg.
-
-    Args:
-        path: The audio or video file.
-
-    Returns:
-        The samples.
-    """
-    raw = subprocess.run(
-        [
-            ffmpeg_tool(),
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            str(SAMPLE_RATE),
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.int16)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    """Write 16 kHz mono int16 samples as a WAV file.
-
-    Args:
-        path: Where to write.
-        samples: int16 samples.
-    """
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(samples.astype(np.int16).tobytes())
-
-
-def build_10min(out: Path, data_dir: Path) -> tuple[Path, Path, str]:
-    """Build (or reuse) the 10-minute video and its reference.
-
-    The clips of jfk, fleurs_en, ljspeech, harvard and mfa follow each other, looped until ~600 s, with a
-    0.5–1.5 s pause between clips (fixed seed) and three long silences; a generated test-pattern video
-    track is muxed in.
-
-    Args:
-        out: The inputs folder.
-        data_dir: The test data folder.
-
-    Returns:
-        (the MP4, its 16 kHz WAV audio, the reference text).
-    """
-    mp4, wav, ref_path, meta_path = out / "10min.mp4", out / "10min.wav", out / "10min.ref.txt", out / "10min.json"
-    if all(p.exists() for p in (mp4, wav, ref_path, meta_path)):
-        meta = json.loads(meta_path.read_text())
-        if meta.get("version") == BUILD_VERSION:
-            return mp4, wav, ref_path.read_text()
-    sets = load_sets(data_dir)
-    clips = [c for name in ("jfk", "fleurs_en", "ljspeech", "harvard", "mfa") for c in sets[name]]
-    rng = random.Random(0)
-    pieces: list[np.ndarray] = [np.zeros(SAMPLE_RATE, np.int16)]  # 1 s lead-in
-    t = 1.0
-    refs: list[str] = []
-    layout: list[dict[str, object]] = []
-    silences = list(LONG_SILENCES)
-    i = 0
-    while t < TARGET_S:
-        clip = clips[i % len(clips)]
-        i += 1
-        samples = decode_pcm(clip.path)
-        pieces.append(samples)
-        layout.append({"clip": str(clip.path.relative_to(data_dir)), "start": round(t, 3)})
-        t += samples.size / SAMPLE_RATE
-        refs.append(clip.ref)
-        if silences and t >= silences[0][0]:
-            pause = silences.pop(0)[1]
-        else:
-            pause = round(rng.uniform(0.5, 1.5), 2)
-        pieces.append(np.zeros(int(pause * SAMPLE_RATE), np.int16))
-        t += pause
-    out.mkdir(parents=True, exist_ok=True)
-    write_wav(wav, np.concatenate(pieces))
-    tmp = mp4.with_suffix(".tmp.mp4")
-    subprocess.run(
-        [
-            ffmpeg_tool(),
-            "-nostdin",
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=10",
-            "-i",
-            str(wav),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "96k",
-            str(tmp),
-        ],
-        check=True,
-    )
-    tmp.replace(mp4)
-    ref = " ".join(refs)
-    ref_path.write_text(ref)
-    meta_path.write_text(json.dumps({"version": BUILD_VERSION, "seconds": round(t, 3), "clips": layout}, indent=1))
-    return mp4, wav, ref
-
-
-def build_2h(out: Path, wav_10min: Path) -> Path:
-    """Build (or reuse) the 2-hour audio: the 10-minute audio looped 12× as AAC in M4A.
-
-    Args:
-        out: The inputs folder.
-        wav_10min: The 10-minute WAV.
-
-    Returns:
-        The M4A file.
-    """
-    m4a = out / "2h.m4a"
-    stamp = out / "2h.json"
-    if m4a.exists() and stamp.exists() and json.loads(stamp.read_text()).get("version") == BUILD_VERSION:
-        return m4a
-    tmp = out / "2h.tmp.m4a"
-    subprocess.run(
-        [
-            ffmpeg_tool(),
-            "-nostdin",
-            "-y",
-            "-v",
-            "error",
-            "-stream_loop",
-            str(LOOPS_2H - 1),
-            "-i",
-            str(wav_10min),
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-ac",
-            "1",
-            str(tmp),
-        ],
-        check=True,
-    )
-    tmp.replace(m4a)
-    stamp.write_text(json.dumps({"version": BUILD_VERSION, "loops": LOOPS_2H}))
-    return m4a
-
-
-def prepare_inputs(names: Sequence[str], out: Path, data_dir: Path) -> list[BenchInput]:
+def prepare_inputs(names: Sequence[str], out: Path, data_dir: Path, seconds: float = TARGET_S) -> list[BenchInput]:
     """Build or find every requested input.
 
     Args:
         names: Input names, from :data:`INPUTS`.
         out: The benchmark output folder (inputs go to ``out/inputs``).
         data_dir: The test data folder.
+        seconds: Length of each built kind (the 2-hour input loops the ``pauses`` kind 12x).
 
     Returns:
         The inputs, in the order asked.
@@ -331,16 +164,22 @@ def prepare_inputs(names: Sequence[str], out: Path, data_dir: Path) -> list[Benc
     folder.mkdir(parents=True, exist_ok=True)
     result: list[BenchInput] = []
     for name in names:
-        if name == "10min":
-            mp4, _wav, ref = build_10min(folder, data_dir)
-            result.append(BenchInput(name, mp4, media_duration(mp4), ref, "exact"))
+        if name in inputs_mod.KINDS:
+            built = inputs_mod.build(name, folder, seconds, data_dir)
+            result.append(BenchInput(name, built.mp4, media_duration(built.mp4), built.ref, "exact"))
         elif name == "manifesto":
             clip = load_sets(data_dir)["manifesto"][0]
             result.append(BenchInput(name, clip.path, media_duration(clip.path), clip.ref, "approximate"))
         elif name == "2h":
-            _mp4, wav, ref = build_10min(folder, data_dir)
-            m4a = build_2h(folder, wav)
-            result.append(BenchInput(name, m4a, media_duration(m4a), " ".join([ref] * LOOPS_2H), "exact"))
+            built = inputs_mod.build("pauses", folder, seconds, data_dir)
+            m4a = folder / f"2h-{int(seconds)}s.m4a"
+            stamp = m4a.with_suffix(".json")
+            if not (m4a.exists() and stamp.exists() and json.loads(stamp.read_text()) == {"from": built.wav.name}):
+                from pipeline.audio import decode_all
+
+                inputs_mod.write_m4a(m4a, decode_all(built.wav), LOOPS_2H)
+                stamp.write_text(json.dumps({"from": built.wav.name}))
+            result.append(BenchInput(name, m4a, media_duration(m4a), " ".join([built.ref] * LOOPS_2H), "exact"))
         else:
             raise SystemExit(f"unknown input {name!r}: use {', '.join(INPUTS)}")
     return result
@@ -367,7 +206,9 @@ def venv_program(name: str) -> str:
     return found
 
 
-def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: int) -> tuple[list[str], Path]:
+def tool_command(
+    tool: str, src: Path, run_dir: Path, model: Path, batch_size: int, ours_batch: int | None = None
+) -> tuple[list[str], Path]:
     """The command line of one tool on one input, and where its SRT will be.
 
     Args:
@@ -375,7 +216,8 @@ def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: i
         src: The input file.
         run_dir: An empty folder for this run's outputs.
         model: The CTranslate2 model folder.
-        batch_size: Windows per batched Whisper call.
+        batch_size: Windows per batched Whisper call of the peers.
+        ours_batch: Ours' batch size; None leaves it to its optimizer (as a user gets it).
 
     Returns:
         (argv, expected SRT path).
@@ -388,7 +230,7 @@ def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: i
             "-o",
             str(run_dir),
             "-f",
-            "srt",
+            "srt,json",
             "--model",
             str(model),
             "--language",
@@ -397,8 +239,7 @@ def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: i
             "cpu",
             "--compute-type",
             "int8",
-            "--batch-size",
-            str(batch_size),
+            *(["--batch-size", str(ours_batch)] if ours_batch else []),
             "--workers",
             "0",
             "--jobs-dir",
@@ -420,6 +261,8 @@ def tool_command(tool: str, src: Path, run_dir: Path, model: Path, batch_size: i
             "int8",
             "--language",
             "en",
+            "--timings",
+            str(run_dir / "timings.json"),
         ]
     elif tool == "whisperx":
         cmd = [
@@ -562,7 +405,14 @@ def log_tail(path: Path, lines: int = 3) -> str:
 
 
 def run_tool(
-    tool: str, item: BenchInput, repeat: int, out: Path, model: Path, batch_size: int, quiet_wait_s: float = 0.0
+    tool: str,
+    item: BenchInput,
+    repeat: int,
+    out: Path,
+    model: Path,
+    batch_size: int,
+    quiet_wait_s: float = 0.0,
+    ours_batch: int | None = None,
 ) -> RunResult:
     """Run one tool on one input once and score its SRT.
 
@@ -582,7 +432,7 @@ def run_tool(
     run_dir = out / "runs" / tool / item.name / f"r{repeat}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    cmd, srt_path = tool_command(tool, item.path, run_dir, model, batch_size)
+    cmd, srt_path = tool_command(tool, item.path, run_dir, model, batch_size, ours_batch)
     log_path = run_dir / "log.txt"
     m = measure(cmd, log_path, tool_env())
     result = RunResult(
@@ -602,6 +452,7 @@ def run_tool(
     if m.rc != 0 or not srt_path.exists():
         result.error = f"exit {m.rc}" + ("" if srt_path.exists() else ", no SRT written") + f": {log_tail(log_path)}"
         return result
+    result.extra["timings"] = read_timings(tool, run_dir, srt_path)
     cues = read_srt(srt_path)
     result.output = str(srt_path)
     result.cues = len(cues)
@@ -611,6 +462,26 @@ def run_tool(
         hyp = " ".join(text for _, _, text in cues)
         result.wer = corpus_wer([item.ref], [hyp])
     return result
+
+
+def read_timings(tool: str, run_dir: Path, srt_path: Path) -> dict[str, float]:
+    """Each stage's seconds and the feed counts of one run, as the tool reported them ({} when it does not).
+
+    Args:
+        tool: The tool.
+        run_dir: The run's folder.
+        srt_path: The run's SRT (ours writes its JSON beside it).
+
+    Returns:
+        Stage or count → value.
+    """
+    path = srt_path.with_suffix(".json") if tool == "ours" else run_dir / "timings.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    timings = data.get("timings", {}) if tool == "ours" else data
+    return {k: v for k, v in timings.items() if isinstance(v, (int, float))}
 
 
 def check_whisperx_align(out: Path, model: Path, clip: Path, batch_size: int) -> AlignCheck:
@@ -670,76 +541,88 @@ def warm_up(tools: Sequence[str], out: Path, model: Path, clip: Path, batch_size
 # ----------------------------------------------------------------------------------------------- report
 
 
-def pick(runs: list[RunResult]) -> RunResult:
-    """The median run by wall time (the lower middle one for an even count).
-
-    Args:
-        runs: Repetitions of one tool on one input.
-
-    Returns:
-        That run.
-    """
-    ordered = sorted(runs, key=lambda r: (r.rc != 0, r.wall_s))
-    return ordered[(len(ordered) - 1) // 2]
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def markdown(
     inputs: list[BenchInput],
     tools: Sequence[str],
-    chosen: dict[tuple[str, str], RunResult],
+    runs: list[RunResult],
     repeat: int,
     align_check: AlignCheck | None,
 ) -> str:
-    """The report: one row per (input, tool), the time ratios, and the memory ratios.
+    """The report: per input and tool the medians and the ratios, each tool's stages, and memory scaling.
 
     Args:
         inputs: The inputs.
-        tools: The tools, in column order.
-        chosen: The reported run per (tool, input).
-        repeat: Repetitions per cell.
+        tools: The tools, in row order.
+        runs: Every run.
+        repeat: Repetitions per cell (memory-only inputs ran once).
         align_check: Result of :func:`check_whisperx_align`, if run.
 
     Returns:
         Markdown text.
     """
+
+    def cell(tool: str, name: str) -> list[RunResult]:
+        return [r for r in runs if r.tool == tool and r.input == name and r.rc == 0]
+
+    def med(tool: str, name: str, attr: str) -> float | None:
+        return _median([getattr(r, attr) for r in cell(tool, name) if getattr(r, attr) is not None])
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return fmt(a / b if a is not None and b else None, 2, "×")
+
     lines = [
-        f"Model: bundled tiny.en (CTranslate2), cpu, int8, batch size 8, language en; "
-        f"{os.cpu_count()} CPU cores; median of {repeat} run(s) per cell.",
+        f"Model: bundled tiny.en (CTranslate2), cpu, int8, language en; faster-whisper and WhisperX batch size 8, "
+        f"ours as its optimizer chooses; {os.cpu_count()} CPU cores; medians of {repeat} interleaved run(s) "
+        f"per cell (memory-only inputs: one). Ratios are this tool's median over faster-whisper's (below 1: "
+        f"less than faster-whisper).",
         "",
-        "| input | audio s | tool | wall s | RTF | time / ours | peak RSS MB | CPU s | other load | WER | cues "
-        "| longest cue s | longest cue chars | exit |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| input | audio s | tool | wall s | wall min–max | CPU s | peak RSS MB | WER | time ÷ fw | CPU ÷ fw "
+        "| RSS ÷ fw | time ÷ whisperx | other load |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for item in inputs:
-        ours = chosen.get(("ours", item.name))
         for tool in tools:
-            r = chosen.get((tool, item.name))
-            if r is None:
+            got = cell(tool, item.name)
+            failed = [r for r in runs if r.tool == tool and r.input == item.name and r.rc != 0]
+            if not got:
+                if failed:
+                    lines.append(f"| {item.name} | {item.duration:.0f} | {tool} | failed: {failed[0].error} |")
                 continue
-            ratio = r.wall_s / ours.wall_s if ours and ours.rc == 0 and r.rc == 0 and ours.wall_s else None
-            wer = fmt(None if r.wer is None else r.wer * 100, 1, "%")
-            if r.wer is not None and item.ref_kind == "approximate":
-                wer += "*"
+            wall, cpu, rss = (med(tool, item.name, k) for k in ("wall_s", "cpu_s", "peak_rss_mb"))
+            wer = med(tool, item.name, "wer")
+            wer_text = fmt(None if wer is None else wer * 100, 1, "%")
+            if wer is not None and item.ref_kind == "approximate":
+                wer_text += "*"
+            walls = [r.wall_s for r in got]
             lines.append(
-                f"| {item.name} | {item.duration:.0f} | {tool} | {r.wall_s:.1f} | {r.rtf:.3f} | {fmt(ratio, 2, '×')} "
-                f"| {r.peak_rss_mb:.0f} | {r.cpu_s:.0f} | {r.other_load:.2f} | {wer} | {fmt(r.cues, 0)} "
-                f"| {fmt(r.longest_cue_s, 1)} | {fmt(r.longest_cue_chars, 0)} | {r.rc} |"
+                f"| {item.name} | {item.duration:.0f} | {tool} | {fmt(wall, 1)} | {min(walls):.1f}–{max(walls):.1f} "
+                f"| {fmt(cpu, 1)} | {fmt(rss, 0)} | {wer_text} "
+                f"| {ratio(wall, med('fw', item.name, 'wall_s'))} | {ratio(cpu, med('fw', item.name, 'cpu_s'))} "
+                f"| {ratio(rss, med('fw', item.name, 'peak_rss_mb'))} "
+                f"| {ratio(wall, med('whisperx', item.name, 'wall_s'))} "
+                f"| {fmt(med(tool, item.name, 'other_load'), 2)} |"
             )
+    lines += _stage_tables(inputs, tools, runs)
     names = {i.name for i in inputs}
-    if {"10min", "2h"} <= names:
-        lines += ["", "| tool | peak RSS 10min MB | peak RSS 2h MB | 2h / 10min |", "|---|---:|---:|---:|"]
+    if {"pauses", "2h"} <= names:
+        lines += [
+            "",
+            "Memory over length (the 2-hour input is the `pauses` audio looped 12×):",
+            "",
+            "| tool | peak RSS pauses MB | peak RSS 2h MB | 2h ÷ pauses |",
+            "|---|---:|---:|---:|",
+        ]
         for tool in tools:
-            a, b = chosen.get((tool, "10min")), chosen.get((tool, "2h"))
-            if a is None or b is None:
-                continue
-            ratio = b.peak_rss_mb / a.peak_rss_mb if a.peak_rss_mb and a.rc == 0 and b.rc == 0 else None
-            lines.append(f"| {tool} | {a.peak_rss_mb:.0f} | {b.peak_rss_mb:.0f} | {fmt(ratio, 2, '×')} |")
+            a, b = med(tool, "pauses", "peak_rss_mb"), med(tool, "2h", "peak_rss_mb")
+            if a is not None and b is not None:
+                lines.append(f"| {tool} | {a:.0f} | {b:.0f} | {ratio(b, a)} |")
     notes = []
     if any(i.ref_kind == "approximate" for i in inputs):
         notes.append("\\* reference is the video's automatic captions (approximate).")
-    failed = [r for r in chosen.values() if r.error]
-    for r in failed:
-        notes.append(f"{r.tool} on {r.input}: {r.error}")
     if align_check is not None:
         notes.append(
             f"WhisperX with alignment, offline (jfk.wav): exit {align_check.rc}, "
@@ -749,6 +632,94 @@ def markdown(
     if notes:
         lines += [""] + notes
     return "\n".join(lines) + "\n"
+
+
+#: (row label, timing key or a function of the timings and the run) of each tool's stage table.
+OURS_STAGES: tuple[tuple[str, str], ...] = (
+    ("start-up, imports, writing outputs, exit (wall − job total)", "startup"),
+    ("waiting for the model (load not hidden by decoding)", "model_wait"),
+    ("decoding (PyAV)", "decode"),
+    ("VAD and cutting", "vad"),
+    ("windows", "windows"),
+    ("Whisper calls", "calls"),
+    ("audio s fed (windows' own audio)", "audio_fed_s"),
+    ("audio s the encoder sees (30 s a window)", "padded_s"),
+    ("transcription, first call to last result", "transcribe"),
+    ("lane-seconds in calls (encoder, decoder, word timing)", "infer_s"),
+    ("guard re-decodes (windows)", "guard_redecodes"),
+    ("lane tail: last lane on alone", "lane_tail_s"),
+    ("word refinement and cues", "subtitles"),
+    ("first result", "first_result"),
+)
+FW_STAGES: tuple[tuple[str, str], ...] = (
+    ("start-up, imports, exit (wall − script total)", "startup"),
+    ("imports (faster-whisper, pysubs2)", "imports"),
+    ("decoding (decode_audio)", "decode"),
+    ("model load", "model_load"),
+    ("VAD (inside transcribe)", "vad"),
+    ("VAD and features, before the first batch", "vad_and_features"),
+    ("windows (chunks)", "windows"),
+    ("audio s fed (chunks' own audio)", "audio_fed_s"),
+    ("audio s the encoder sees (30 s a window)", "padded_s"),
+    ("transcription (batched generator)", "transcribe"),
+    ("writing the SRT", "write"),
+)
+
+
+def _stage_tables(inputs: list[BenchInput], tools: Sequence[str], runs: list[RunResult]) -> list[str]:
+    lines: list[str] = []
+    for tool, stages, total_key in (("ours", OURS_STAGES, "total"), ("fw", FW_STAGES, "total")):
+        if tool not in tools:
+            continue
+        shown = [i for i in inputs if any(r.tool == tool and r.input == i.name and r.rc == 0 for r in runs)]
+        if not shown:
+            continue
+        lines += [
+            "",
+            f"Stages of {tool} (seconds unless counted; median over runs):",
+            "",
+            "| stage | " + " | ".join(i.name for i in shown) + " |",
+            "|---|" + "---:|" * len(shown),
+        ]
+        for label, key in stages:
+            cells = []
+            for item in shown:
+                values = []
+                for r in runs:
+                    if r.tool != tool or r.input != item.name or r.rc != 0:
+                        continue
+                    t = r.extra.get("timings") or {}
+                    if key == "startup":
+                        if total_key in t:
+                            values.append(r.wall_s - float(t[total_key]))
+                    elif key in t:
+                        values.append(float(t[key]))
+                v = _median(values)
+                integer = key in ("windows", "calls", "guard_redecodes", "padded_s")
+                cells.append(fmt(v, 0 if integer else (1 if key == "audio_fed_s" else 2)))
+            if any(c != "—" for c in cells):
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_docs(report: str, command: str, docs: Path = DOCS) -> None:
+    """Put ``report`` into ``docs`` under :data:`SECTION`, replacing only that section.
+
+    Args:
+        report: The section's body.
+        command: The command that measured it.
+        docs: The Markdown file (created when absent).
+    """
+    text = docs.read_text() if docs.exists() else "# Benchmarks\n"
+    body = f"{SECTION}\n\nMeasured by `{command}` ({dt.date.today().isoformat()}).\n\n{report}"
+    start = text.find(SECTION + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + ("" if nxt < 0 else "\n" + text[nxt + 1 :])
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(text)
 
 
 def versions() -> dict[str, str]:
@@ -773,32 +744,81 @@ def build_parser() -> argparse.ArgumentParser:
         The argument parser.
     """
     p = argparse.ArgumentParser(description="Compare video2srt with faster-whisper and WhisperX, side by side.")
-    p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {','.join(TOOLS)}")
-    p.add_argument("--inputs", default="10min,manifesto", help=f"comma-separated, from {','.join(INPUTS)}")
-    p.add_argument("--repeat", type=int, default=1, help="runs per (tool, input); the median is reported")
+    p.add_argument("--tools", help=f"comma-separated, from {','.join(TOOLS)} (default: all installed)")
+    p.add_argument("--inputs", help=f"comma-separated, from {','.join(INPUTS)} (default: all)")
+    p.add_argument("--repeat", type=int, help="runs per (tool, input); the median is reported (default 3)")
+    p.add_argument("--seconds", type=float, help=f"length of each built input (default {TARGET_S:.0f})")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_S:.0f} s inputs, no 2h, one repeat, ours and fw, no waiting for quiet, "
+        "results not written to docs/",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder")
+    p.add_argument("--batch-size", type=int, default=8, help="faster-whisper's and WhisperX's batch size")
+    p.add_argument("--ours-batch-size", type=int, help="ours' batch size (default: its optimizer's choice)")
     p.add_argument("--model", type=Path, help="CTranslate2 model folder (default: the bundled tiny.en)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run of each tool")
     p.add_argument(
         "--quiet-wait",
         type=float,
-        default=180.0,
-        help="before each timed run, wait up to this many seconds for other processes to leave the CPUs idle",
+        help="before each timed run, wait up to this many seconds for other processes to leave the CPUs idle "
+        "(default 60; --quick: 0)",
     )
     p.add_argument("--prepare-only", action="store_true", help="build the inputs and stop")
     p.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"write the report into {DOCS.relative_to(DOCS.parents[1])} under '{SECTION}' (default: on, "
+        "off with --quick)",
+    )
+    p.add_argument(
         "--check-whisperx-align",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run WhisperX once with alignment (offline) and record what happens",
+        default=None,
+        help="also run WhisperX once with alignment (offline) and record what happens (default: on, off with --quick)",
     )
     return p
 
 
+def installed_tools() -> list[str]:
+    """The tools this environment can run: ours and fw always, whisperx when its CLI is installed.
+
+    Returns:
+        Tool names.
+    """
+    found = ["ours", "fw"]
+    if importlib.util.find_spec("whisperx") is not None:
+        found.append("whisperx")
+    return found
+
+
+def schedule(inputs: list[BenchInput], tools: Sequence[str], repeat: int) -> list[tuple[int, BenchInput, str]]:
+    """The run order: repetition by repetition, input by input, every tool in turn with the order rotating.
+
+    Args:
+        inputs: The inputs.
+        tools: The tools.
+        repeat: Repetitions (memory-only inputs get one).
+
+    Returns:
+        (repetition, input, tool) in run order.
+    """
+    order = []
+    for rep in range(1, repeat + 1):
+        for k, item in enumerate(inputs):
+            if item.name in MEMORY_ONLY and rep > 1:
+                continue
+            shift = (rep - 1 + k) % len(tools)
+            for tool in [*tools[shift:], *tools[:shift]]:
+                order.append((rep, item, tool))
+    return order
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison and write ``results.md`` and ``results.json`` to the output folder.
+    """Run the comparison; write ``results.md``/``results.json`` to the output folder and the docs section.
 
     Args:
         argv: Command-line arguments (default: ``sys.argv[1:]``).
@@ -807,17 +827,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when every run succeeded, else 1.
     """
     ns = build_parser().parse_args(argv)
-    tools = [t.strip() for t in ns.tools.split(",") if t.strip()]
+    quick = ns.quick
+    tools = [t.strip() for t in ns.tools.split(",") if t.strip()] if ns.tools else installed_tools()
+    if quick and not ns.tools:
+        tools = ["ours", "fw"]
     for t in tools:
         if t not in TOOLS:
             raise SystemExit(f"unknown tool {t!r}: use {', '.join(TOOLS)}")
-    if ns.repeat < 1:
+    names = (
+        [n.strip() for n in ns.inputs.split(",") if n.strip()]
+        if ns.inputs
+        else list(QUICK_INPUTS if quick else DEFAULT_INPUTS)
+    )
+    repeat = ns.repeat or (1 if quick else 3)
+    if repeat < 1:
         raise SystemExit("--repeat must be at least 1")
+    seconds = ns.seconds or (QUICK_S if quick else TARGET_S)
+    quiet_wait = ns.quiet_wait if ns.quiet_wait is not None else (0.0 if quick else 60.0)
+    write_to_docs = ns.docs if ns.docs is not None else not quick
+    align = ns.check_whisperx_align if ns.check_whisperx_align is not None else not quick
     out: Path = ns.out.resolve()
     model = (ns.model or bundled_model_path()).resolve()
     started = dt.datetime.now().isoformat(timespec="seconds")
     print("preparing inputs …", file=sys.stderr)
-    inputs = prepare_inputs([n.strip() for n in ns.inputs.split(",") if n.strip()], out, ns.data)
+    inputs = prepare_inputs(names, out, ns.data, seconds)
     if ns.prepare_only:
         for item in inputs:
             print(f"{item.name}: {item.path} ({item.duration:.1f} s, reference: {item.ref_kind})")
@@ -827,29 +860,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("warming up …", file=sys.stderr)
         warm_up(tools, out, model, short_clip, ns.batch_size)
     runs: list[RunResult] = []
-    for item in inputs:
-        for rep in range(1, ns.repeat + 1):
-            for tool in tools:
-                print(f"{tool} on {item.name} ({item.duration:.0f} s), run {rep} …", file=sys.stderr, flush=True)
-                r = run_tool(tool, item, rep, out, model, ns.batch_size, ns.quiet_wait)
-                runs.append(r)
-                print(
-                    f"  {r.wall_s:.1f} s (after {r.extra['waited_for_quiet_s']} s waiting for quiet), RTF {r.rtf:.3f}, peak {r.peak_rss_mb:.0f} MB, other load {r.other_load:.2f}"
-                    + (f", WER {r.wer * 100:.1f}%" if r.wer is not None else "")
-                    + (f" — {r.error}" if r.error else ""),
-                    file=sys.stderr,
-                    flush=True,
-                )
+    for rep, item, tool in schedule(inputs, tools, repeat):
+        print(f"{tool} on {item.name} ({item.duration:.0f} s), run {rep} …", file=sys.stderr, flush=True)
+        r = run_tool(tool, item, rep, out, model, ns.batch_size, quiet_wait, ns.ours_batch_size)
+        runs.append(r)
+        print(
+            f"  {r.wall_s:.1f} s, CPU {r.cpu_s:.1f} s, peak {r.peak_rss_mb:.0f} MB, other load {r.other_load:.2f}"
+            + (f", WER {r.wer * 100:.1f}%" if r.wer is not None else "")
+            + (f" — {r.error}" if r.error else ""),
+            file=sys.stderr,
+            flush=True,
+        )
     align_check = None
-    if ns.check_whisperx_align and "whisperx" in tools:
+    if align and "whisperx" in tools:
         print("whisperx with alignment, offline (jfk) …", file=sys.stderr)
         align_check = check_whisperx_align(out, model, short_clip, ns.batch_size)
-    chosen = {
-        (tool, item.name): pick([r for r in runs if r.tool == tool and r.input == item.name])
-        for item in inputs
-        for tool in tools
-    }
-    report = markdown(inputs, tools, chosen, ns.repeat, align_check)
+    report = markdown(inputs, tools, runs, repeat, align_check)
     print(report)
     (out / "results.md").write_text(report)
     raw = {
@@ -859,18 +885,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": versions(),
         "model": str(model),
         "batch_size": ns.batch_size,
+        "ours_batch_size": ns.ours_batch_size,
         "inputs": [{**asdict(i), "path": str(i.path), "ref": i.ref[:200]} for i in inputs],
         "runs": [asdict(r) for r in runs],
-        "reported": [asdict(r) for r in chosen.values()],
-        "median_wall_s": {
-            f"{t}/{i.name}": statistics.median(r.wall_s for r in runs if r.tool == t and r.input == i.name)
-            for i in inputs
-            for t in tools
-        },
         "whisperx_align_check": asdict(align_check) if align_check else None,
     }
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     print(f"wrote {out / 'results.md'} and {out / 'results.json'}", file=sys.stderr)
+    if write_to_docs:
+        write_docs(report, shlex.join(["python", "benchmarks/compare.py", *(sys.argv[1:] if argv is None else argv)]))
+        print(f"wrote the '{SECTION}' section of {DOCS}", file=sys.stderr)
     return 0 if all(r.rc == 0 for r in runs) else 1
 
 

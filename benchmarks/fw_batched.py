@@ -6,13 +6,19 @@ and memory include process start, imports, model load, decoding and writing, as 
 
 Usage::
 
-    python benchmarks/fw_batched.py INPUT OUT.srt --model PATH [--batch-size 8] [--language en]
+    python benchmarks/fw_batched.py INPUT OUT.srt --model PATH [--batch-size 8] [--language en] [--timings T.json]
+
+``--timings`` writes the time of each stage (imports, model load, decoding, VAD, transcription, writing)
+and what the model was fed (chunks, their audio seconds, 30 s each once padded) as JSON. It only observes:
+faster-whisper's own VAD and chunking functions are wrapped to time and count them, never changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--compute-type", default="int8")
     p.add_argument("--language", default=None, help="language code; detected when omitted")
+    p.add_argument("--timings", type=Path, help="write each stage's time and the chunk counts here (JSON)")
     return p
 
 
@@ -42,6 +49,7 @@ def transcribe_to_srt(
     device: str = "cpu",
     compute_type: str = "int8",
     language: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> int:
     """Transcribe ``input_path`` and write one SRT cue per segment to ``output_path``.
 
@@ -53,25 +61,67 @@ def transcribe_to_srt(
         device: ``cpu`` or ``cuda``.
         compute_type: CTranslate2 compute type, e.g. ``int8``.
         language: Language code, or None to detect it.
+        timings: Filled with each stage's seconds and the chunk counts when given.
 
     Returns:
         The number of cues written.
     """
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
     import pysubs2
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
+    from faster_whisper import transcribe as fw_transcribe
 
+    if timings is not None:
+        _observe(fw_transcribe, t)
+    t1 = time.perf_counter()
     audio = decode_audio(str(input_path))
+    t2 = time.perf_counter()
     model = WhisperModel(model_path, device=device, compute_type=compute_type)
+    t3 = time.perf_counter()
     pipeline = BatchedInferencePipeline(model)
     segments, _info = pipeline.transcribe(audio, batch_size=batch_size, language=language)
+    t4 = time.perf_counter()
     subs = pysubs2.SSAFile()
     for seg in segments:  # a generator: transcription happens while iterating
         text = seg.text.strip()
         if text:
             subs.append(pysubs2.SSAEvent(start=int(seg.start * 1000), end=int(seg.end * 1000), text=text))
+    t5 = time.perf_counter()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     subs.save(str(output_path), format_="srt")
+    t6 = time.perf_counter()
+    t.update(
+        imports=round(t1 - t0, 3),
+        decode=round(t2 - t1, 3),
+        model_load=round(t3 - t2, 3),
+        # VAD and features run inside transcribe() before it returns its generator.
+        vad_and_features=round(t4 - t3, 3),
+        transcribe=round(t5 - t4, 3),
+        write=round(t6 - t5, 3),
+    )
     return len(subs)
+
+
+def _observe(module: object, t: dict[str, float]) -> None:
+    """Wrap faster-whisper's VAD and chunking in ``module`` to time and count them (results unchanged)."""
+    speech, collect = module.get_speech_timestamps, module.collect_chunks  # type: ignore[attr-defined]
+
+    def timed_speech(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        out = speech(*args, **kwargs)
+        t["vad"] = round(t.get("vad", 0.0) + time.perf_counter() - start, 3)
+        return out
+
+    def counted_collect(*args: object, **kwargs: object) -> object:
+        chunks, meta = collect(*args, **kwargs)
+        t["windows"] = t.get("windows", 0) + len(chunks)
+        t["audio_fed_s"] = round(t.get("audio_fed_s", 0.0) + sum(c.size for c in chunks) / 16000, 3)
+        t["padded_s"] = 30.0 * t["windows"]
+        return chunks, meta
+
+    module.get_speech_timestamps = timed_speech  # type: ignore[attr-defined]
+    module.collect_chunks = counted_collect  # type: ignore[attr-defined]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,8 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code.
     """
+    started = time.perf_counter()
     ns = build_parser().parse_args(argv)
-    transcribe_to_srt(ns.input, ns.output, ns.model, ns.batch_size, ns.device, ns.compute_type, ns.language)
+    timings: dict[str, float] | None = {} if ns.timings else None
+    transcribe_to_srt(ns.input, ns.output, ns.model, ns.batch_size, ns.device, ns.compute_type, ns.language, timings)
+    if ns.timings and timings is not None:
+        timings["total"] = round(time.perf_counter() - started, 3)
+        ns.timings.write_text(json.dumps(timings, indent=1))
     return 0
 
 

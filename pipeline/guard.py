@@ -13,7 +13,9 @@ of its own, so each window's result is judged here:
   at least three times and ten words long.
 
 A window with compression or repetition is decoded once more with fallback settings (see
-``pipeline.transcribe``); when that fails too it is dropped. Judging costs a few string operations per
+``pipeline.transcribe``); when that fails too it is dropped. A window whose words leave a long stretch of
+its VAD speech uncovered (``coverage_gap_s``: Whisper skipped a sentence) gets that stretch decoded again
+on its own, and the result, if the guard accepts it, joins the window's text. Judging costs a few string operations per
 window and nothing else, so the normal path pays nothing measurable. Lines repeated across windows are
 removed by :func:`drop_repeated_lines`.
 """
@@ -59,9 +61,10 @@ class GuardSettings:
     loop_repeats: int = 3
     loop_words: int = 10
     loop_max_n: int = 8
-    #: Coverage: a window whose words end this long (seconds of VAD speech) before its last speech has that
-    #: stretch decoded again on its own (0 turns this off).
-    coverage_gap_s: float = 4.0
+    #: Speech (by VAD) this long inside a window with no word on it, while the window has words elsewhere,
+    #: is decoded again on its own: tiny.en now and then skips a whole sentence of a window, and which one
+    #: changes with the numerics of the batch the window shares. 0 turns this off.
+    coverage_gap_s: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ GPU_BATCH_CAP = 32
 #: On the CPU every batch item already keeps all threads busy; batching only amortises per-call overhead,
 #: which 8 items do (measured on tiny.en, 2 cores), while bigger batches just cost RAM.
 CPU_BATCH_CAP = 8
+#: Windows per call when a worker runs several replicas (lanes) side by side. The lanes pull the next call
+#: as they free up, so the work left when the queue runs dry is at most one call per lane: with big calls
+#: the last one ran alone on one core while the other idled. Small calls also hold fewer windows' encoder
+#: activations at once (peak memory) and cost no more CPU time (benchmarks/README.md, "Lanes").
+CPU_LANE_BATCH = 2
 #: GPU memory kept free for the CUDA context, cuBLAS/cuDNN workspaces and fragmentation.
 GPU_RESERVE_SHARE = 0.10
 GPU_RESERVE_MIN_MB = 512
@@ -975,6 +980,13 @@ class CoreOptimizer:
                 "model runs batches side by side far better than one batch on every thread (measured on 2 "
                 "cores: 1.2-1.3x faster)"
             )
+            if batch > CPU_LANE_BATCH:
+                batch = CPU_LANE_BATCH
+                reasons["batch_size"] = (
+                    f"{batch}: {replicas} lanes each pull the next call as they free up, so small calls keep "
+                    f"every lane busy to the end (with {CPU_BATCH_CAP}-window calls the last one ran alone on "
+                    "one core) and hold fewer windows' activations in memory"
+                )
         else:
             reasons["replicas"] = f"1 per worker: {threads} thread(s) serve one batch at a time well"
         return batch, workers, threads, replicas

@@ -500,6 +500,8 @@ class Runner:
 
         results: dict[int, SegmentResult] = dict(done)
         plan: list[Segment] = []
+        calls: list[dict[str, Any]] = []  # each Whisper call's figures (SegmentResult.stats)
+        split_parts: dict[int, list[SegmentResult | None]] = {}  # segments split over calls: their parts so far
         clock = _Clock()
         flight = _Flight(self, backend, job, s, cancel)
         flight.model = job_model
@@ -524,9 +526,10 @@ class Runner:
             got = flight.collect(wait)
             if got is None:
                 return
-            batch_results, name = got
+            batch_results, name, items = got
             model_name = name
-            for r in batch_results:
+            calls.extend(r.stats for r in batch_results if r.stats)
+            for r in _join_parts(batch_results, items, split_parts):
                 if r.index not in done:
                     job.save_result(r)
                     results[r.index] = r
@@ -544,10 +547,11 @@ class Runner:
         finished: object = False
         try:
             # While the next batch gathers, finished ones are saved at once: the first subtitles show early.
-            for batch, _finished in _batches(source_q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
+            for batch, ended in _batches(source_q, s.transcribe.batch_size, cancel, lambda: collect(wait=False)):
+                finished = ended  # the producer's exception, if it failed, is raised once the batches are in
                 if cancel.is_set():
                     raise CancelledError(f"{input_path}: cancelled")
-                plan.extend(item.segment for item in batch)
+                plan.extend(item.segment for item in batch if item.part == 0)
                 if all(item.segment.index in done for item in batch):
                     continue
                 # A group that is partly done (a kill between two result writes) runs whole again, so every
@@ -674,10 +678,12 @@ class Runner:
             "subtitles": round(subtitles_s, 3),
             "first_result": round(first_result_at or 0.0, 3),
         }
-        if recovered:
-            transcript.timings["coverage_redecoded"] = len(recovered)
+        transcript.timings.update(call_figures(calls, lanes=backend is None))
+        # The JSON output holds the timings, so its own writing comes after "total" (and goes to the checkpoint).
         transcript.timings["total"] = round(time.monotonic() - started, 3)
+        t = time.monotonic()
         outputs = self._write_outputs(job, input_path, transcript, s, translation)
+        transcript.timings["write"] = round(time.monotonic() - t, 3)
         job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
@@ -792,16 +798,20 @@ class Runner:
 
             vad_model = None if plan is not None else self._vad_model(s)
             cut: list[Segment] = []
+            waited = 0.0  # blocked on the full queue: transcription is behind, not VAD
             for seg in segment_stream(tee(), s.vad, vad_model, produced.vad, plan):
                 produced.spans.extend(seg.spans)
                 cut.append(seg)
-                if not _put(q, SegmentAudio.read(seg, rolling.read), cancel):
+                item = SegmentAudio.read(seg, rolling.read)
+                t = time.monotonic()
+                if not _put(q, item, cancel):
                     return
+                waited += time.monotonic() - t
                 rolling.drop_before(seg.end)
             if cancel.is_set():
                 raise CancelledError(f"{source}: cancelled")
             produced.decode_s = decode_s
-            produced.vad_s = max(0.0, time.monotonic() - started - decode_s)
+            produced.vad_s = max(0.0, time.monotonic() - started - decode_s - waited)
             if writer is not None:
                 writer.close(keep=True)
                 writer = None
@@ -1096,21 +1106,29 @@ class _Stop:
 def _batches(
     q: queue.Queue[object] | _Lookahead, batch_size: int, stop: _Stop, idle: Callable[[], None] | None = None
 ) -> Iterator[tuple[list[SegmentAudio], object]]:
-    """Group queued segments so each Whisper call gets about ``batch_size`` windows.
+    """Group the queued segments' windows so each Whisper call gets ``batch_size`` windows.
 
-    The first group is the first segment alone, so the first subtitles appear after one short call
-    rather than a full batch (measured on the 10-minute input: first cue at 8.0 s of 21.3 s with a full
-    first batch). The groups depend only on the segment plan, never on timing: batched word alignment is
-    not exactly independent of what shares the batch, so the same grouping is what makes a resumed (or
-    distributed) job give byte-identical output. Yields (batch, finished) where finished is False, True
-    (producer done) or the producer's exception. ``idle`` is called while waiting for the producer.
+    Segments are split into their windows (:meth:`SegmentAudio.split`), so a call is a small unit of
+    equal size whatever the segments' lengths: lanes that pull the next call as they free up then end
+    within about one call of each other. The first group is the first window alone, so the first
+    subtitles appear after one short call rather than a full batch (measured on the 10-minute input:
+    first cue at 8.0 s of 21.3 s with a full first batch). The groups depend only on the segment plan,
+    never on timing: batched word alignment is not exactly independent of what shares the batch, so the
+    same grouping is what makes a resumed (or distributed) job give byte-identical output. Yields
+    (batch, finished) where finished is False, True (producer done, nothing left) or the producer's
+    exception. ``idle`` is called while waiting for the producer.
     """
     finished: object = False
     first = True
-    while finished is False:
+    parts: deque[SegmentAudio] = deque()
+    while True:
         batch: list[SegmentAudio] = []
-        windows = 0
-        while windows < (1 if first else batch_size):
+        while len(batch) < (1 if first else batch_size):
+            if parts:
+                batch.append(parts.popleft())
+                continue
+            if finished is not False:
+                break
             try:
                 item = q.get(timeout=0.1)
             except queue.Empty:
@@ -1128,10 +1146,13 @@ def _batches(
                 finished = item
                 break
             assert isinstance(item, SegmentAudio)
-            batch.append(item)
-            windows += len(item.windows)
+            parts.extend(item.split())
         first = first and not batch
-        yield batch, finished
+        if isinstance(finished, BaseException):
+            parts.clear()
+        yield batch, (False if parts else finished)
+        if finished is not False and not parts:
+            return
 
 
 class _Clock:
@@ -1211,8 +1232,8 @@ class _Flight:
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 
-    def collect(self, wait: bool = True) -> tuple[list[SegmentResult], str] | None:
-        """Wait for the next finished batch and return its results (None when nothing is out).
+    def collect(self, wait: bool = True) -> tuple[list[SegmentResult], str, list[SegmentAudio]] | None:
+        """Wait for the next finished batch and return its results, model name and items (None when nothing is out).
 
         With ``wait`` false, return None at once when no batch has finished yet.
 
@@ -1235,7 +1256,8 @@ class _Flight:
             del self._out[id(batch)]
             assert batch.future is not None
             try:
-                return batch.future.result()
+                results, name = batch.future.result()
+                return results, name, batch.items
             except Exception as exc:  # noqa: BLE001 - classified below; permanent ones are re-raised
                 try:
                     self._retry(batch, exc)
@@ -1306,6 +1328,61 @@ class _Flight:
             for f in futures:
                 f.cancel()
         self._out.clear()
+
+
+def _join_parts(
+    results: list[SegmentResult], items: list[SegmentAudio], waiting: dict[int, list[SegmentResult | None]]
+) -> list[SegmentResult]:
+    """The whole segments among ``results``: a segment split over calls is returned once all its parts are in.
+
+    ``waiting`` keeps the parts that came so far, by segment index.
+    """
+    whole: list[SegmentResult] = []
+    for r, item in zip(results, items, strict=True):
+        if item.parts == 1:
+            whole.append(r)
+            continue
+        parts = waiting.setdefault(r.index, [None] * item.parts)
+        parts[item.part] = r
+        if any(p is None for p in parts):
+            continue
+        del waiting[r.index]
+        got = [p for p in parts if p is not None]
+        whole.append(
+            SegmentResult(
+                index=r.index,
+                language=r.language,
+                segments=tuple(seg for p in got for seg in p.segments),
+                dropped=tuple(d for p in got for d in p.dropped),
+                translation=tuple(seg for p in got for seg in p.translation),
+                recovered=tuple(x for p in got for x in p.recovered),
+            )
+        )
+    return whole
+
+
+def call_figures(calls: list[dict[str, Any]], lanes: bool = True) -> dict[str, float]:
+    """Totals over a job's Whisper calls, for its ``timings``.
+
+    ``windows``, ``audio_fed_s`` (the windows' own audio), ``padded_s`` (what the encoder sees: 30 s a
+    window), ``infer_s`` (wall time of the calls, summed over lanes), ``guard_redecodes`` and ``guard_s``,
+    ``calls``, and when the calls ran on lanes in this process, ``lanes`` and ``lane_tail_s``: how long the
+    last lane ran on after the first one had finished its last call (0 when the lanes end together).
+    ``lanes`` false (calls on cluster workers, whose clocks differ) leaves those two out.
+    """
+    out: dict[str, float] = {}
+    for key in ("windows", "calls", "guard_redecodes", "coverage_redecodes"):
+        out[key] = int(sum(c.get(key, 0) for c in calls))
+    for key in ("audio_fed_s", "padded_s", "infer_s", "guard_s"):
+        out[key] = round(sum(float(c.get(key, 0.0)) for c in calls), 3)
+    ends: dict[str, float] = {}
+    for c in calls if lanes else ():
+        if "lane" in c:
+            ends[c["lane"]] = max(ends.get(c["lane"], 0.0), float(c["ended"]))
+    if ends:
+        out["lanes"] = len(ends)
+        out["lane_tail_s"] = round(max(ends.values()) - min(ends.values()), 3)
+    return out
 
 
 def disk_full(exc: BaseException) -> bool:

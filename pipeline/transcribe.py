@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -52,6 +54,17 @@ class SegmentAudio:
 
     segment: Segment
     windows: tuple[np.ndarray, ...]
+    #: Which of the segment's windows these are: from ``first``; part ``part`` of ``parts`` (see :meth:`split`).
+    first: int = 0
+    part: int = 0
+    parts: int = 1
+
+    def split(self) -> list[SegmentAudio]:
+        """One part per window, so calls can take a window at a time; the runner joins the parts' results."""
+        if len(self.windows) <= 1:
+            return [self]
+        n = len(self.windows)
+        return [SegmentAudio(self.segment, (w,), self.first + k, k, n) for k, w in enumerate(self.windows)]
 
     @classmethod
     def read(cls, segment: Segment, reader: AudioReader) -> SegmentAudio:
@@ -206,30 +219,38 @@ def transcribe_segments(
     guard = guard or GuardSettings()
     owner: list[int] = []  # the item of each window
     placed: list[Window] = []  # each window, for its mapping to file time
+    speech: list[Sequence[SpeechSpan]] = []  # the speech spans of each window's segment
     audio: list[np.ndarray] = []
     for i, item in enumerate(items):
-        for window, samples in zip(item.segment.windows, item.windows):
+        for window, samples in zip(item.segment.windows[item.first :], item.windows):
             samples = samples[: 30 * SAMPLE_RATE]
             if samples.size < SAMPLE_RATE // 10:
                 continue  # under 0.1 s: nothing Whisper could read
             owner.append(i)
             placed.append(window)
             item_spans = item.segment.spans
+            speech.append(item_spans)
             audio.append(level_window(samples, window, item_spans, settings.level_boost_db, settings.level_gap_db))
     # English speech needs no translation pass, so an English-only model may serve it.
     translating = settings.translate and settings.task != "translate" and language != "en"
     if (settings.task == "translate" and language != "en") or translating:
         check_multilingual(model)
-    spans: list[Sequence[SpeechSpan]] = [items[i].segment.spans for i in owner]
     dropped: list[list[str]] = [[] for _ in items]
     recovered: list[list[str]] = [[] for _ in items]
     passes = [settings.task] + (["translate"] if translating else [])
     per_pass: list[list[list[TextSegment]]] = []
+    redecoded = covered = 0
+    infer_s = 0.0
+    t0 = time.perf_counter()
     for task in passes:
+        t = time.perf_counter()
         decoded = _decode(model, audio, placed, settings, language, task=task)
-        _apply_guard(model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner], task)
-        _cover_tails(
-            model, audio, placed, spans, decoded, settings, language, guard, [recovered[i] for i in owner], task
+        infer_s += time.perf_counter() - t
+        redecoded += _apply_guard(
+            model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner], task
+        )
+        covered += _cover_skipped_speech(
+            model, audio, placed, speech, decoded, settings, language, guard, [recovered[i] for i in owner], task
         )
         # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
         # file: doing it per call would make a window's result depend on which windows shared its batch.
@@ -240,6 +261,18 @@ def transcribe_segments(
                 _note(dropped[owner[w]], segs[k], reason)
             per_item[owner[w]].extend(seg for seg in kept if seg is not None)
         per_pass.append(per_item)
+    fed = sum(a.size for a in audio) / SAMPLE_RATE
+    stats = {
+        "windows": len(audio),
+        "calls": 1,
+        # What the encoder sees: every window is padded to Whisper's 30 s context.
+        "audio_fed_s": round(fed, 3),
+        "padded_s": round(30.0 * (len(audio) * len(passes) + redecoded + covered), 3),
+        "infer_s": round(infer_s, 4),
+        "guard_redecodes": redecoded + covered,
+        "coverage_redecodes": covered,
+        "guard_s": round(time.perf_counter() - t0 - infer_s, 4),
+    }
     return [
         SegmentResult(
             index=item.segment.index,
@@ -248,6 +281,8 @@ def transcribe_segments(
             dropped=tuple(dropped[i]),
             translation=tuple(per_pass[1][i]) if len(per_pass) > 1 else (),
             recovered=tuple(recovered[i]),
+            # The call's figures go with its first result only, so that summing over results counts each once.
+            stats=stats if i == 0 else {},
         )
         for i, item in enumerate(items)
     ]
@@ -264,65 +299,6 @@ def check_multilingual(model: LoadedModel) -> None:
             f"translation needs a multilingual model, and {model.spec.name} is English-only: "
             "use --model base (or small, medium, a multilingual CTranslate2 folder)"
         )
-
-
-def _cover_tails(
-    model: LoadedModel,
-    audio: list[np.ndarray],
-    windows: list[Window],
-    spans: list[Sequence[SpeechSpan]],
-    decoded: list[list[TextSegment]],
-    settings: TranscribeSettings,
-    language: str,
-    guard: GuardSettings,
-    recovered: list[list[str]],
-    task: str,
-) -> None:
-    """Decode again, on its own, the speech after a window's last word when there is much of it.
-
-    Whisper (base more than tiny.en) sometimes ends a window's text early and skips the rest of the window,
-    seconds of clear speech. A window whose words end more than ``coverage_gap_s`` of VAD speech before its
-    end has that tail (from the first speech span after its last word) decoded once more, all such tails in
-    one batched call; what the tail gives is appended when the guard accepts it.
-    """
-    if guard.coverage_gap_s <= 0 or not guard.enabled:
-        return
-    tails: list[tuple[int, float, Window, np.ndarray]] = []
-    for w, segs in enumerate(decoded):
-        words = [word for seg in segs for word in seg.words]
-        if not words:
-            continue  # nothing at all: the guard judged the window, decoding it again would repeat that
-        last = words[-1].end
-        window = windows[w]
-        inside = [
-            SpeechSpan(max(sp.start, window.start), min(sp.end, window.end))
-            for sp in spans[w]
-            if sp.end > last and sp.start < window.end and sp.end > window.start
-        ]
-        start = next((sp.start for sp in inside if sp.start >= last), last)
-        left = sum(max(0.0, sp.end - max(sp.start, start)) for sp in inside)
-        if left <= guard.coverage_gap_s:
-            continue
-        pieces = tuple(SpeechSpan(max(p.start, start), p.end) for p in window.pieces if p.end > start + 0.1)
-        if not pieces:
-            continue
-        offset = round(_window_time(window, start) * SAMPLE_RATE)
-        tails.append((w, left, Window(pieces), audio[w][offset:]))
-    if not tails:
-        return
-    again = _decode(model, [t[3] for t in tails], [t[2] for t in tails], settings, language, task=task)
-    for (w, left, tail, _), segs in zip(tails, again):
-        problem = judge(segs, guard)
-        last = max(word.end for seg in decoded[w] for word in seg.words)
-        added = [seg for seg in segs if seg.start >= last - 0.05]
-        entry = f"{tail.start:.2f}-{tail.end:.2f} s: {left:.1f} s of speech after the last word"
-        if problem is not None or not added:
-            log.info("coverage: %s; decoding it again gave nothing usable", entry)
-            recovered[w].append(f"{entry}: nothing usable")
-            continue
-        log.info("coverage: %s decoded again: %r", entry, _text(added)[:80])
-        recovered[w].append(f"{entry}: {_text(added)[:120]!r}")
-        decoded[w].extend(added)
 
 
 def _window_time(window: Window, t: float) -> float:
@@ -345,8 +321,10 @@ def _apply_guard(
     guard: GuardSettings,
     dropped: list[list[str]],
     task: str = "transcribe",
-) -> None:
-    """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it."""
+) -> int:
+    """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it.
+
+    Returns the number of windows decoded again."""
     retry: list[tuple[int, Problem]] = []
     for w, segs in enumerate(decoded):
         problem = judge(segs, guard, audio[w])
@@ -359,7 +337,7 @@ def _apply_guard(
                 _note(dropped[w], seg, problem.reason)
             decoded[w] = []
     if not retry:
-        return
+        return 0
     # The fallback may not repeat any 3-gram. Tried on looping windows (reversed speech, babble, slowed
     # and looped speech): greedy decoding looped as much or more, and sampling at a temperature is no
     # option (the batched pipeline decodes with top-k 1, where the temperature changes nothing); the same
@@ -382,6 +360,107 @@ def _apply_guard(
         for seg in decoded[w]:
             _note(dropped[w], seg, f"{problem.reason}; after re-decoding: {second.reason}")
         decoded[w] = []
+    return len(retry)
+
+
+#: Speech this close to a word counts as covered by it (word times are approximate).
+_COVER_TOLERANCE_S = 0.5
+
+
+def _uncovered(a: float, b: float, words: Sequence[Word], tolerance: float) -> list[tuple[float, float]]:
+    """The parts of [a, b] more than ``tolerance`` away from every word (words sorted by start)."""
+    out: list[tuple[float, float]] = []
+    pos = a
+    for word in words:
+        lo, hi = word.start - tolerance, word.end + tolerance
+        if hi <= pos:
+            continue
+        if lo >= b:
+            break
+        if lo > pos:
+            out.append((pos, lo))
+        pos = max(pos, hi)
+    if pos < b:
+        out.append((pos, b))
+    return out
+
+
+def _skipped_stretches(
+    window: Window, spans: Sequence[SpeechSpan], words: Sequence[Word]
+) -> list[tuple[float, float, float]]:
+    """The window's speech that no word covers, as (start, end, seconds of speech) in file time.
+
+    Uncovered parts of consecutive speech spans join into one stretch while no word lies between them, so a
+    window whose text stops early shows its whole unheard tail as one stretch (words sorted by start).
+    """
+    out: list[tuple[float, float, float]] = []
+    for piece in window.pieces:
+        for span in spans:
+            a, b = max(span.start, piece.start), min(span.end, piece.end)
+            if b <= a:
+                continue
+            for lo, hi in _uncovered(a, b, words, _COVER_TOLERANCE_S):
+                if out and not any(out[-1][1] <= (w.start + w.end) / 2 <= lo for w in words):
+                    out[-1] = (out[-1][0], hi, out[-1][2] + hi - lo)
+                else:
+                    out.append((lo, hi, hi - lo))
+    return out
+
+
+def _cover_skipped_speech(
+    model: LoadedModel,
+    audio: list[np.ndarray],
+    windows: list[Window],
+    speech: list[Sequence[SpeechSpan]],
+    decoded: list[list[TextSegment]],
+    settings: TranscribeSettings,
+    language: str,
+    guard: GuardSettings,
+    recovered: list[list[str]],
+    task: str = "transcribe",
+) -> int:
+    """Decode again, on its own, any long stretch of a window's speech that its words skipped.
+
+    Whisper now and then ends a window's text early or skips a sentence in it (which one changes with the
+    numerics of the batch the window shares). Only windows that have words elsewhere are looked at (a window
+    without words was judged as a whole), and only stretches of at least ``guard.coverage_gap_s`` of VAD
+    speech with no word within :data:`_COVER_TOLERANCE_S`. All such stretches of the call go in one batched
+    call; a result the guard rejects is ignored. Each stretch is noted in ``recovered`` (for the log and the
+    JSON). Returns the number of stretches decoded again.
+    """
+    if not guard.enabled or guard.coverage_gap_s <= 0 or not settings.word_timestamps:
+        return 0
+    todo: list[tuple[int, float, Window, np.ndarray]] = []
+    for w, segs in enumerate(decoded):
+        words = sorted((word for seg in segs for word in seg.words), key=lambda x: x.start)
+        if not words:
+            continue
+        window = windows[w]
+        for lo, hi, amount in _skipped_stretches(window, speech[w], words):
+            if amount < guard.coverage_gap_s:
+                continue
+            pieces = tuple(
+                SpeechSpan(round(max(p.start, lo), 3), round(min(p.end, hi), 3))
+                for p in window.pieces
+                if p.end > lo and p.start < hi
+            )
+            first = round(_window_time(window, lo) * SAMPLE_RATE)
+            last = min(round(_window_time(window, hi) * SAMPLE_RATE), audio[w].size)
+            if pieces and last - first >= SAMPLE_RATE // 10:
+                todo.append((w, amount, Window(pieces), audio[w][first:last]))
+    if not todo:
+        return 0
+    again = _decode(model, [x[3] for x in todo], [x[2] for x in todo], settings, language, task=task)
+    for (w, amount, stretch, samples), segs in zip(todo, again):
+        entry = f"{stretch.start:.2f}-{stretch.end:.2f} s: {amount:.1f} s of speech without words"
+        if not segs or judge(segs, guard, samples) is not None:
+            log.info("coverage: %s; decoding it again gave nothing usable", entry)
+            recovered[w].append(f"{entry}: nothing usable")
+            continue
+        log.info("coverage: %s decoded again: %r", entry, _text(segs)[:80])
+        recovered[w].append(f"{entry}: {_text(segs)[:120]!r}")
+        decoded[w] = sorted([*decoded[w], *segs], key=lambda seg: seg.start)
+    return len(todo)
 
 
 def _note(dropped: list[str], seg: TextSegment, reason: str) -> None:
@@ -501,10 +580,15 @@ def batch_future(
     """
 
     def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
+        started = time.monotonic()
         try:
-            return transcribe_segments(loaded, items, settings, language), loaded.spec.name
+            results = transcribe_segments(loaded, items, settings, language)
         finally:
             trim_heap()
+        if results and results[0].stats:
+            # Which lane ran the call and when: the runner reports how evenly the lanes finished.
+            results[0].stats.update(lane=threading.current_thread().name, started=started, ended=time.monotonic())
+        return results, loaded.spec.name
 
     return models.infer(model, run)
 

@@ -160,6 +160,9 @@ class SegmentResult:
     translation: tuple[TextSegment, ...] = ()
     #: Window tails the coverage guard decoded again (pipeline.transcribe), for the log and the JSON.
     recovered: tuple[str, ...] = ()
+    #: Counts and times of the call that made this result (windows, seconds fed, lane, ...); kept in memory
+    #: for the job's ``timings`` only, never stored: a stored result is the same whatever ran it.
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

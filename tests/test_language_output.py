@@ -14,6 +14,7 @@ import jiwer
 import numpy as np
 import pytest
 import srt
+from conftest import with_parts
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -27,7 +28,6 @@ from pipeline.subtitles import build_cues
 from pipeline.timing import refine_words
 from pipeline.types import SpeechSpan, TextSegment, Word
 from pipeline.vad import SileroVad, segment_audio
-from conftest import with_parts
 
 HAN = re.compile("[\u4e00-\u9fff]")
 ENGLISH = {"the", "a", "of", "and", "to", "in", "is", "that", "they", "for", "on", "it", "with", "be", "can"}

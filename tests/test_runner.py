@@ -141,40 +141,92 @@ def test_two_minutes_of_silence_gives_an_empty_valid_srt(tmp_path: Path, setting
 
 
 @pytest.mark.heavy
-def test_replicas_run_batches_side_by_side_with_the_same_output(
+def test_lanes_pull_calls_until_the_queue_is_empty_and_the_output_never_depends_on_them(
     three_minutes: Path,
     settings: Settings,
     model_cache,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
-    """Two replicas transcribe two batches at once, and the subtitles are byte-identical to one replica's."""
+    """Two lanes taking one segment per call as they free up: both stay busy until the last call has started
+    (neither idles while work waits), and the subtitles are byte-identical to one lane's.
+
+    The calls must be the same on both sides: the batch size may move a word's time by a frame or two (the
+    batched word alignment is not bit-identical across batch shapes), never the text."""
     import pipeline.transcribe as transcribe_mod
 
     real = transcribe_mod.transcribe_segments
-    calls: list[tuple[float, float]] = []
+    calls: list[tuple[float, float, str]] = []
 
     def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         t0 = time.monotonic()
         out = real(*args, **kwargs)
-        calls.append((t0, time.monotonic()))
+        calls.append((t0, time.monotonic(), threading.current_thread().name))
         return out
 
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", timed)
-    srts = {}
-    for replicas in (1, 2):
+    srts, timings = {}, {}
+    for replicas, batch in ((1, 1), (2, 1)):
         s = with_parts(
             settings,
             model={"cpu_threads": 2, "replicas": replicas},
-            transcribe={"batch_size": 2},
+            transcribe={"batch_size": batch},
             vad={"min_segment_s": 30, "max_segment_s": 40},
             output={"output_dir": settings.output.output_dir / str(replicas)},
         )
         calls.clear()
-        srts[replicas] = Runner(s, model_cache).run(three_minutes, s).outputs["srt"].read_bytes()
+        result = Runner(s, model_cache).run(three_minutes, s)
+        srts[replicas], timings[replicas] = result.outputs["srt"].read_bytes(), result.transcript.timings
+        assert timings[replicas]["calls"] == len(calls)
         overlaps = sum(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(calls) for b in calls[i + 1 :])
-        assert len(calls) >= 3
         if replicas == 1:
-            assert overlaps == 0
-        else:
-            assert overlaps >= 1, calls
+            assert overlaps == 0 and len(calls) >= 5
+            continue
+        assert overlaps >= 1 and len(calls) >= 5, calls
+        lanes = {lane for _, _, lane in calls}
+        assert len(lanes) == 2 and timings[2]["lanes"] == 2
+        last_start = max(start for start, _, _ in calls)
+        for lane in lanes:
+            # This lane was still working (or took the last call itself) when the last call began.
+            assert max(end for _, end, name in calls if name == lane) >= last_start, (lane, calls)
     assert srts[1] == srts[2] and srts[1].count(b"-->") >= 20
+    for key in ("windows", "calls", "audio_fed_s", "padded_s"):
+        assert timings[1][key] == timings[2][key]
+
+
+def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
+    from pipeline.runner import call_figures
+
+    calls = [
+        {"windows": 2, "calls": 1, "audio_fed_s": 50.0, "padded_s": 60.0, "infer_s": 2.0, "lane": "a", "ended": 10.0},
+        {"windows": 1, "calls": 1, "audio_fed_s": 20.0, "padded_s": 30.0, "infer_s": 1.0, "lane": "b", "ended": 11.5},
+        {"windows": 1, "calls": 1, "audio_fed_s": 25.0, "padded_s": 30.0, "infer_s": 1.0, "lane": "a", "ended": 12.0},
+    ]
+    figures = call_figures(calls)
+    assert (figures["windows"], figures["calls"], figures["padded_s"], figures["audio_fed_s"]) == (4, 3, 120.0, 95.0)
+    assert figures["lanes"] == 2 and figures["lane_tail_s"] == pytest.approx(0.5)
+    assert "lanes" not in call_figures(calls, lanes=False)
+
+
+def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
+    from pipeline.runner import _join_parts
+    from pipeline.transcribe import SegmentAudio
+    from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
+
+    spans = tuple(SpeechSpan(float(a), float(a + 20)) for a in (0, 25, 50))
+    segment = Segment(3, 0.0, 70.0, spans, tuple(Window((s,)) for s in spans))
+    whole = SegmentAudio(segment, tuple(np.zeros(16000 * 20, np.int16) for _ in spans))
+    parts = whole.split()
+    assert [(p.first, p.part, p.parts, len(p.windows)) for p in parts] == [(0, 0, 3, 1), (1, 1, 3, 1), (2, 2, 3, 1)]
+
+    def result(text: str) -> SegmentResult:
+        return SegmentResult(3, "en", (TextSegment(0.0, 1.0, text, (), 0.0, 0.0, 1.0),), (f"note {text}",))
+
+    waiting: dict = {}
+    # The parts come back out of order, in two calls; the segment is whole only when the last one is in.
+    assert _join_parts([result("c")], [parts[2]], waiting) == []
+    (joined,) = _join_parts([result("a"), result("b")], parts[:2], waiting)
+    assert [s.text for s in joined.segments] == ["a", "b", "c"] and joined.index == 3
+    assert joined.dropped == ("note a", "note b", "note c") and waiting == {}
+    single = SegmentAudio(segment, whole.windows[:1])
+    (only,) = single.split()
+    assert only is single

@@ -106,18 +106,28 @@ def test_a_quiet_speaker_after_a_loud_one_is_raised_and_kept(model, data_dir: Pa
     audio, seg = _loud_then_quiet(data_dir)
     items = [SegmentAudio(seg, (audio,))]
     unlevelled = TranscribeSettings(language="en", batch_size=8, level_boost_db=0)
-    # The coverage guard (decoding a window's unread tail again) is a second net for the same loss: off here,
-    # to see what levelling alone does, then on without levelling.
-    no_coverage = GuardSettings(coverage_gap_s=0)
-    (plain,) = transcribe_segments(model, items, unlevelled, "en", no_coverage)
-    (levelled,) = transcribe_segments(model, items, SETTINGS, "en", no_coverage)
-    (covered,) = transcribe_segments(model, items, unlevelled, "en")
+    # Without the coverage re-decode, which would recover the skipped utterance on its own (next test).
+    no_cover = GuardSettings(coverage_gap_s=0)
+    (plain,) = transcribe_segments(model, items, unlevelled, "en", no_cover)
+    (levelled,) = transcribe_segments(model, items, SETTINGS, "en", no_cover)
     plain_text = " ".join(t.text for t in plain.segments).lower()
     text = " ".join(t.text for t in levelled.segments).lower()
     assert "printing" in plain_text and "sintra" not in plain_text, plain_text
-    assert "sintra" in " ".join(t.text for t in covered.segments).lower() and covered.recovered
     assert "printing" in text and "sintra" in text and "byron" in text, text
     assert any(w.start > seg.spans[1].start for t in levelled.segments for w in t.words)
+    assert plain.stats["coverage_redecodes"] == 0
+
+
+def test_speech_a_window_skipped_is_decoded_again_on_its_own(model, data_dir: Path) -> None:  # noqa: ANN001
+    """The quiet utterance the unlevelled window skips is VAD speech without words: the guard decodes it again."""
+    audio, seg = _loud_then_quiet(data_dir)
+    unlevelled = TranscribeSettings(language="en", batch_size=8, level_boost_db=0)
+    (result,) = transcribe_segments(model, [SegmentAudio(seg, (audio,))], unlevelled, "en")
+    text = " ".join(t.text for t in result.segments).lower()
+    assert "printing" in text and "sintra" in text, text
+    assert result.stats["coverage_redecodes"] == 1 and result.stats["windows"] == 1 and result.recovered
+    starts = [t.start for t in result.segments]
+    assert starts == sorted(starts) and result.segments[-1].start >= seg.spans[1].start - 0.5
 
 
 def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) -> None:
@@ -142,3 +152,14 @@ def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) ->
     assert level_window(audio, window, seg.spans, boost_db=40.0, gap_db=60.0) is audio
     assert level_window(audio, window, seg.spans[:1], boost_db=40.0, gap_db=10.0) is audio
     assert level_window(audio, window, seg.spans, boost_db=0.0, gap_db=10.0) is audio
+
+
+def test_uncovered_speech_is_what_no_word_comes_near() -> None:
+    from pipeline.transcribe import _uncovered
+    from pipeline.types import Word
+
+    words = [Word("a", 1.0, 1.5, 1.0), Word("b", 2.0, 2.4, 1.0), Word("c", 9.0, 9.5, 1.0)]
+    # Speech 0-12 s: covered within 0.5 s of each word; 2.9-8.5 s and 10-12 s are not.
+    assert _uncovered(0.0, 12.0, words, 0.5) == [(0.0, 0.5), (2.9, 8.5), (10.0, 12.0)]
+    assert _uncovered(1.2, 2.2, words, 0.5) == []
+    assert _uncovered(0.0, 5.0, [], 0.5) == [(0.0, 5.0)]
