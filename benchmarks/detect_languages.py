@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.audio import decode  # noqa: E402
+from pipeline.evaluation import LANGUAGES, language_clips  # noqa: E402
 from pipeline.models import load, placement_for, resolve  # noqa: E402
 from pipeline.runner import DETECT_WINDOWS, spread  # noqa: E402
 from pipeline.settings import AudioSettings, ModelSettings  # noqa: E402
@@ -35,8 +36,7 @@ WINDOW = 30 * 16000
 def clips(data: Path) -> list[tuple[Path, str]]:
     """Every clip with a known language, as (path, code)."""
     out = [(p, "en") for p in sorted((data / "fleurs_en").glob("*.ogg"))]
-    out += [(p, p.name.split("-")[1]) for p in sorted((data / "fleurs_multi").glob("fleurs-*.ogg"))]
-    out += [(p, "zh") for p in sorted((data / "zh").glob("*.wav"))]
+    out += [(clip.path, code) for code in LANGUAGES for clip in language_clips(code, data)]
     out += [(data / "jfk" / "jfk.wav", "en"), (data / "ljspeech" / "LJ001-0001.wav", "en")]
     out += [(p, "en") for p in sorted((data / "harvard").glob("*.mp3"))]
     return [(p, code) for p, code in out if p.exists()]

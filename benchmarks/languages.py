@@ -8,7 +8,8 @@ transcribe every clip with the language given:
 - ``fw-batched``: faster-whisper's ``BatchedInferencePipeline`` (its VAD, batch size 8).
 
 German and Spanish are scored by WER after Whisper's basic normaliser
-(``whisper_normalizer.basic.BasicTextNormalizer``), Chinese by CER with spaces and punctuation removed.
+(``whisper_normalizer.basic.BasicTextNormalizer``), Chinese by CER with spaces and punctuation removed
+(:func:`pipeline.evaluation.score_language`, as the tuning notebook scores them).
 Speeds are the summed wall time over the clips (the machine may be shared: indicative only).
 
 Usage::
@@ -23,43 +24,13 @@ import json
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data"
+sys.path.insert(0, str(REPO))
 
-
-def clips(language: str) -> list[tuple[Path, str]]:
-    """The clips of ``language`` with their reference text."""
-    if language == "zh":
-        lines = (DATA / "zh" / "text").read_text(encoding="utf-8").splitlines()
-        refs = dict(line.split(maxsplit=1) for line in lines if line.strip())
-        return [(DATA / "zh" / f"{key}.wav", text) for key, text in sorted(refs.items())]
-    folder = DATA / "fleurs_multi"
-    return [
-        (path, path.with_suffix(".txt").read_text(encoding="utf-8").strip())
-        for path in sorted(folder.glob(f"fleurs-{language}-*.ogg"))
-    ]
-
-
-def score(language: str, refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus WER (de, es: Whisper's basic normaliser) or CER (zh: no spaces, no punctuation), in percent."""
-    import jiwer
-
-    if language == "zh":
-
-        def clean(text: str) -> str:
-            return "".join(ch for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
-
-        return 100 * jiwer.cer([clean(r) for r in refs], [clean(h) for h in hyps])
-    from whisper_normalizer.basic import BasicTextNormalizer
-
-    norm = BasicTextNormalizer()
-    pairs = [(norm(r).strip(), norm(h).strip()) for r, h in zip(refs, hyps)]
-    pairs = [(r, h) for r, h in pairs if r]
-    return 100 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+from pipeline.evaluation import language_clips, language_metric, score_language  # noqa: E402
 
 
 def systems(model_path: str, batch_size: int) -> dict[str, Callable[[Path, str], str]]:
@@ -118,26 +89,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = p.parse_args(argv)
     run = systems(ns.model, ns.batch_size)
     for transcribe in run.values():  # warm up: first-call costs out of the timings
-        transcribe(clips("de")[0][0], "de")
+        transcribe(language_clips("de")[0].path, "de")
     rows = []
     for language in ns.languages.split(","):
-        items = clips(language)
+        items = language_clips(language)
         audio = 0.0
-        for clip, _ in items:
+        for clip in items:
             import soundfile as sf
 
-            audio += sf.info(str(clip)).duration
+            audio += sf.info(str(clip.path)).duration
         for name, transcribe in run.items():
             t = time.monotonic()
-            hyps = [transcribe(clip, language) for clip, _ in items]
+            hyps = [transcribe(clip.path, language) for clip in items]
             wall = time.monotonic() - t
-            metric = "CER" if language == "zh" else "WER"
+            metric = language_metric(language)
+            error = score_language(language, hyps, [clip.ref for clip in items])
             rows.append(
                 {
                     "language": language,
                     "system": name,
                     "metric": metric,
-                    "error": round(score(language, [r for _, r in items], hyps), 2),
+                    "error": round(100 * (error or 0.0), 2),
                     "clips": len(items),
                     "audio_s": round(audio, 1),
                     "wall_s": round(wall, 2),
@@ -145,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
             )
             print(f"{language} {name}: {metric} {rows[-1]['error']:.2f}% in {wall:.1f} s", file=sys.stderr)
-            for (clip, _ref), hyp in zip(items, hyps):
-                print(f"  {clip.name}: {hyp[:100]!r}", file=sys.stderr)
+            for clip, hyp in zip(items, hyps):
+                print(f"  {clip.path.name}: {hyp[:100]!r}", file=sys.stderr)
     print("| language | system | metric | error % | clips | audio s | wall s | x real time |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

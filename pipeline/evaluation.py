@@ -1,15 +1,18 @@
-"""Reference recordings and scoring: the test data sets with their transcripts, SRT reading, and WER.
+"""Reference recordings and scoring: the test data sets with their transcripts, SRT reading, WER and CER.
 
 The data lives in the repository's ``tests/data`` (see its README), or wherever
-``VIDEO2SRT_DATA_DIR`` points; nothing is downloaded. Every WER here normalises both sides with Whisper's
-English text normaliser before jiwer counts errors, because the references differ in casing, punctuation
-and number style. The benchmarks and the tuning notebooks both score through this module.
+``VIDEO2SRT_DATA_DIR`` points; nothing is downloaded. Every English WER here normalises both sides with
+Whisper's English text normaliser before jiwer counts errors, because the references differ in casing,
+punctuation and number style. Other languages (:func:`language_clips`, :func:`score_language`) use Whisper's
+basic normaliser for WER, and CER for languages written without spaces between words. The benchmarks and the
+tuning notebooks both score through this module.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "tests" / "data"
 #: The data sets, in the order the benchmarks use them.
 SET_NAMES = ("jfk", "fleurs_en", "ljspeech", "harvard", "mfa", "manifesto")
+#: Languages with clips and references in the test data (besides English): FLEURS German and Spanish, Mandarin.
+LANGUAGES = ("de", "es", "zh")
+#: Languages scored by character error rate: their writing puts no spaces between words, so WER is meaningless.
+CER_LANGUAGES = frozenset({"zh", "ja", "ko", "yue"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ def data_dir(path: str | Path | None = None, env: Mapping[str, str] | None = Non
             f"data folder {chosen} not found: pass the folder that holds jfk/, fleurs_en/, … or set VIDEO2SRT_DATA_DIR"
         )
     return chosen
+
+
+#: :func:`data_dir` under another name, for functions whose ``data_dir`` argument hides it.
+_data_folder = data_dir
 
 
 def load_sets(data_dir: Path = DEFAULT_DATA_DIR) -> dict[str, list[Clip]]:
@@ -191,3 +202,90 @@ def corpus_wer(refs: Sequence[str], hyps: Sequence[str]) -> float | None:
     if not pairs:
         return None
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def language_clips(language: str, data_dir: str | Path | None = None, limit: int | None = None) -> list[Clip]:
+    """The clips of one language of the test data, with their references.
+
+    German and Spanish come from ``fleurs_multi`` (``fleurs-<lang>-NNN.ogg`` beside its ``.txt``), Mandarin from
+    ``zh`` (a Kaldi ``text`` file: recording id, then the transcript; the audio is ``<id>.wav``).
+
+    Args:
+        language: A code of :data:`LANGUAGES`.
+        data_dir: The test data folder (default: :func:`data_dir`'s choice).
+        limit: At most this many clips (the first ones in name order); None or 0 for all.
+
+    Returns:
+        The clips in name order; each clip's ``set`` is the language code.
+
+    Raises:
+        InputError: No clips for ``language`` in the data folder.
+        FileNotFoundError: A clip named in the ``zh`` transcript file is missing.
+    """
+    root = _data_folder(data_dir)
+    if language == "zh":
+        text = root / "zh" / "text"
+        lines = text.read_text(encoding="utf-8").splitlines() if text.is_file() else []
+        refs = dict(line.split(maxsplit=1) for line in lines if len(line.split(maxsplit=1)) == 2)
+        clips = [Clip("zh", root / "zh" / f"{key}.wav", ref.strip()) for key, ref in sorted(refs.items())]
+    else:
+        clips = [
+            Clip(language, path, path.with_suffix(".txt").read_text(encoding="utf-8").strip())
+            for path in sorted((root / "fleurs_multi").glob(f"fleurs-{language}-*.ogg"))
+        ]
+    if not clips:
+        raise InputError(f"no {language!r} clips in {root}: the test data has {', '.join(LANGUAGES)}")
+    for clip in clips:
+        if not clip.path.exists():
+            raise FileNotFoundError(clip.path)
+    return clips[:limit] if limit else clips
+
+
+@functools.lru_cache(maxsize=1)
+def basic_normalizer() -> Callable[[str], str]:
+    """Whisper's basic (language-independent) text normaliser: lower case, no punctuation or symbols.
+
+    Returns:
+        A function from raw text to normalised text.
+    """
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    return BasicTextNormalizer()
+
+
+def language_metric(language: str) -> str:
+    """``"CER"`` for the languages of :data:`CER_LANGUAGES`, else ``"WER"``."""
+    return "CER" if language in CER_LANGUAGES else "WER"
+
+
+def _characters(text: str) -> str:
+    """The text without whitespace and punctuation: what CER compares."""
+    return "".join(ch for ch in text if not ch.isspace() and not unicodedata.category(ch).startswith("P"))
+
+
+def score_language(language: str, hyps: Sequence[str], refs: Sequence[str]) -> float | None:
+    """Corpus error rate of ``hyps`` against ``refs`` in ``language`` (see :func:`language_metric`).
+
+    WER after Whisper's basic normaliser on both sides, or, for :data:`CER_LANGUAGES`, CER with spaces and
+    punctuation removed on both sides. References that are empty after normalising are left out.
+
+    Args:
+        language: The language code of the texts.
+        hyps: Hypothesis texts, one per reference.
+        refs: Reference texts.
+
+    Returns:
+        The error rate (0.0 is perfect), or None when no reference is left to score.
+    """
+    import jiwer
+
+    if language_metric(language) == "CER":
+        pairs = [(_characters(r), _characters(h)) for r, h in zip(refs, hyps, strict=True)]
+    else:
+        norm = basic_normalizer()
+        pairs = [(norm(r).strip(), norm(h).strip()) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        return None
+    measure = jiwer.cer if language_metric(language) == "CER" else jiwer.wer
+    return float(measure([r for r, _ in pairs], [h for _, h in pairs]))

@@ -12,6 +12,8 @@ here, so the same sweeps run from a script or a test. Everything runs the real p
   (:mod:`pipeline.hardware`) beside the best measured one.
 - :func:`open_runner` and :func:`watch_jobs` run several jobs in-process or on a Dask cluster (local or
   remote) and record their progress and every worker's memory (and GPU memory) over time.
+- :func:`language_accuracy` transcribes the German, Spanish and Mandarin test clips with a multilingual model
+  and scores them per language (WER, or CER for Chinese; :func:`pipeline.evaluation.score_language`).
 - :func:`recommend` picks settings from either kind of sweep rows; the ``*_figure`` functions draw
   everything with plotly, :func:`table` and the :class:`Report` values render as Markdown.
 """
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.errors import ClusterError, PipelineError, UsageError
-from pipeline.evaluation import Clip, corpus_wer, transcript_text
+from pipeline.evaluation import Clip, corpus_wer, language_clips, language_metric, score_language, transcript_text
 from pipeline.settings import (
     ClusterSettings,
     JobSettings,
@@ -1240,6 +1242,71 @@ def check_against_defaults(
     return Report("\n".join(lines), rows)
 
 
+def language_accuracy(
+    languages: Sequence[str],
+    settings: Settings,
+    *,
+    data_dir: str | Path | None = None,
+    clips_per_language: int = 0,
+    on_progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Transcribe each language's test clips with that language given, and score them.
+
+    Each language's clips (:func:`pipeline.evaluation.language_clips`) go through the pipeline with
+    ``settings`` (its model must be multilingual) and ``transcribe.language`` set to the language; the text
+    is scored by :func:`pipeline.evaluation.score_language` (WER after Whisper's basic normaliser, CER for
+    Chinese, Japanese, Korean and Cantonese). One model serves every language.
+
+    Args:
+        languages: Language codes with test data (``de``, ``es``, ``zh``).
+        settings: Everything else (see :func:`base_settings`).
+        data_dir: The test data folder (default: ``VIDEO2SRT_DATA_DIR``, else the repository's ``tests/data``).
+        clips_per_language: At most this many clips per language (the first ones); 0 for all.
+        on_progress: Called with one line per finished language.
+
+    Returns:
+        One row per language: ``language``, ``metric`` (``WER`` or ``CER``), ``error`` (0.0 is perfect),
+        ``clips``, ``audio_s``, ``wall_s``, ``rtf`` and ``texts`` (reference and hypothesis per clip).
+
+    Raises:
+        UsageError: No language given.
+        InputError: A language has no clips in the data folder.
+    """
+    from pipeline.runner import Runner
+
+    if not languages:
+        raise UsageError("no language to score: give at least one of de, es, zh")
+    runner = Runner(settings)
+    rows: list[dict[str, Any]] = []
+    try:
+        for language in languages:
+            clips = language_clips(language, data_dir, limit=clips_per_language)
+            s = settings.replace(transcribe=dataclasses.replace(settings.transcribe, language=language))
+            started = time.perf_counter()
+            results = [runner.run(clip.path, s) for clip in clips]
+            wall_s = time.perf_counter() - started
+            hyps = [transcript_text(r.transcript) for r in results]
+            duration = sum(r.vad.duration for r in results)
+            rows.append(
+                {
+                    "kind": "language",
+                    "language": language,
+                    "metric": language_metric(language),
+                    "error": score_language(language, hyps, [c.ref for c in clips]),
+                    "clips": len(clips),
+                    "audio_s": duration,
+                    "wall_s": wall_s,
+                    "rtf": wall_s / duration if duration else 0.0,
+                    "texts": [{"clip": c.path.name, "ref": c.ref, "hyp": h} for c, h in zip(clips, hyps)],
+                }
+            )
+            row = rows[-1]
+            _progress(on_progress, f"{language}: {row['metric']} {_pct(row['error'])} on {len(clips)} clip(s)")
+    finally:
+        runner.close()
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Charts
 
@@ -1379,6 +1446,23 @@ def throughput_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def language_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """One bar per language: its error rate (WER or CER, as the bar's label says), from :func:`language_accuracy`."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_bar(
+        x=[f"{r['language']} ({r['metric']})" for r in rows],
+        y=[r["error"] for r in rows],
+        text=[_pct(r["error"]) for r in rows],
+        marker={"color": [_color(n) for n in range(len(rows))]},
+        hovertemplate="%{x}<br>%{y:.1%}<extra></extra>",
+    )
+    fig.update_yaxes(title_text="error rate (lower is better)", tickformat=".0%", rangemode="tozero")
+    fig.update_layout(height=380, title="Accuracy per language")
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
 
@@ -1424,6 +1508,8 @@ __all__ = [
     "cluster_report",
     "job_main",
     "job_progress_figure",
+    "language_accuracy",
+    "language_figure",
     "measure_job",
     "open_runner",
     "wait_until_ready",
