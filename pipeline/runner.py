@@ -354,7 +354,12 @@ class Runner:
         """
         meta = job.read_job()
         s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
-        if fingerprint(fingerprint_of(s)) != meta.get("settings_fingerprint"):
+        current = fingerprint(fingerprint_of(s))
+        if current != meta.get("settings_fingerprint") and not job.load_results():
+            # Nothing was transcribed yet (a model that failed to load and was then fixed, say): no result
+            # could mix two models, so the job starts afresh under what it names now.
+            job.update_job(settings_fingerprint=current)
+        elif current != meta.get("settings_fingerprint"):
             raise CheckpointError(
                 f"job {job.id}: its stored settings (or the model files they name) do not match their fingerprint; "
                 "start it again"

@@ -465,14 +465,15 @@ class _SileroCutter:
             self.fallback = (
                 f"no speech at threshold {s.threshold} in audio at {level:.0f} dBFS; cut at {s.retry_threshold}"
             )
-            log.warning("VAD: %s", self.fallback)
+            # Said in the JSON (``vad_fallback``); the CLI's stderr keeps to one error line per failing input.
+            log.info("VAD: %s", self.fallback)
             spans = self._release(found, duration)
             return self._emitted(self.segmenter.push(spans, duration) + self.segmenter.finish())
         self.fallback = (
             f"no speech at thresholds {s.threshold} and {s.retry_threshold} in audio at {level:.0f} dBFS; "
             f"fixed {s.fixed_segment_s:.0f} s windows"
         )
-        log.warning("VAD: %s", self.fallback)
+        log.info("VAD: %s", self.fallback)
         self.mode = "fixed"
         segments = fixed_segments(duration, s, self.next_index, self.emitted_until)
         self.spans = [span for seg in segments for span in seg.spans]

@@ -104,7 +104,7 @@ def test_coverage_guard_keeps_the_speech_base_skipped(runner: Runner, settings: 
     data = json.loads(out["json"].read_text())
     words = [w for seg in data["segments"] for w in seg["words"] if 10.8 <= w["start"] <= 29.8]
     assert len(words) >= 20, words
-    assert data["recovered"] and data["timings"]["coverage_redecoded"] >= 1
+    assert data["recovered"] and data["timings"]["coverage_redecodes"] >= 1
 
 
 # --- Chinese ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -96,7 +97,8 @@ def test_transcript_is_ordered_and_complete(run_with_events: dict) -> None:
     assert all(0 <= w.start <= w.end <= t.duration for w in words)
     assert all(a.end <= b.start for a, b in zip(t.cues, t.cues[1:]))
     text = " ".join(s.text for s in t.segments).lower()
-    assert "ask not what your country can do for you" in text
+    # tiny.en hears "ask" or "asked" here depending on the CPU's int8 kernels; the rest of the line is stable.
+    assert re.search(r"\bask(ed)? not what your country can do for you", text), text
 
 
 def test_vad_cache_replays_the_same_cuts(run_with_events: dict, three_minutes: Path) -> None:
