@@ -13,27 +13,18 @@ from typing import Any
 import pytest
 import srt
 from conftest import with_parts
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from helpers.jobs import wait_job
+from helpers.jobs import api_client, api_settings, wait_job
 
 from pipeline import transcribe as transcribe_mod
 from pipeline.errors import ModelError
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.api_jobs import jobs_router
+from pipeline.settings import Settings
 from workbench.jobs import JobManager
 
 SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 UNKNOWN_ID = "20260101-120000-1a2b3c4d"
-
-
-def _client(manager: JobManager) -> TestClient:
-    # Just the jobs router: the Gradio mount is covered once, in test_build_server_serves_the_jobs_api.
-    app = FastAPI()
-    app.include_router(jobs_router(manager))
-    return TestClient(app)
 
 
 def _upload(client: TestClient, path: Path, name: str | None = None, **form: str) -> Any:
@@ -43,19 +34,13 @@ def _upload(client: TestClient, path: Path, name: str | None = None, **form: str
 
 @pytest.fixture(scope="module")
 def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("api")
-    return Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
-        transcribe=TranscribeSettings(language="en", batch_size=8),
-        output=OutputSettings(output_dir=root / "out"),
-        jobs=JobSettings(jobs_dir=root / "jobs"),
-    )
+    return api_settings(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")
 def shared(module_settings: Settings, model_cache: ModelCache) -> Iterator[tuple[TestClient, JobManager]]:
     manager = JobManager(module_settings, Runner(module_settings, model_cache))
-    with _client(manager) as client:
+    with api_client(manager) as client:
         yield client, manager
     manager.close()
 
@@ -186,7 +171,7 @@ def test_cancelling_a_queued_job_means_it_never_runs(
 
     monkeypatch.setattr(runner, "run_job", gated)
     manager = JobManager(settings, runner)
-    with _client(manager) as client:
+    with api_client(manager) as client:
         first = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
         second = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
         assert client.get(f"/api/jobs/{second}").json()["state"] == "queued"
@@ -219,7 +204,7 @@ def test_cancelling_a_running_job_never_stalls_the_queue(
     # The cancel lands before the runner has decoded anything: the runner must stop at once, and a
     # runner that did not would still not stall the queue (the grace period).
     manager = JobManager(settings, runner, cancel_grace_s=2.0)
-    with _client(manager) as client:
+    with api_client(manager) as client:
         first = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
         second = _upload(client, data_dir / "jfk" / "jfk.wav").json()["job_id"]
         deadline = time.monotonic() + 30
@@ -247,7 +232,7 @@ def test_resume_through_the_api_after_a_permanent_failure(
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", flaky)
     manager = JobManager(s, Runner(s, model_cache))
     harvard = data_dir / "harvard" / "harvard-sentences-list30.mp3"
-    with _client(manager) as client:
+    with api_client(manager) as client:
         failing = _upload(client, harvard).json()["job_id"]
         status = wait_job(client, failing)
         assert status["state"] == "failed" and "model files are broken" in status["error"]

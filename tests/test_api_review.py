@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,54 +13,26 @@ from typing import Any
 import pysubs2
 import pytest
 import srt
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers.jobs import api_client, api_settings, wait_job, wait_until
 
 from pipeline.models import ModelCache
 from pipeline.runner import Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.api_jobs import jobs_router
+from pipeline.settings import Settings
 from workbench.jobs import JobManager
 
 EDIT = "Workers of all countries, unite!"
 
 
-def _client(manager: JobManager) -> TestClient:
-    app = FastAPI()
-    app.include_router(jobs_router(manager))
-    return TestClient(app)
-
-
-def _until(client: TestClient, url: str, done: Any, timeout: float = 300.0) -> dict[str, Any]:  # noqa: ANN401
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(url)
-        assert r.status_code == 200, r.text
-        if done(r.json()):
-            return r.json()
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not finish in {timeout:.0f} s: {r.json()}")
-
-
-def _job_done(status: dict[str, Any]) -> bool:
-    return status["state"] in ("done", "failed", "cancelled") and not status["active"]
-
-
 @pytest.fixture(scope="module")
 def review_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("review")
-    return Settings(
-        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
-        transcribe=TranscribeSettings(language="en", batch_size=8),
-        output=OutputSettings(output_dir=root / "out"),
-        jobs=JobSettings(jobs_dir=root / "jobs"),
-    )
+    return api_settings(tmp_path_factory.mktemp("review"))
 
 
 @pytest.fixture(scope="module")
 def served(review_settings: Settings, model_cache: ModelCache) -> Iterator[tuple[TestClient, JobManager]]:
     manager = JobManager(review_settings, Runner(review_settings, model_cache))
-    with _client(manager) as client:
+    with api_client(manager) as client:
         yield client, manager
     manager.close()
 
@@ -76,7 +47,7 @@ def clip_job(served: tuple[TestClient, JobManager], tmp_path_factory: pytest.Tem
         r = client.post("/api/jobs", files={"file": ("manifesto.mp4", fh)}, data={"formats": "srt,json"})
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
-    assert _until(client, f"/api/jobs/{job_id}", _job_done)["state"] == "done"
+    assert wait_job(client, job_id)["state"] == "done"
     return job_id
 
 
@@ -139,7 +110,7 @@ def test_cues_edits_and_exports(
     for kind, name in (("embed", "result.subtitled.mp4"), ("burn", "result.burned.mp4")):
         r = client.post(f"/api/jobs/{clip_job}/export", json={"kind": kind})
         assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "done"), r.text
-        status = _until(
+        status = wait_until(
             client, f"/api/jobs/{clip_job}/export/{kind}", lambda s: s["state"] not in ("queued", "running")
         )
         assert status["state"] == "done" and status["file"] == name, status
@@ -158,7 +129,7 @@ def test_cues_edits_and_exports(
     # A restart: the edit and the exports are part of the job folder.
     other = JobManager(review_settings, manager.runner)
     try:
-        with _client(other) as again:
+        with api_client(other) as again:
             assert again.get(f"/api/jobs/{clip_job}/cues").json()["edited"]
             assert again.get(f"/api/jobs/{clip_job}/export/burn").json()["state"] == "done"
     finally:
@@ -184,12 +155,12 @@ def test_unfinished_and_audio_jobs(served: tuple[TestClient, JobManager], data_d
     assert client.get(f"/api/jobs/{job_id}/cues").status_code == 409
     r = client.post(f"/api/jobs/{job_id}/export", json={"kind": "embed"})
     assert r.status_code == 409 and "not done" in r.json()["detail"]
-    assert _until(client, f"/api/jobs/{job_id}", _job_done)["state"] == "done"
+    assert wait_job(client, job_id)["state"] == "done"
     # Audio only: embedding gives an MKA; there is no picture to burn into.
     client.post(f"/api/jobs/{job_id}/export", json={"kind": "embed"})
-    status = _until(client, f"/api/jobs/{job_id}/export/embed", lambda s: s["state"] not in ("queued", "running"))
+    status = wait_until(client, f"/api/jobs/{job_id}/export/embed", lambda s: s["state"] not in ("queued", "running"))
     assert status["file"] == "result.subtitled.mka"
     assert client.get(f"/api/jobs/{job_id}/result.subtitled.mka").headers["content-type"] == "audio/x-matroska"
     client.post(f"/api/jobs/{job_id}/export", json={"kind": "burn"})
-    status = _until(client, f"/api/jobs/{job_id}/export/burn", lambda s: s["state"] not in ("queued", "running"))
+    status = wait_until(client, f"/api/jobs/{job_id}/export/burn", lambda s: s["state"] not in ("queued", "running"))
     assert status["state"] == "failed" and "no video to burn" in status["error"]

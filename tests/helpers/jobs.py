@@ -1,27 +1,71 @@
-"""Waiting on a job through the HTTP API."""
+"""The jobs HTTP API in tests: settings for a served job manager, a client on its router, waiting on a job."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from workbench.api_jobs import jobs_router
+from workbench.jobs import JobManager
 
-def wait_job(client: TestClient, job_id: str, timeout: float = 300.0, on_poll: Any = None) -> dict[str, Any]:  # noqa: ANN401
-    """Poll ``GET /api/jobs/{id}`` until the job has finished and its worker has let go of it.
 
-    Letting go matters: resume and delete must see the job idle. ``on_poll`` gets every status read.
-    """
+def api_settings(root: Path) -> Settings:
+    """Settings for jobs submitted through the API: bundled tiny.en on the CPU, English, files under ``root``."""
+    return Settings(
+        model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),
+        transcribe=TranscribeSettings(language="en", batch_size=8),
+        output=OutputSettings(output_dir=root / "out"),
+        jobs=JobSettings(jobs_dir=root / "jobs"),
+    )
+
+
+def api_client(manager: JobManager) -> TestClient:
+    """A client on just the jobs router (the Gradio mount is covered once, by the server tests)."""
+    app = FastAPI()
+    app.include_router(jobs_router(manager))
+    return TestClient(app)
+
+
+def wait_until(
+    client: TestClient,
+    url: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 300.0,
+    on_poll: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Poll ``GET url`` until ``done`` says yes of its JSON; ``on_poll`` gets every answer."""
     deadline = time.monotonic() + timeout
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        r = client.get(f"/api/jobs/{job_id}")
+        r = client.get(url)
         assert r.status_code == 200, r.text
         status = r.json()
         if on_poll is not None:
             on_poll(status)
-        if status["state"] in ("done", "failed", "cancelled") and not status["active"]:
+        if done(status):
             return status
         time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s: {status}")
+    raise AssertionError(f"{url} did not finish in {timeout:.0f} s: {status}")
+
+
+def wait_job(
+    client: TestClient,
+    job_id: str,
+    timeout: float = 300.0,
+    on_poll: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Poll ``GET /api/jobs/{id}`` until the job has finished and its worker has let go of it.
+
+    Letting go matters: resume and delete must see the job idle. ``on_poll`` gets every status read.
+    """
+
+    def finished(status: dict[str, Any]) -> bool:
+        return status["state"] in ("done", "failed", "cancelled") and not status["active"]
+
+    return wait_until(client, f"/api/jobs/{job_id}", finished, timeout, on_poll)
