@@ -20,6 +20,9 @@ from pipeline.runner import Runner
 from pipeline.settings import ClusterSettings, JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
 from workbench.jobs import JobManager
 
+# A real browser (Playwright and Debian's chromium).
+pytestmark = pytest.mark.browser
+
 EDIT = "Workers of all countries, unite!"
 
 

@@ -26,6 +26,9 @@ from pipeline.errors import CancelledError, CueEditError, ExportError, InputErro
 from pipeline.settings import ExportSettings, SubtitleSettings
 from pipeline.types import Cue
 
+# ffmpeg encodes video (burn) and remuxes: the full suite runs these, the fast loop does not.
+pytestmark = pytest.mark.heavy
+
 CLIP_S = 12
 
 

@@ -29,6 +29,9 @@ from pipeline.timing import refine_words
 from pipeline.types import SpeechSpan, TextSegment, Word
 from pipeline.vad import SileroVad, segment_audio
 
+# The multilingual model through whole jobs: the full suite runs these, the fast loop does not.
+pytestmark = pytest.mark.heavy
+
 HAN = re.compile("[\u4e00-\u9fff]")
 ENGLISH = {"the", "a", "of", "and", "to", "in", "is", "that", "they", "for", "on", "it", "with", "be", "can"}
 

@@ -64,6 +64,7 @@ def guesses(base_model: models.LoadedModel, data_dir: Path) -> dict[str, tuple[s
     return {path.stem: (expected, detect_language(base_model, _samples(path))) for path, expected in clips}
 
 
+@pytest.mark.heavy
 def test_detection_is_right_on_german_spanish_and_mandarin_clips(guesses: dict[str, tuple[str, LanguageGuess]]) -> None:
     assert len(guesses) == 13
     wrong = {name: (g.language, g.probability) for name, (expected, g) in guesses.items() if g.language != expected}
