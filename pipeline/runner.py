@@ -1116,9 +1116,8 @@ def _batches(
     Segments are split into their windows (:meth:`SegmentAudio.split`), so a call is a small unit of
     equal size whatever the segments' lengths: lanes that pull the next call as they free up then end
     within about one call of each other. The first group is the first window alone, so the first
-    subtitles appear after one short call rather than a full batch (measured on the 10-minute input:
-    first cue at 8.0 s of 21.3 s with a full first batch). The groups depend only on the segment plan,
-    never on timing: batched word alignment is not exactly independent of what shares the batch, so the
+    subtitles appear after one short call rather than a full batch (figures in docs/benchmarks.md). The
+    groups depend only on the segment plan, never on timing: batched word alignment is not exactly independent of what shares the batch, so the
     same grouping is what makes a resumed (or distributed) job give byte-identical output. Yields
     (batch, finished) where finished is False, True (producer done, nothing left) or the producer's
     exception. ``idle`` is called while waiting for the producer.
