@@ -21,7 +21,7 @@ import dask
 import pytest
 import soundfile as sf
 from conftest import with_parts
-from helpers.cluster import job_settings, start_scheduler, start_worker, stop
+from helpers.cluster import job_cli, job_settings, start_scheduler, start_worker, stop
 from media import concat_speech, speech_clips
 
 from pipeline.cluster import PLANNED_THREADS, plan_workers
@@ -237,26 +237,15 @@ def test_cli_on_a_remote_scheduler_matches_in_process(
     worker = start_worker(scheduler, tmp_path / "w.log", "cli-worker")
     try:
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline",
+            job_cli(
                 str(speech_input),
                 "-o",
                 str(tmp_path / "out"),
                 "--scheduler",
                 scheduler,
-                "--model",
-                "tiny.en",
-                "--language",
-                "en",
-                "--batch-size",
-                "1",
-                "--segment-length",
-                "15-30",
                 "--jobs-dir",
                 str(tmp_path / "jobs"),
-            ],
+            ),
             capture_output=True,
             text=True,
             timeout=300,

@@ -28,7 +28,7 @@ import pytest
 import soundfile as sf
 from app_server import free_port
 from fastapi.testclient import TestClient
-from helpers.cluster import job_settings, start_scheduler, start_worker, stop
+from helpers.cluster import job_cli, job_settings, start_scheduler, start_worker, stop
 from helpers.jobs import wait_job
 from helpers.models import broken_folder, fixed
 from media import concat_speech, speech_clips
@@ -157,24 +157,6 @@ def test_app_killed_mid_job_restarts_lists_it_unfinished_and_resumes_it_to_ident
 # The Dask scheduler lost mid-job
 
 
-def _cli(*args: str) -> list[str]:
-    # The flags of tests/test_cluster.py's CLI run, whose output is its in-process reference_srt.
-    return [
-        sys.executable,
-        "-m",
-        "pipeline",
-        *args,
-        "--model",
-        "tiny.en",
-        "--language",
-        "en",
-        "--batch-size",
-        "1",
-        "--segment-length",
-        "15-30",
-    ]
-
-
 @pytest.mark.cluster
 def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process(
     speech_input: Path,
@@ -187,7 +169,7 @@ def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process
         worker = start_worker(address, tmp_path / "worker.log", "w0")
         jobs, out = tmp_path / "jobs", tmp_path / "out"
         cli = subprocess.Popen(
-            _cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),
+            job_cli(str(speech_input), "-o", str(out), "--scheduler", address, "--jobs-dir", str(jobs)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -209,7 +191,7 @@ def test_lost_scheduler_fails_clearly_keeps_every_segment_and_resumes_in_process
     assert before and not (out / f"{speech_input.stem}.srt").exists()
     # Finished in this process, from where it stopped: the uninterrupted output, the saved segments untouched.
     resume = subprocess.run(
-        _cli("--resume", job_dir.name, "--workers", "0", "--jobs-dir", str(jobs)),
+        job_cli("--resume", job_dir.name, "--workers", "0", "--jobs-dir", str(jobs)),
         capture_output=True,
         text=True,
         timeout=600,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from conftest import with_parts
+from helpers.cluster import job_cli
 from media import concat_speech, speech_clips
 
 from pipeline import runner as runner_mod
@@ -39,23 +40,6 @@ def long_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
-def _cli(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pipeline",
-        *args,
-        "--model",
-        "tiny.en",
-        "--language",
-        "en",
-        "--batch-size",
-        "1",
-        "--segment-length",
-        "15-30",
-    ]
-
-
 @pytest.fixture(scope="module")
 def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]:
     """The SRT of an uninterrupted run, and how long such a run takes.
@@ -68,7 +52,7 @@ def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
         root = tmp_path_factory.mktemp(f"reference{run}")
         t = time.monotonic()
         proc = subprocess.run(
-            _cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True
+            job_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True
         )
         times.append(time.monotonic() - t)
         assert proc.returncode == 0, proc.stderr
@@ -95,7 +79,7 @@ def test_sigkill_at_random_points_then_resume_all(
         root = tmp_path / f"kill{attempt}"
         jobs = root / "jobs"
         proc = subprocess.Popen(
-            _cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
+            job_cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -108,7 +92,7 @@ def test_sigkill_at_random_points_then_resume_all(
         before = _result_files(jobs)
         resumed_from_results += bool(before)
         resume = subprocess.run(
-            _cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True
+            job_cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True
         )
         assert resume.returncode == 0, resume.stderr
         if not (root / "two_minutes.srt").exists():
@@ -272,7 +256,7 @@ def test_a_job_killed_before_its_first_checkpoint_resumes_and_is_not_expired(dat
     """A kill between job.json and the first checkpoint.json leaves a job without times of its own."""
     jobs = tmp_path / "jobs"
     first = subprocess.run(
-        _cli(str(data_dir / "jfk" / "jfk.wav"), "-o", str(tmp_path), "--jobs-dir", str(jobs), "--keep-checkpoints"),
+        job_cli(str(data_dir / "jfk" / "jfk.wav"), "-o", str(tmp_path), "--jobs-dir", str(jobs), "--keep-checkpoints"),
         capture_output=True,
         text=True,
     )
@@ -281,7 +265,7 @@ def test_a_job_killed_before_its_first_checkpoint_resumes_and_is_not_expired(dat
     (job_dir / "checkpoint.json").unlink()
     (tmp_path / "jfk.srt").unlink()
     resume = subprocess.run(
-        _cli("--resume-all", "-o", str(tmp_path), "--jobs-dir", str(jobs)), capture_output=True, text=True
+        job_cli("--resume-all", "-o", str(tmp_path), "--jobs-dir", str(jobs)), capture_output=True, text=True
     )
     assert resume.returncode == 0, resume.stderr
     assert "removed job" not in resume.stderr and "And so, my fellow Americans" in (tmp_path / "jfk.srt").read_text()

@@ -30,6 +30,25 @@ def job_settings(settings: Settings, **cluster: object) -> Settings:
     )
 
 
+def job_cli(*args: str) -> list[str]:
+    """The ``video2srt`` command (``python -m pipeline``) with the flags of :func:`job_settings`: the CLI run
+    whose output matches an in-process run of those settings."""
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        *args,
+        "--model",
+        "tiny.en",
+        "--language",
+        "en",
+        "--batch-size",
+        "1",
+        "--segment-length",
+        "15-30",
+    ]
+
+
 def spawn(args: list[str], log: Path) -> subprocess.Popen:
     """``python -m <args>`` in its own session (so :func:`stop` reaches its children), output to ``log``."""
     with log.open("wb") as out:
