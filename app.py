@@ -1,6 +1,6 @@
 """Start the video2srt workbench: ``python app.py [--host H] [--port P] [--share] [--auth USER:PASS] ...``.
 
-Thin: flags → Settings → :func:`workbench.app.build_server` → uvicorn. ``--share`` adds a public Gradio link
+Thin: flags → Settings → :func:`workbench.server.build_server` → uvicorn. ``--share`` adds a public Gradio link
 once the server is up; without internet it says so in one line and keeps serving locally.
 """
 
@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.errors import PipelineError, UsageError
-from pipeline.settings import (
+from pipeline.core.errors import PipelineError, UsageError
+from pipeline.core.settings import (
     AUTO_MODEL,
     JobSettings,
     ModelSettings,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     ns = p.parse_args(argv)
     try:
-        from workbench.app import parse_auth
+        from workbench.server import parse_auth
 
         auth = parse_auth(ns.auth or os.environ.get("VIDEO2SRT_AUTH") or None)
         models = model_manager_from_args(ns)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
-        from workbench.app import build_server
+        from workbench.server import build_server
 
         server_app = build_server(
             settings, resume_unfinished=ns.resume_unfinished, preload=not ns.no_preload, auth=auth
@@ -108,7 +108,7 @@ def _share(server: object, server_app: object, local: str) -> None:
     """Once the server is up, open the Gradio share tunnel and print the link, or say why there is none."""
     from urllib.parse import urlparse
 
-    from workbench.app import create_share_link
+    from workbench.server import create_share_link
 
     while not getattr(server, "started", False):
         if getattr(server, "should_exit", False):

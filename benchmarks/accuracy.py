@@ -1,7 +1,7 @@
 """Word error rate per data set: video2srt against faster-whisper's batched pipeline, same model.
 
 Both run in this process, each loading the model once for all files: ours through the Python API (one
-:class:`pipeline.runner.Runner`), faster-whisper through one ``WhisperModel`` wrapped in a
+:class:`pipeline.jobs.engine.Runner`), faster-whisper through one ``WhisperModel`` wrapped in a
 ``BatchedInferencePipeline`` with its default VAD. Model: the bundled tiny.en, cpu, int8, batch size 8,
 language en. WER is corpus WER per set (all errors over all reference words), both sides normalised
 with Whisper's English normaliser. ``manifesto`` is scored against automatic captions (approximate).
@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets, transcript_text
+from pipeline.lab.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets, transcript_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import bundled_model_path, fmt  # noqa: E402 - the scripts run as files, not as a package
@@ -38,8 +38,8 @@ def transcribe_ours(clips: Sequence[Clip], scratch: Path, batch_size: int = 8) -
     Returns:
         (one hypothesis text per clip, seconds spent).
     """
-    from pipeline.runner import Runner
-    from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+    from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+    from pipeline.jobs.engine import Runner
 
     settings = Settings(
         output=OutputSettings(output_dir=scratch / "ours", formats=("srt",)),

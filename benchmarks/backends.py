@@ -1,7 +1,7 @@
 """Which batched Whisper backend transcribes our segments better: faster-whisper or WhisperX?
 
 Issue 2 offered two ways to run batched Whisper over the VAD windows: faster-whisper's
-``BatchedInferencePipeline`` driven with our own clip timestamps (what ``pipeline.transcribe`` does), or
+``BatchedInferencePipeline`` driven with our own clip timestamps (what ``pipeline.asr.transcribe`` does), or
 WhisperX's ``FasterWhisperPipeline`` with a ``Vad`` adapter that hands it the same silero windows. Both
 get the same model object, the same windows, beam size and batch size, so only the backend differs. This
 prints WER per data set, the time each took, and whether each gives word timing.
@@ -21,8 +21,8 @@ from bench_common import DEFAULT_DATA_DIR, SET_NAMES, corpus_wer, load_sets
 
 
 def _windows(samples: Any, vad_model: Any) -> list[Any]:
-    from pipeline.settings import VadSettings
-    from pipeline.vad import segment_audio
+    from pipeline.core.settings import VadSettings
+    from pipeline.media.vad import segment_audio
 
     segments, _ = segment_audio(samples, VadSettings(), vad_model)
     return segments
@@ -30,8 +30,8 @@ def _windows(samples: Any, vad_model: Any) -> list[Any]:
 
 def run_fw(model: Any, samples: Any, segments: list[Any], batch_size: int) -> tuple[str, bool]:
     """Our path: faster-whisper's batched pipeline over our windows, with word timing."""
-    from pipeline.settings import TranscribeSettings
-    from pipeline.transcribe import SegmentAudio, transcribe_segments
+    from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+    from pipeline.core.settings import TranscribeSettings
 
     items = [SegmentAudio.read(s, lambda a, b: samples[int(a * 16000) : int(b * 16000)]) for s in segments]
     results = transcribe_segments(model, items, TranscribeSettings(batch_size=batch_size, language="en"), "en")
@@ -87,10 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sets", default=",".join(SET_NAMES))
     ns = p.parse_args(argv)
 
-    from pipeline.audio import decode_all
-    from pipeline.models import ModelCache
-    from pipeline.settings import ModelSettings
-    from pipeline.vad import SileroVad
+    from pipeline.asr.models import ModelCache
+    from pipeline.core.settings import ModelSettings
+    from pipeline.media.decode import decode_all
+    from pipeline.media.vad import SileroVad
 
     model = ModelCache().get(ModelSettings(name="tiny.en", device="cpu", compute_type="int8"))
     wx, wx_vad = make_whisperx(model, ns.batch_size)

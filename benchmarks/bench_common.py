@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: model and media lookups, table formatting.
 
 The data sets with their references, SRT reading and the normalised WER live in
-:mod:`pipeline.evaluation` (the tuning notebooks score the same way); they are re-exported here.
+:mod:`pipeline.lab.evaluation` (the tuning notebooks score the same way); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.evaluation import (  # noqa: F401 - re-exported for the benchmark scripts
+from pipeline.lab.evaluation import (  # noqa: F401 - re-exported for the benchmark scripts
     DEFAULT_DATA_DIR,
     SET_NAMES,
     Clip,
@@ -32,7 +32,7 @@ def bundled_model_path() -> Path:
     Raises:
         SystemExit: The bundled model package is not installed.
     """
-    from pipeline.models import bundled_model_path as find
+    from pipeline.asr.models import bundled_model_path as find
 
     path = find()
     if path is None:

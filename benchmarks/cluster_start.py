@@ -30,10 +30,10 @@ def child(visit: bool) -> int:
     """In this process: start, wait until ready, optionally visit the dashboard, close; print the phases."""
     from dataclasses import replace
 
-    from pipeline.settings import Settings
+    from pipeline.core.settings import Settings
 
     t = time.monotonic()
-    from pipeline.cluster import DaskBackend
+    from pipeline.backends.dask import DaskBackend
 
     out: dict[str, float] = {"import_s": time.monotonic() - t}
     s = Settings()

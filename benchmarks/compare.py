@@ -175,7 +175,7 @@ def prepare_inputs(names: Sequence[str], out: Path, data_dir: Path, seconds: flo
             m4a = folder / f"2h-{int(seconds)}s.m4a"
             stamp = m4a.with_suffix(".json")
             if not (m4a.exists() and stamp.exists() and json.loads(stamp.read_text()) == {"from": built.wav.name}):
-                from pipeline.audio import decode_all
+                from pipeline.media.decode import decode_all
 
                 inputs_mod.write_m4a(m4a, decode_all(built.wav), LOOPS_2H)
                 stamp.write_text(json.dumps({"from": built.wav.name}))

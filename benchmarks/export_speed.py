@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import export
-from pipeline.cue_edit import transcript_from_dict
+from pipeline.text import export
+from pipeline.text.cue_edit import transcript_from_dict
 
 
 def main() -> None:

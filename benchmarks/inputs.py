@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation import DEFAULT_DATA_DIR, load_sets
+from pipeline.lab.evaluation import DEFAULT_DATA_DIR, load_sets
 
 SAMPLE_RATE = 16000
 KINDS = ("dense", "pauses", "silences", "speakers")
@@ -48,7 +48,7 @@ class Built:
 
 @cache
 def _clip_samples(path: str) -> np.ndarray:
-    from pipeline.audio import decode_all
+    from pipeline.media.decode import decode_all
 
     return decode_all(Path(path)).astype(np.float32)
 
@@ -243,7 +243,7 @@ def media_duration(path: Path) -> float:
     Returns:
         Seconds.
     """
-    from pipeline.audio import probe
+    from pipeline.media.decode import probe
 
     return float(probe(path).duration)
 

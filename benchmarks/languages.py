@@ -9,7 +9,7 @@ transcribe every clip with the language given:
 
 German and Spanish are scored by WER after Whisper's basic normaliser
 (``whisper_normalizer.basic.BasicTextNormalizer``), Chinese by CER with spaces and punctuation removed
-(:func:`pipeline.evaluation.score_language`, as the tuning notebook scores them).
+(:func:`pipeline.lab.evaluation.score_language`, as the tuning notebook scores them).
 Speeds are the summed wall time over the clips (the machine may be shared: indicative only).
 
 Usage::
@@ -30,16 +30,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.evaluation import language_clips, language_metric, score_language  # noqa: E402
+from pipeline.lab.evaluation import language_clips, language_metric, score_language  # noqa: E402
 
 
 def systems(model_path: str, batch_size: int) -> dict[str, Callable[[Path, str], str]]:
     """The three transcribers, each ``(clip, language) -> text``; the models load once."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 
-    from pipeline.models import ModelCache
-    from pipeline.runner import Runner
-    from pipeline.settings import (
+    from pipeline.asr.models import ModelCache
+    from pipeline.core.settings import (
         ClusterSettings,
         JobSettings,
         ModelSettings,
@@ -47,6 +46,7 @@ def systems(model_path: str, batch_size: int) -> dict[str, Callable[[Path, str],
         Settings,
         TranscribeSettings,
     )
+    from pipeline.jobs.engine import Runner
 
     model = WhisperModel(model_path, device="cpu", compute_type="int8")
     batched = BatchedInferencePipeline(model)

@@ -37,11 +37,11 @@ def child(media: Path, replicas: int, threads: int, batch_size: int) -> dict[str
 
     from faster_whisper import WhisperModel
 
-    from pipeline.audio import decode_all
-    from pipeline.models import LoadedModel, Placement, resolve
-    from pipeline.settings import Settings
-    from pipeline.transcribe import SegmentAudio, transcribe_segments
-    from pipeline.vad import SileroVad, segment_audio
+    from pipeline.asr.models import LoadedModel, Placement, resolve
+    from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+    from pipeline.core.settings import Settings
+    from pipeline.media.decode import decode_all
+    from pipeline.media.vad import SileroVad, segment_audio
 
     s = Settings()
     samples = decode_all(media)

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR  # noqa: E402 - the scripts run as files
 from compare import prepare_inputs  # noqa: E402
 
-import pipeline.cluster as cluster_mod  # noqa: E402
-from pipeline.runner import Runner  # noqa: E402
-from pipeline.settings import ClusterSettings, JobSettings, ModelManagerSettings, OutputSettings, Settings  # noqa: E402
-from pipeline.types import SegmentResult  # noqa: E402
+import pipeline.backends.dask as cluster_mod  # noqa: E402
+from pipeline.core.settings import ClusterSettings, JobSettings, ModelManagerSettings, OutputSettings, Settings  # noqa: E402
+from pipeline.core.types import SegmentResult  # noqa: E402
+from pipeline.jobs.engine import Runner  # noqa: E402
 
 SAMPLE_RATE = 16000
 _work = {"seconds": 0.0}
@@ -112,9 +112,9 @@ def run_layout(workers: int, inputs: Sequence[Path], base: Path, batch_size: int
 
 def coordinator_speed(path: Path, base: Path) -> float:
     """Decode + VAD of ``path`` on this process, as × real time (what one coordinator can feed)."""
-    from pipeline.audio import decode, probe
-    from pipeline.settings import AudioSettings, VadSettings
-    from pipeline.vad import SileroVad, segment_stream
+    from pipeline.core.settings import AudioSettings, VadSettings
+    from pipeline.media.decode import decode, probe
+    from pipeline.media.vad import SileroVad, segment_stream
 
     t0 = time.monotonic()
     audio = AudioSettings()

@@ -5,14 +5,14 @@ Three tables (Markdown on stdout, also ``<out>/timing.md`` and ``<out>/timing.js
 1. **Word timing** on ``mfa/*.TextGrid`` (every word's true start and end): the median and 90th percentile
    of |start error| and |end error| over the words both sides share (difflib on normalised words), for
    faster-whisper's own ``WhisperModel.transcribe(word_timestamps=True)`` and for ours — Whisper's times
-   as our transcription gives them, then after each refinement step of :mod:`pipeline.timing`.
+   as our transcription gives them, then after each refinement step of :mod:`pipeline.asr.timing`.
 2. **Cue starts inside speech**: the share of cues that start inside a VAD speech span (padding removed),
    built from Whisper's word times and from the refined ones.
 3. **Rule compliance** of every cue of every input (the readability rules of ``SubtitleSettings``). Hard: line width, lines, duration, order, no
    overlap. Soft: reading speed and minimum duration; a soft break counts as "no room" when the cue already
    reaches the next cue or the next speech, so the speech left no room to meet the rule.
 
-One :class:`pipeline.runner.Runner` transcribes every input (tiny.en, cpu, int8, batch 8, language en);
+One :class:`pipeline.jobs.engine.Runner` transcribes every input (tiny.en, cpu, int8, batch 8, language en);
 the job folders are kept, so Whisper's unrefined word times are read back from ``segments_results``.
 
     python benchmarks/timing.py                  # every set
@@ -37,8 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import DEFAULT_DATA_DIR, SET_NAMES, Clip, bundled_model_path, load_sets  # noqa: E402
 
-from pipeline.settings import SubtitleSettings  # noqa: E402
-from pipeline.types import Cue, SpeechSpan, TextSegment  # noqa: E402
+from pipeline.core.settings import SubtitleSettings  # noqa: E402
+from pipeline.core.types import Cue, SpeechSpan, TextSegment  # noqa: E402
 
 _TOKEN = re.compile(r'"((?:[^"]|"")*)"|(?<![\w\[])(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w\]])')
 _CJK = re.compile("[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]")
@@ -244,11 +244,11 @@ class Run:
 
 def run_ours(sets: dict[str, list[Clip]], scratch: Path) -> list[Run]:
     """Transcribe every clip with one Runner, keeping the job folders to read Whisper's own word times."""
-    from pipeline.checkpoint import JobStore
-    from pipeline.runner import Runner
-    from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-    from pipeline.timing import speech_edges
-    from pipeline.types import Segment
+    from pipeline.asr.timing import speech_edges
+    from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+    from pipeline.core.types import Segment
+    from pipeline.jobs.engine import Runner
+    from pipeline.jobs.store import JobStore
 
     settings = Settings(
         output=OutputSettings(output_dir=scratch / "timing-out", formats=("srt",)),
@@ -294,7 +294,7 @@ def words_of(segments: Sequence[TextSegment]) -> list[TimedWord]:
 
 def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[str, object]]]:
     """Table 1: word errors on mfa for faster-whisper and each refinement step."""
-    from pipeline.timing import TimingSettings, refine_words
+    from pipeline.asr.timing import TimingSettings, refine_words
 
     mfa = [r for r in runs if r.clip.set == "mfa"]
     if not mfa:
@@ -340,8 +340,8 @@ def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[st
 
 def speech_table(runs: Sequence[Run]) -> tuple[str, list[dict[str, object]]]:
     """Table 2: the share of cue starts inside speech, before and after refinement."""
-    from pipeline import subtitles
-    from pipeline.timing import TimingSettings, refine_words
+    from pipeline.asr.timing import TimingSettings, refine_words
+    from pipeline.text import cues as subtitles
 
     settings = SubtitleSettings()
     rows = []

@@ -38,8 +38,7 @@ FIELDS = (
 
 def child(input_path: Path, warmup: bool, device: str) -> dict[str, Any]:
     """One trial in this (fresh) process: preload, wait until ready, run the job twice."""
-    from pipeline.runner import Runner
-    from pipeline.settings import (
+    from pipeline.core.settings import (
         JobSettings,
         ModelManagerSettings,
         ModelSettings,
@@ -47,7 +46,8 @@ def child(input_path: Path, warmup: bool, device: str) -> dict[str, Any]:
         Settings,
         TranscribeSettings,
     )
-    from pipeline.vad import SileroVad
+    from pipeline.jobs.engine import Runner
+    from pipeline.media.vad import SileroVad
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(

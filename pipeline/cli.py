@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import ClusterError, PipelineError, UsageError
-from pipeline.settings import Settings, build_parser, settings_from_args
+from pipeline.core.errors import ClusterError, PipelineError, UsageError
+from pipeline.core.settings import Settings, build_parser, settings_from_args
 
 if TYPE_CHECKING:
-    from pipeline.runner import JobEvent
+    from pipeline.jobs.engine import JobEvent
 
 log = logging.getLogger("video2srt")
 
@@ -56,7 +56,7 @@ def _configure_logging(debug: bool) -> None:
         for name in ("faster_whisper", "httpx", "huggingface_hub", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
         # The one INFO line a user wants to see: where the Dask dashboard is.
-        logging.getLogger("pipeline.cluster").setLevel(logging.INFO)
+        logging.getLogger("pipeline.backends.dask").setLevel(logging.INFO)
 
 
 def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., object]) -> int:
@@ -64,8 +64,8 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
 
     A failing item prints one ``error:`` line and the others go on; the exit code is 1 if any failed.
     """
-    from pipeline.hardware import skip_heap_walk_at_exit
-    from pipeline.runner import Runner
+    from pipeline.jobs.engine import Runner
+    from pipeline.system.hardware import skip_heap_walk_at_exit
 
     skip_heap_walk_at_exit()
     runner = Runner(settings)
@@ -105,7 +105,7 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
 
 def _export_videos(settings: Settings, result: object) -> list[Path]:
     """``--embed`` and ``--burn`` for one finished job: the video files written beside its subtitles."""
-    from pipeline.export import export_video
+    from pipeline.text.export import export_video
 
     kinds = [kind for kind in ("embed", "burn") if getattr(settings.export, kind)]
     if not kinds:
@@ -144,7 +144,7 @@ def _export_bar(
 def _list_jobs(settings: Settings) -> int:
     import time
 
-    from pipeline.checkpoint import JobStore
+    from pipeline.jobs.store import JobStore
 
     rows = JobStore(settings.jobs.jobs_dir).summaries()
     if not rows:
@@ -160,7 +160,7 @@ def _list_jobs(settings: Settings) -> int:
 
 
 def _resume(settings: Settings, job_id: str | None) -> int:
-    from pipeline.checkpoint import JobStore
+    from pipeline.jobs.store import JobStore
 
     ids = [job_id] if job_id else [job.id for job in JobStore(settings.jobs.jobs_dir).unfinished()]
     if not ids:
@@ -170,8 +170,8 @@ def _resume(settings: Settings, job_id: str | None) -> int:
 
 
 def _list_models(settings: Settings) -> int:
-    from pipeline.catalogue import catalogue
-    from pipeline.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.asr.catalogue import catalogue
+    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
@@ -190,14 +190,14 @@ def _list_models(settings: Settings) -> int:
     print(
         f"speed: a rough real-time factor (seconds of work per second of audio) on {optimized.device} with "
         f"{optimized.cpu_threads} thread(s): tiny.en measured on a 2-core CPU, scaled by each model's size "
-        "(pipeline/catalogue.py estimate_rtf)",
+        "(pipeline/asr/catalogue.py estimate_rtf)",
         file=sys.stderr,
     )
     return 0
 
 
 def _download_model(name: str) -> int:
-    from pipeline.catalogue import download
+    from pipeline.asr.catalogue import download
 
     print(download(name))
     return 0
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(ns)
         if ns.hardware:
-            from pipeline.hardware import hardware_report
+            from pipeline.system.hardware import hardware_report
 
             print(json.dumps(hardware_report(settings.jobs.jobs_dir), indent=2))
             return 0

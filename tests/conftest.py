@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.models import ModelCache
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -35,7 +35,7 @@ def multilingual_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     It is assembled from its two packages into a session-private cache (``VIDEO2SRT_CACHE_DIR``, set for the
     session so that CLI subprocesses find it too), so the tests never depend on the user's cache.
     """
-    from pipeline.catalogue import BASE_PACKAGED
+    from pipeline.asr.catalogue import BASE_PACKAGED
 
     cache = tmp_path_factory.mktemp("video2srt-cache")
     old = os.environ.get("VIDEO2SRT_CACHE_DIR")
@@ -77,7 +77,7 @@ def reference_srt(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The in-process (``--workers 0``) SRT of ``speech_input`` that every cluster run must reproduce byte for byte."""
     from helpers.cluster import job_settings
 
-    from pipeline.runner import Runner
+    from pipeline.jobs.engine import Runner
 
     base = tmp_path_factory.mktemp("reference")
     s = job_settings(Settings().replace(jobs=dataclasses.replace(Settings().jobs, jobs_dir=base / "jobs")), workers=0)

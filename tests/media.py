@@ -87,7 +87,7 @@ def write_video_only(path: Path, seconds: float = 2.0) -> Path:
 
 def speech_clips(data_dir: Path) -> list[np.ndarray]:
     """Every real recording in tests/data as 16 kHz mono float32, in a fixed order."""
-    from pipeline.audio import decode_all
+    from pipeline.media.decode import decode_all
 
     names = (
         ["jfk/jfk.wav", "harvard/harvard-sentences-list30.mp3", "mfa/acoustic_corpus.wav", "mfa/cold_corpus.wav"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import with_parts
 
-from pipeline.align import align_segments, find_model
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from pipeline.types import TextSegment, Word
+from pipeline.asr.align import align_segments, find_model
+from pipeline.core.settings import Settings
+from pipeline.core.types import TextSegment, Word
+from pipeline.jobs.engine import Runner
 
 
 def test_auto_without_a_local_model_skips_with_a_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from conftest import with_parts
 from fastapi.testclient import TestClient
 from helpers.jobs import api_client, api_settings, wait_job
 
-from pipeline import transcribe as transcribe_mod
-from pipeline.errors import ModelError
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from workbench.jobs import JobManager
+from pipeline.asr import transcribe as transcribe_mod
+from pipeline.asr.models import ModelCache
+from pipeline.core.errors import ModelError
+from pipeline.core.settings import Settings
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 UNKNOWN_ID = "20260101-120000-1a2b3c4d"
@@ -273,7 +273,7 @@ def test_old_uploads_without_a_job_are_pruned_at_start(settings: Settings) -> No
 
 
 def test_build_server_serves_the_jobs_api(settings: Settings) -> None:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     app = build_server(settings)
     assert isinstance(app.state.jobs, JobManager)
@@ -285,7 +285,7 @@ def test_build_server_serves_the_jobs_api(settings: Settings) -> None:
 
 def test_app_start_can_resume_what_a_crash_left(settings: Settings, model_cache: ModelCache, data_dir: Path) -> None:
     """A job left unfinished (its process killed) is listed as interrupted, and resumed at start on request."""
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     runner = Runner(settings, model_cache)
     job = runner.create_job(data_dir / "jfk" / "jfk.wav", settings)

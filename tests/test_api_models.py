@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers.models import broken_folder, fixed, model_folder
 
-from pipeline import model_manager as mm
-from pipeline.errors import UsageError
-from pipeline.settings import ModelManagerSettings, Settings, add_model_manager_args, model_manager_from_args
-from workbench.app import build_server
-from workbench.ui_models import status_badge, status_html, status_text
+from pipeline.asr import manager as mm
+from pipeline.core.errors import UsageError
+from pipeline.core.settings import ModelManagerSettings, Settings, add_model_manager_args, model_manager_from_args
+from workbench.server import build_server
+from workbench.ui.models import status_badge, status_html, status_text
 
 
 def _poll(

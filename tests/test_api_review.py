@@ -16,10 +16,10 @@ import srt
 from fastapi.testclient import TestClient
 from helpers.jobs import api_client, api_settings, wait_job, wait_until
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from workbench.jobs import JobManager
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import Settings
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 EDIT = "Workers of all countries, unite!"
 

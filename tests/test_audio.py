@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from media import CONTAINERS, write_media, write_video_only
 
-from pipeline import audio
-from pipeline.errors import InputError
-from pipeline.settings import AudioSettings
+from pipeline.core.errors import InputError
+from pipeline.core.settings import AudioSettings
+from pipeline.media import decode as audio
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ import pytest
 import srt
 from app_server import ARTIFACTS, chromium, free_port, serve
 
-from pipeline.evaluation import corpus_wer, srt_text
-from pipeline.settings import (
+from pipeline.core.settings import (
     ClusterSettings,
     JobSettings,
     ModelSettings,
@@ -30,6 +29,7 @@ from pipeline.settings import (
     Settings,
     TranscribeSettings,
 )
+from pipeline.lab.evaluation import corpus_wer, srt_text
 
 # A real server and Debian's chromium: deselect with -m "not browser".
 pytestmark = pytest.mark.browser
@@ -63,7 +63,7 @@ def gate() -> Iterator[threading.Event]:
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory, gate: threading.Event) -> Iterator[str]:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     root = tmp_path_factory.mktemp("browser")
     settings = Settings(
@@ -226,7 +226,7 @@ def test_http_job_flow_on_the_real_server(app_url: str, gate: threading.Event, d
 
 
 def test_auth_protects_the_ui_and_the_api(tmp_path: Path) -> None:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     settings = Settings(
         model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),

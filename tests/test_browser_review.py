@@ -15,10 +15,17 @@ import pytest
 import srt
 from app_server import ARTIFACTS, chromium, serve
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import ClusterSettings, JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.jobs import JobManager
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import (
+    ClusterSettings,
+    JobSettings,
+    ModelSettings,
+    OutputSettings,
+    Settings,
+    TranscribeSettings,
+)
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 # A real browser (Playwright and Debian's chromium).
 pytestmark = pytest.mark.browser
@@ -28,7 +35,7 @@ EDIT = "Workers of all countries, unite!"
 
 @pytest.fixture(scope="module")
 def review_url(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache) -> Iterator[str]:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     root = tmp_path_factory.mktemp("browser-review")
     settings = Settings(

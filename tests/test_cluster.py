@@ -24,11 +24,11 @@ from conftest import with_parts
 from helpers.cluster import job_cli, job_settings, start_scheduler, start_worker, stop
 from media import concat_speech, speech_clips
 
-from pipeline.cluster import PLANNED_THREADS, plan_workers
-from pipeline.errors import ClusterError
-from pipeline.hardware import CoreOptimizer, HardwareInfo
-from pipeline.runner import JobEvent, Runner, use_cluster
-from pipeline.settings import ClusterSettings, ModelSettings, Settings
+from pipeline.backends.dask import PLANNED_THREADS, plan_workers
+from pipeline.core.errors import ClusterError
+from pipeline.core.settings import ClusterSettings, ModelSettings, Settings
+from pipeline.jobs.engine import JobEvent, Runner, use_cluster
+from pipeline.system.hardware import CoreOptimizer, HardwareInfo
 
 
 @pytest.mark.cluster
@@ -95,7 +95,7 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.mark.cluster
 def test_a_worker_the_local_cluster_adds_later_gets_the_model_plugin(settings: Settings) -> None:
-    from pipeline.cluster import DaskBackend
+    from pipeline.backends.dask import DaskBackend
 
     backend = DaskBackend(job_settings(settings, workers=1))
     try:
@@ -146,7 +146,7 @@ def test_one_worker_per_gpu_pinned_with_a_gpu_resource() -> None:
 
 def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -> None:
     # This machine's plan: how many workers the optimizer wants decides; one worker runs in-process.
-    from pipeline.hardware import CoreHardwareDetector
+    from pipeline.system.hardware import CoreHardwareDetector
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector().detect(), device="cpu", compute_type="int8", model="tiny.en", cpu_affinity="auto"
@@ -350,7 +350,7 @@ def test_an_urgent_job_overtakes_a_long_one(
 def test_a_worker_that_joins_after_a_switch_preloads_the_new_model(
     scheduler: str, settings: Settings, tmp_path: Path
 ) -> None:
-    from pipeline.models import bundled_model_path
+    from pipeline.asr.models import bundled_model_path
 
     other = tmp_path / "tiny-copy"
     other.mkdir()

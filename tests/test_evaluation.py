@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import evaluation
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
+from pipeline.lab import evaluation
 
 
 def test_chinese_is_scored_by_characters_without_spaces_or_punctuation() -> None:

@@ -19,12 +19,12 @@ import pysubs2
 import pytest
 import srt
 
-from pipeline import export
 from pipeline.cli import main
-from pipeline.cue_edit import merge_rows, review_cues, split_row, transcript_from_dict, validate_cues, with_cues
-from pipeline.errors import CancelledError, CueEditError, ExportError, InputError, UsageError
-from pipeline.settings import ExportSettings, SubtitleSettings
-from pipeline.types import Cue
+from pipeline.core.errors import CancelledError, CueEditError, ExportError, InputError, UsageError
+from pipeline.core.settings import ExportSettings, SubtitleSettings
+from pipeline.core.types import Cue
+from pipeline.text import export
+from pipeline.text.cue_edit import merge_rows, review_cues, split_row, transcript_from_dict, validate_cues, with_cues
 
 # ffmpeg encodes video (burn) and remuxes: the full suite runs these, the fast loop does not.
 pytestmark = pytest.mark.heavy

@@ -11,9 +11,8 @@ import pytest
 import srt
 from app_server import serve
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import (
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import (
     ClusterSettings,
     JobSettings,
     ModelSettings,
@@ -21,6 +20,7 @@ from pipeline.settings import (
     Settings,
     TranscribeSettings,
 )
+from pipeline.jobs.engine import Runner
 
 #: Jobs run inside the app: on a bigger machine the optimizer could plan a local Dask cluster, whose
 #: worker processes a test cannot hold or inspect.
@@ -29,8 +29,8 @@ IN_PROCESS = ClusterSettings(workers=0)
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory, model_cache: ModelCache) -> Iterator[str]:
-    from workbench.app import build_server
-    from workbench.jobs import JobManager
+    from workbench.server import build_server
+    from workbench.service import JobManager
 
     root = tmp_path_factory.mktemp("client")
     settings = Settings(
@@ -93,8 +93,8 @@ def test_ui_uploads_keep_the_size_and_type_limits(tmp_path: Path, data_dir: Path
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    from workbench.app import build_server
-    from workbench.jobs import JobManager
+    from workbench.server import build_server
+    from workbench.service import JobManager
 
     settings = Settings(
         model=ModelSettings(name="tiny.en", device="cpu", compute_type="int8"),

@@ -12,12 +12,12 @@ import srt
 from conftest import with_parts
 from media import speech_clips
 
-from pipeline.checkpoint import JobStore
-from pipeline.guard import GuardSettings, drop_repeated_lines, judge, level_db
-from pipeline.runner import JobResult, Runner
-from pipeline.settings import Settings
-from pipeline.transcribe import SegmentAudio, transcribe_segments
-from pipeline.types import Segment, SpeechSpan, TextSegment, Window, Word
+from pipeline.asr.guard import GuardSettings, drop_repeated_lines, judge, level_db
+from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+from pipeline.core.settings import Settings
+from pipeline.core.types import Segment, SpeechSpan, TextSegment, Window, Word
+from pipeline.jobs.engine import JobResult, Runner
+from pipeline.jobs.store import JobStore
 
 GUARD = GuardSettings()
 
@@ -167,7 +167,7 @@ def test_what_fails_again_after_re_decoding_is_dropped_and_recorded(
     settings: Settings,
     model_cache,  # noqa: ANN001
 ) -> None:
-    from pipeline.audio import decode_all
+    from pipeline.media.decode import decode_all
 
     samples = decode_all(data_dir / "jfk" / "jfk.wav")
     span = SpeechSpan(0.0, samples.size / 16000)

@@ -20,10 +20,10 @@ from badmedia import BadInput, build_corpus
 from fastapi.testclient import TestClient
 from helpers.jobs import wait_job
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.jobs import JobManager
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 # Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
@@ -98,7 +98,7 @@ def test_every_bad_input_through_the_cli(corpus: dict[str, BadInput], tmp_path: 
 
 @pytest.fixture(scope="module")
 def api(model_cache: ModelCache, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, JobManager]]:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     root = tmp_path_factory.mktemp("api")
     settings = Settings(

@@ -28,10 +28,10 @@ import pytest
 from app_server import serve
 from starlette.routing import Mount
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.jobs import JobManager
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 # Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
@@ -127,7 +127,7 @@ def _settings(root: Path, name: str) -> Settings:
 @pytest.fixture(scope="module")
 def open_server(root: Path, canary: dict[str, Any], model_cache: ModelCache) -> Iterator[tuple[str, Any]]:
     """The workbench without --auth, its jobs folder beside the canary."""
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     settings = _settings(root, "open")
     app = build_server(settings, manager=JobManager(settings, Runner(settings, model_cache), max_upload_bytes=LIMIT))
@@ -281,7 +281,7 @@ def test_upload_limits_hold_before_the_body_is_stored(open_server: tuple[str, An
 @pytest.fixture(scope="module")
 def locked_server(root: Path, model_cache: ModelCache, data_dir: Path) -> Iterator[tuple[str, Any, str]]:
     """The workbench with --auth, holding one finished job whose input name is a canary."""
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     settings = _settings(root, "locked")
     manager = JobManager(settings, Runner(settings, model_cache), max_upload_bytes=LIMIT)

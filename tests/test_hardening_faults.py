@@ -33,10 +33,10 @@ from helpers.jobs import wait_job
 from helpers.models import broken_folder, fixed
 from media import concat_speech, speech_clips
 
-from pipeline import checkpoint
-from pipeline.errors import CheckpointError
-from pipeline.runner import JobEvent, Runner
-from pipeline.settings import Settings
+from pipeline.core.errors import CheckpointError
+from pipeline.core.settings import Settings
+from pipeline.jobs import store as checkpoint
+from pipeline.jobs.engine import JobEvent, Runner
 
 # Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
@@ -219,7 +219,7 @@ def _tmpfs(folder: Path, size_mb: int) -> bool:
 
 class _FullDisk:
     """A jobs folder whose disk can be filled and freed: a real 72 MiB tmpfs filled by a ballast file, or,
-    where mounting is not allowed, every write of pipeline.checkpoint failing with ENOSPC half-way through."""
+    where mounting is not allowed, every write of pipeline.jobs.store failing with ENOSPC half-way through."""
 
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root = root / "disk"
@@ -329,7 +329,7 @@ def test_full_disk_fails_clearly_keeps_finished_segments_leaves_no_corrupt_file_
 def test_a_job_under_a_model_that_fails_to_load_fails_clearly_and_resumes_after_the_fix(
     settings: Settings, data_dir: Path, tmp_path: Path
 ) -> None:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     folder = broken_folder(tmp_path, "tiny-broken")
     s = settings.replace(model=dataclasses.replace(settings.model, name=str(folder)))

@@ -17,10 +17,10 @@ import pytest
 from app_server import serve
 from helpers.jobs import wait_job
 
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import Settings
-from workbench.jobs import JobManager
+from pipeline.asr.models import ModelCache
+from pipeline.core.settings import Settings
+from pipeline.jobs.engine import Runner
+from workbench.service import JobManager
 
 # Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
@@ -41,7 +41,7 @@ def _submit(client: httpx.Client, path: Path, name: str) -> str:
 def test_eight_concurrent_jobs_finish_without_cross_talk_and_memory_stays_bounded(
     settings: Settings, model_cache: ModelCache, data_dir: Path
 ) -> None:
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     manager = JobManager(settings, Runner(settings, model_cache))
     me = psutil.Process()

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from helpers.hardware import fake_nvml, nvml_raising
 
-from pipeline.errors import UsageError
-from pipeline.hardware import (
+from pipeline.core.errors import UsageError
+from pipeline.system.hardware import (
     CPU_BATCH_CAP,
     CPU_LANE_BATCH,
     GPU_BATCH_CAP,
@@ -35,7 +35,7 @@ from pipeline.hardware import (
     parse_core_list,
     summary,
 )
-from workbench.api_hardware import hardware_router
+from workbench.http.hardware import hardware_router
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
@@ -362,7 +362,7 @@ def test_unknown_probe_name_is_refused() -> None:
 def test_detect_is_fast_and_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys, time; t = time.perf_counter(); "
-        "from pipeline.hardware import CoreHardwareDetector; "
+        "from pipeline.system.hardware import CoreHardwareDetector; "
         f"CoreHardwareDetector({str(tmp_path)!r}).detect(); "
         "print(time.perf_counter() - t, 'torch' in sys.modules)"
     )
@@ -391,7 +391,7 @@ def test_affinity_cores(caplog: pytest.LogCaptureFixture) -> None:
     assert affinity_cores("all", "cuda", 4) == [0, 1, 2, 3]
     assert affinity_cores("none", "cuda", 4) is None
     assert affinity_cores("0-3,8", "cuda", 16) == [0, 1, 2, 3, 8]
-    with caplog.at_level("WARNING", logger="pipeline.hardware"):
+    with caplog.at_level("WARNING", logger="pipeline.system.hardware"):
         assert affinity_cores("1,5-9", "cpu", 4) == [1]
         assert "5-9" in caplog.text
         caplog.clear()
@@ -403,7 +403,7 @@ def test_affinity_cores(caplog: pytest.LogCaptureFixture) -> None:
 
 def _affinity_in_child(strategy: str, device: str = "cuda") -> dict[str, Any]:
     code = (
-        "import json, sys, psutil; from pipeline.hardware import apply_cpu_affinity; "
+        "import json, sys, psutil; from pipeline.system.hardware import apply_cpu_affinity; "
         "applied = apply_cpu_affinity(sys.argv[1], sys.argv[2]); "
         "print(json.dumps({'applied': applied, 'now': sorted(psutil.Process().cpu_affinity())}))"
     )
@@ -434,7 +434,7 @@ def test_skip_heap_walk_freezes_the_heap_last_at_exit_and_other_exit_work_still_
     code = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-        "from pipeline.hardware import skip_heap_walk_at_exit\n"
+        "from pipeline.system.hardware import skip_heap_walk_at_exit\n"
         "skip_heap_walk_at_exit(); skip_heap_walk_at_exit()\n"
         "atexit.register(lambda: print('frozen before:', gc.get_freeze_count() > 0))\n"
         f"open({str(tmp_path / 'out.txt')!r}, 'w').write('written')\n"

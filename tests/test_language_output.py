@@ -19,15 +19,15 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pipeline import cjk
+from pipeline.asr.models import ModelCache
+from pipeline.asr.timing import refine_words
 from pipeline.cli import main
-from pipeline.models import ModelCache
-from pipeline.runner import Runner
-from pipeline.settings import ModelSettings, Settings, SubtitleSettings
-from pipeline.subtitles import build_cues
-from pipeline.timing import refine_words
-from pipeline.types import SpeechSpan, TextSegment, Word
-from pipeline.vad import SileroVad, segment_audio
+from pipeline.core.settings import ModelSettings, Settings, SubtitleSettings
+from pipeline.core.types import SpeechSpan, TextSegment, Word
+from pipeline.jobs.engine import Runner
+from pipeline.media.vad import SileroVad, segment_audio
+from pipeline.text import cjk
+from pipeline.text.cues import build_cues
 
 # The multilingual model through whole jobs: the full suite runs these, the fast loop does not.
 pytestmark = pytest.mark.heavy
@@ -80,7 +80,7 @@ def test_vad_keeps_the_span_closed_by_the_last_frame(data_dir: Path) -> None:
 
 
 def test_a_first_word_at_the_very_start_is_kept_and_silence_before_one_is_not(data_dir: Path) -> None:
-    from pipeline.audio import decode_all
+    from pipeline.media.decode import decode_all
 
     def first_start(path: Path) -> float:
         segments, _ = segment_audio(decode_all(path), Settings().vad, SileroVad())
@@ -230,8 +230,8 @@ def test_translate_with_an_english_only_model_is_a_usage_error(capsys: pytest.Ca
 
 
 def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
-    from pipeline.errors import UsageError
-    from workbench.jobs import job_settings
+    from pipeline.core.errors import UsageError
+    from workbench.service import job_settings
 
     base = Settings(model=ModelSettings(name="base"))
     s = job_settings(base, {"task": "translate", "chinese": "traditional"}, tmp_path)
@@ -245,7 +245,7 @@ def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
 
 
 def test_cli_flags_reach_the_settings() -> None:
-    from pipeline.settings import build_parser, settings_from_args
+    from pipeline.core.settings import build_parser, settings_from_args
 
     s = settings_from_args(build_parser().parse_args(["a.mp4", "--model", "base", "--bilingual", "--chinese", "keep"]))
     assert s.transcribe.translate and s.output.bilingual and s.output.name_language is None

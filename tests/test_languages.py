@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline import catalogue, models
-from pipeline.audio import decode
-from pipeline.catalogue import BASE_PACKAGED
+from pipeline.asr import catalogue, models
+from pipeline.asr.catalogue import BASE_PACKAGED
+from pipeline.asr.transcribe import LanguageGuess, detect_language
 from pipeline.cli import main
-from pipeline.errors import ModelError, UsageError
-from pipeline.languages import language_choices, native_name, normalize_language
-from pipeline.settings import AudioSettings, ModelSettings, Settings, build_parser, settings_from_args
-from pipeline.transcribe import LanguageGuess, detect_language
+from pipeline.core.errors import ModelError, UsageError
+from pipeline.core.languages import language_choices, native_name, normalize_language
+from pipeline.core.settings import AudioSettings, ModelSettings, Settings, build_parser, settings_from_args
+from pipeline.media.decode import decode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def test_missing_part_names_the_package(tmp_path: Path) -> None:
 
 def test_two_processes_assembling_at_once_make_one_valid_model(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    code = "import sys; from pathlib import Path; from pipeline.catalogue import BASE_PACKAGED as B; print(B.assemble(Path(sys.argv[1])))"
+    code = "import sys; from pathlib import Path; from pipeline.asr.catalogue import BASE_PACKAGED as B; print(B.assemble(Path(sys.argv[1])))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen([sys.executable, "-c", code, str(cache)], stdout=subprocess.PIPE, text=True, env=env)
@@ -273,7 +273,7 @@ def test_api_lists_models_validates_language_and_reports_the_choice(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from workbench.app import build_server
+    from workbench.server import build_server
 
     auto = settings.replace(
         model=dataclasses.replace(settings.model, name="auto"),
@@ -311,7 +311,7 @@ def test_api_lists_models_validates_language_and_reports_the_choice(
 def test_fingerprint_covers_the_language_and_the_model_weights(settings: Settings, tmp_path: Path) -> None:
     import shutil
 
-    from pipeline.runner import fingerprint_of
+    from pipeline.jobs.engine import fingerprint_of
 
     folder = tmp_path / "my-model"
     shutil.copytree(models.bundled_model_path(), folder)
@@ -330,9 +330,9 @@ def test_fingerprint_covers_the_language_and_the_model_weights(settings: Setting
 def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
     import queue
 
-    from pipeline.runner import _DONE, _Lookahead, _Stop, spread
-    from pipeline.transcribe import SegmentAudio
-    from pipeline.types import Segment, SpeechSpan, Window
+    from pipeline.asr.transcribe import SegmentAudio
+    from pipeline.core.types import Segment, SpeechSpan, Window
+    from pipeline.jobs.engine import _DONE, _Lookahead, _Stop, spread
 
     windows = [np.full(16000, i, np.int16) for i in range(7)]
     assert [int(w[0]) for w in spread(windows, 3)] == [0, 3, 6]
@@ -363,7 +363,7 @@ def test_list_models_prints_the_catalogue(multilingual_model: str, capsys: pytes
 
 
 def test_upload_settings_use_the_same_validator(settings: Settings, tmp_path: Path) -> None:
-    from workbench.jobs import job_settings
+    from workbench.service import job_settings
 
     auto = settings.replace(model=dataclasses.replace(settings.model, name="auto"))
     assert job_settings(auto, {"language": "Deutsch"}, tmp_path).transcribe.language == "de"
@@ -375,7 +375,7 @@ def test_upload_settings_use_the_same_validator(settings: Settings, tmp_path: Pa
 
 
 def test_models_tab_table_says_which_model_speaks_which_languages(multilingual_model: str) -> None:
-    from workbench.ui_models import catalogue_html
+    from workbench.ui.models import catalogue_html
 
     rows = [m.as_dict() for m in catalogue.catalogue("cpu", 2)]
     rows[-1]["download"] = {"state": "downloading", "progress": 0.4, "message": "downloading"}

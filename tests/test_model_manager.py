@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from helpers.models import broken_folder, fixed, model_folder
 
-from pipeline import model_manager as mm
-from pipeline.errors import ModelError
-from pipeline.hardware import CoreHardwareDetector
-from pipeline.model_manager import ModelBusyError, ModelManager, aggregate_status, warm_up
-from pipeline.models import ModelCache
-from pipeline.settings import ModelManagerSettings, ModelSettings
+from pipeline.asr import manager as mm
+from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status, warm_up
+from pipeline.asr.models import ModelCache
+from pipeline.core.errors import ModelError
+from pipeline.core.settings import ModelManagerSettings, ModelSettings
+from pipeline.system.hardware import CoreHardwareDetector
 
 CPU = ModelSettings(name="tiny.en", device="cpu", compute_type="int8", cpu_threads=2)
 

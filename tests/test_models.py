@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import models
-from pipeline.errors import ModelError
-from pipeline.settings import ModelSettings
+from pipeline.asr import models
+from pipeline.core.errors import ModelError
+from pipeline.core.settings import ModelSettings
 
 
 def test_bundled_tiny_en_resolves_offline(monkeypatch: pytest.MonkeyPatch) -> None:

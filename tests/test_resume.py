@@ -16,12 +16,12 @@ from conftest import with_parts
 from helpers.cluster import job_cli
 from media import concat_speech, speech_clips
 
-from pipeline import runner as runner_mod
-from pipeline import transcribe as transcribe_mod
-from pipeline.checkpoint import JobStore
-from pipeline.errors import CheckpointError, ModelError, TranscriptionError, TransientError
-from pipeline.runner import Runner
-from pipeline.settings import Settings
+from pipeline.asr import transcribe as transcribe_mod
+from pipeline.core.errors import CheckpointError, ModelError, TranscriptionError, TransientError
+from pipeline.core.settings import Settings
+from pipeline.jobs import engine as runner_mod
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.store import JobStore
 
 # Jobs killed and resumed, minutes in all: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
@@ -219,7 +219,7 @@ def test_unknown_folder_format_and_bad_ids(tmp_path: Path, data_dir: Path, setti
 def test_disk_space_guard(data_dir: Path, settings: Settings, model_cache, monkeypatch) -> None:  # noqa: ANN001
     import shutil
 
-    from pipeline import checkpoint
+    from pipeline.jobs import store as checkpoint
 
     monkeypatch.setattr(
         checkpoint.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6)

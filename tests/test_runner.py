@@ -15,10 +15,10 @@ import srt
 from conftest import with_parts
 from media import concat_speech, speech_clips
 
-from pipeline.audio import MemoryMappedAudio
-from pipeline.errors import CancelledError
-from pipeline.runner import JobEvent, Runner
-from pipeline.settings import Settings
+from pipeline.core.errors import CancelledError
+from pipeline.core.settings import Settings
+from pipeline.jobs.engine import JobEvent, Runner
+from pipeline.media.decode import MemoryMappedAudio
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_lanes_pull_calls_until_the_queue_is_empty_and_the_output_never_depends_
 
     The calls must be the same on both sides: the batch size may move a word's time by a frame or two (the
     batched word alignment is not bit-identical across batch shapes), never the text."""
-    import pipeline.transcribe as transcribe_mod
+    import pipeline.asr.transcribe as transcribe_mod
 
     real = transcribe_mod.transcribe_segments
     calls: list[tuple[float, float, str]] = []
@@ -196,7 +196,7 @@ def test_lanes_pull_calls_until_the_queue_is_empty_and_the_output_never_depends_
 
 
 def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
-    from pipeline.runner import call_figures
+    from pipeline.jobs.engine import call_figures
 
     calls = [
         {"windows": 2, "calls": 1, "audio_fed_s": 50.0, "padded_s": 60.0, "infer_s": 2.0, "lane": "a", "ended": 10.0},
@@ -210,9 +210,9 @@ def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
 
 
 def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
-    from pipeline.runner import _join_parts
-    from pipeline.transcribe import SegmentAudio
-    from pipeline.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
+    from pipeline.asr.transcribe import SegmentAudio
+    from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
+    from pipeline.jobs.engine import _join_parts
 
     spans = tuple(SpeechSpan(float(a), float(a + 20)) for a in (0, 25, 50))
     segment = Segment(3, 0.0, 70.0, spans, tuple(Window((s,)) for s in spans))

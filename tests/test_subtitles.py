@@ -17,10 +17,10 @@ import srt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import UsageError
-from pipeline.settings import SubtitleSettings
-from pipeline.subtitles import build_cues, render, transcript_to_dict
-from pipeline.types import Cue, SpeechSpan, TextSegment, Transcript, Word
+from pipeline.core.errors import UsageError
+from pipeline.core.settings import SubtitleSettings
+from pipeline.core.types import Cue, SpeechSpan, TextSegment, Transcript, Word
+from pipeline.text.cues import build_cues, render, transcript_to_dict
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT = SubtitleSettings()

@@ -16,10 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.runner import JobResult, Runner
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, SubtitleSettings, TranscribeSettings
-from pipeline.timing import TimingSettings, refine_words, speech_edges
-from pipeline.types import Cue, SpeechSpan, TextSegment, Word
+from pipeline.asr.timing import TimingSettings, refine_words, speech_edges
+from pipeline.core.settings import (
+    JobSettings,
+    ModelSettings,
+    OutputSettings,
+    Settings,
+    SubtitleSettings,
+    TranscribeSettings,
+)
+from pipeline.core.types import Cue, SpeechSpan, TextSegment, Word
+from pipeline.jobs.engine import JobResult, Runner
 
 RULES = SubtitleSettings()
 FRAME = 0.04

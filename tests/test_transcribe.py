@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
-from pipeline.guard import GuardSettings
-from pipeline.models import ModelCache
-from pipeline.settings import ModelSettings, TranscribeSettings, VadSettings
-from pipeline.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
-from pipeline.types import Segment, SpeechSpan, Window
-from pipeline.vad import SileroVad, segment_audio
+from pipeline.asr.guard import GuardSettings
+from pipeline.asr.models import ModelCache
+from pipeline.asr.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
+from pipeline.core.settings import ModelSettings, TranscribeSettings, VadSettings
+from pipeline.core.types import Segment, SpeechSpan, Window
+from pipeline.media.vad import SileroVad, segment_audio
 
 SETTINGS = TranscribeSettings(language="en", batch_size=8)
 
@@ -91,7 +91,7 @@ def test_a_window_of_pieces_maps_words_back_across_the_cut_silence(model, data_d
 
 def _loud_then_quiet(data_dir: Path) -> tuple[np.ndarray, Segment]:
     """One window: an LJ Speech sentence, 1 s of silence, then a FLEURS sentence recorded ~40 dB quieter."""
-    from pipeline.audio import decode_all
+    from pipeline.media.decode import decode_all
 
     loud = decode_all(data_dir / "ljspeech" / "LJ001-0001.wav").astype(np.float32)
     quiet = decode_all(data_dir / "fleurs_en" / "fleurs-en-002.ogg").astype(np.float32)
@@ -155,8 +155,8 @@ def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) ->
 
 
 def test_uncovered_speech_is_what_no_word_comes_near() -> None:
-    from pipeline.transcribe import _uncovered
-    from pipeline.types import Word
+    from pipeline.asr.transcribe import _uncovered
+    from pipeline.core.types import Word
 
     words = [Word("a", 1.0, 1.5, 1.0), Word("b", 2.0, 2.4, 1.0), Word("c", 9.0, 9.5, 1.0)]
     # Speech 0-12 s: covered within 0.5 s of each word; 2.9-8.5 s and 10-12 s are not.

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from pipeline import evaluation, tuning
-from pipeline.errors import InputError, UsageError
-from pipeline.settings import VadSettings
+from pipeline.core.errors import InputError, UsageError
+from pipeline.core.settings import VadSettings
+from pipeline.lab import evaluation, tuning
 
 
 def test_mix_clips_joins_whole_clips_with_pauses_and_keeps_the_reference_exact(data_dir: Path, tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_throughput_grid_adds_the_optimizers_choice() -> None:
     with pytest.raises(UsageError):
         tuning.throughput_grid([0], [1])
     if not tuning.cluster_available():
-        with pytest.raises(UsageError, match="pipeline.cluster"):
+        with pytest.raises(UsageError, match="pipeline.backends.dask"):
             tuning.throughput_grid([1], [1], [2])
 
 

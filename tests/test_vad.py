@@ -13,10 +13,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from media import concat_speech, speech_clips
 
-from pipeline import vad
-from pipeline.audio import decode_all
-from pipeline.settings import VadSettings
-from pipeline.types import SpeechSpan
+from pipeline.core.settings import VadSettings
+from pipeline.core.types import SpeechSpan
+from pipeline.media import vad
+from pipeline.media.decode import decode_all
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from helpers.hardware import fake_nvml
 
-from pipeline.errors import UsageError
-from pipeline.hardware import sample_usage
-from pipeline.settings import Settings
-from workbench.jobs import job_settings
+from pipeline.core.errors import UsageError
+from pipeline.core.settings import Settings
+from pipeline.system.hardware import sample_usage
+from workbench.service import job_settings
 
 
 def test_sample_usage_reads_this_machine() -> None:
@@ -37,7 +37,7 @@ def test_sample_usage_reports_each_gpu_through_nvml(monkeypatch: pytest.MonkeyPa
 
 
 def test_usage_history_keeps_the_window_per_source() -> None:
-    from workbench.ui_hardware import HOST, UsageHistory
+    from workbench.ui.hardware import HOST, UsageHistory
 
     now = time.time()
     host_samples = iter([{"time": now - 100, "cpu_percent": 10.0}, {"time": now, "cpu_percent": 50.0}])
@@ -53,7 +53,7 @@ def test_usage_history_keeps_the_window_per_source() -> None:
 
 
 def test_usage_figures_draw_one_line_per_source_and_gpu() -> None:
-    from workbench.ui_hardware import usage_figures
+    from workbench.ui.hardware import usage_figures
 
     now = time.time()
     gpu = {"index": 0, "name": "H200", "used_mb": 4096, "total_mb": 143_000}
@@ -73,7 +73,7 @@ def test_usage_figures_draw_one_line_per_source_and_gpu() -> None:
 
 
 def test_job_card_shows_progress_speed_and_time_left() -> None:
-    from workbench.ui_transcribe import job_card
+    from workbench.ui.transcribe import job_card
 
     running = {
         "job_id": "20260101-120000-1a2b3c4d",
@@ -96,7 +96,7 @@ def test_job_card_shows_progress_speed_and_time_left() -> None:
 
 
 def test_cluster_tab_renders_whatever_the_status_reports() -> None:
-    from workbench.ui_cluster import summary_html, workers_html
+    from workbench.ui.cluster import summary_html, workers_html
 
     status = {
         "mode": "local",
@@ -142,7 +142,7 @@ def test_cluster_tab_renders_whatever_the_status_reports() -> None:
 
 
 def test_parse_auth() -> None:
-    from workbench.app import parse_auth
+    from workbench.server import parse_auth
 
     assert parse_auth(None) is None
     assert parse_auth("alice:s3:cret") == ("alice", "s3:cret")

@@ -2,8 +2,8 @@
 saving an edit (every subtitle output rewritten, the originals kept), restoring the originals, and the video
 exports (embed, burn) running on a background thread with progress and cancel.
 
-The rules and the work live in ``pipeline`` (:mod:`pipeline.cue_edit`, :mod:`pipeline.export`); the job folder
-is read and written only through :mod:`pipeline.checkpoint`. Export state is kept in memory while an export
+The rules and the work live in ``pipeline`` (:mod:`pipeline.text.cue_edit`, :mod:`pipeline.text.export`); the job folder
+is read and written only through :mod:`pipeline.jobs.store`. Export state is kept in memory while an export
 runs; a finished export is its file in the job folder, so it survives a restart.
 """
 
@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import export as export_mod
-from pipeline.checkpoint import EDITABLE_FORMATS, Job
-from pipeline.cue_edit import review_cues, transcript_from_dict, validate_cues, with_cues
-from pipeline.errors import CancelledError, CheckpointError, PipelineError, UsageError
-from pipeline.settings import Settings
-from pipeline.subtitles import render
-from pipeline.types import Transcript
-from workbench.jobs import JobConflictError, ResultNotFoundError, one_line
+from pipeline.core.errors import CancelledError, CheckpointError, PipelineError, UsageError
+from pipeline.core.settings import Settings
+from pipeline.core.types import Transcript
+from pipeline.jobs.store import EDITABLE_FORMATS, Job
+from pipeline.text import export as export_mod
+from pipeline.text.cue_edit import review_cues, transcript_from_dict, validate_cues, with_cues
+from pipeline.text.cues import render
+from workbench.service import JobConflictError, ResultNotFoundError, one_line
 
 if TYPE_CHECKING:
-    from workbench.jobs import JobManager
+    from workbench.service import JobManager
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class _Export:
 
 
 class ReviewManager:
-    """Cue review and video export over one :class:`~workbench.jobs.JobManager`'s jobs.
+    """Cue review and video export over one :class:`~workbench.service.JobManager`'s jobs.
 
     Exports run one at a time (burning is heavy), each on its own thread, queued behind the one running.
     """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import with_parts
 
-from pipeline.settings import Settings
+from pipeline.core.settings import Settings
 
 #: Segments of 15–30 s: an 80 s input makes several tasks.
 SHORT = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}

@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from pipeline.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
-from workbench.api_jobs import jobs_router
-from workbench.jobs import JobManager
+from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, Settings, TranscribeSettings
+from workbench.http.jobs import jobs_router
+from workbench.service import JobManager
 
 
 def api_settings(root: Path) -> Settings:

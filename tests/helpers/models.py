@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.models import bundled_model_path
+from pipeline.asr.models import bundled_model_path
 
 
 def model_folder(root: Path, name: str) -> Path:

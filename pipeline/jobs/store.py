@@ -1,0 +1,546 @@
+"""Job folders: the only code that reads or writes ``<jobs dir>/<job id>/``.
+
+Layout: ``job.json`` (input name and sha256, settings and their fingerprint, segment plan,
+format version, created), ``checkpoint.json`` (state, segments total/done, history),
+``segments_results/<index>.json`` (one per finished segment, with a checksum), ``audio.wav`` (16 kHz mono
+PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync the folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.errors import CheckpointError
+from pipeline.core.types import Segment, SegmentResult
+
+FORMAT_VERSION = 1
+JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
+STATES = ("queued", "waiting_for_model", "running", "done", "failed", "cancelled")
+
+
+def new_job_id() -> str:
+    """A fresh job id: UTC time plus random hex; never derived from a file name."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def validate_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it has the generated form, else raise (guards every route and path join).
+
+    Raises:
+        CheckpointError: Not a job id.
+    """
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        raise CheckpointError(f"{job_id!r} is not a job id (expected the form 20260101-120000-1a2b3c4d)")
+    return job_id
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # At most 100 bytes of the name: a target whose own name is near the file system's 255-byte limit
+    # (a long input name) must not fail on its longer temp name.
+    short = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
+    tmp = path.with_name(f".{short}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: missing") from exc
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable or corrupt ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a JSON object")
+    return data
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(values: dict[str, Any]) -> str:
+    """A stable hash of JSON-able settings."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class WavWriter:
+    """Streams 16 kHz mono PCM16 into a job's ``audio.wav``: written under a temp name, renamed when done."""
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        import soundfile
+
+        self.path = path
+        self._tmp = path.with_name(".audio.wav.partial")
+        self._file = soundfile.SoundFile(
+            str(self._tmp), mode="w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV"
+        )
+
+    def write(self, samples: np.ndarray) -> None:
+        try:
+            self._file.write(samples)
+        except RuntimeError as exc:
+            # libsndfile says only "System error"; a full disk must read as one, like every other write here.
+            if shutil.disk_usage(self._tmp.parent).free < samples.nbytes + (1 << 16):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._tmp)) from exc
+            raise
+
+    def close(self, keep: bool = True) -> None:
+        """Finish the file; ``keep=False`` (a failed decode) removes it."""
+        if not keep:
+            try:
+                self._file.close()  # may fail again on a full disk; the file goes either way
+            except (RuntimeError, OSError):
+                pass
+            self._tmp.unlink(missing_ok=True)
+            return
+        self._file.close()
+        with open(self._tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+
+@dataclass
+class Job:
+    """One job folder."""
+
+    id: str
+    dir: Path
+
+    @property
+    def audio_path(self) -> Path:
+        return self.dir / "audio.wav"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.dir / "segments_results"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dir / "output"
+
+    # job.json -------------------------------------------------------------------------------------
+    def read_job(self) -> dict[str, Any]:
+        data = _read_json(self.dir / "job.json")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"job {self.id}: folder format {data.get('format_version')!r} is not {FORMAT_VERSION}; "
+                "it was made by another version of video2srt — run it again from the input"
+            )
+        return data
+
+    def update_job(self, **fields: Any) -> None:
+        data = self.read_job()
+        data.update(fields)
+        _write_json(self.dir / "job.json", data)
+
+    def save_plan(self, segments: list[Segment]) -> None:
+        """Record the exact cuts, so a resume cuts the same way."""
+        self.update_job(segment_plan=[s.to_dict() for s in segments])
+
+    # checkpoint.json ------------------------------------------------------------------------------
+    def read_checkpoint(self) -> dict[str, Any]:
+        return _read_json(self.dir / "checkpoint.json")
+
+    def update_checkpoint(self, **fields: Any) -> dict[str, Any]:
+        try:
+            data = self.read_checkpoint()
+        except CheckpointError:
+            data = {}
+        data.update(fields)
+        data["updated"] = time.time()
+        _write_json(self.dir / "checkpoint.json", data)
+        return data
+
+    def append_history(self, entries: list[dict[str, Any]]) -> None:
+        """Add retry/failure records to ``checkpoint.json``'s history."""
+        data = self.read_checkpoint()
+        self.update_checkpoint(history=list(data.get("history") or []) + entries)
+
+    def summary(self) -> JobSummary:
+        try:
+            job = _read_json(self.dir / "job.json")
+            cp = self.read_checkpoint()
+        except CheckpointError as exc:
+            # A job killed while its folder was being set up has no times of its own: the folder's age is its age
+            # (with 0 it would count as decades old and be expired by the next start).
+            touched = self._touched()
+            return JobSummary(self.id, "?", "corrupt", 0, None, touched, touched, str(exc))
+        return JobSummary(
+            job_id=self.id,
+            input_name=str(job.get("input_name", "?")),
+            state=str(cp.get("state", "?")),
+            segments_done=int(cp.get("segments_done") or 0),
+            segments_total=cp.get("segments_total"),
+            created=float(job.get("created") or 0.0),
+            updated=float(cp.get("updated") or job.get("created") or self._touched()),
+            error=str(cp.get("error") or ""),
+            model=cp.get("model_name"),
+            model_reason=cp.get("model_reason"),
+            language=cp.get("language"),
+            language_probability=cp.get("language_probability"),
+            language_warning=cp.get("language_warning"),
+        )
+
+    def _touched(self) -> float:
+        try:
+            return self.dir.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    # segment results ------------------------------------------------------------------------------
+    def save_result(self, result: SegmentResult) -> None:
+        body = result.to_dict()
+        payload = json.dumps(body, ensure_ascii=False, sort_keys=True)
+        record = {"checksum": hashlib.sha256(payload.encode()).hexdigest(), "result": body}
+        atomic_write_text(self.results_dir / f"{result.index:05d}.json", json.dumps(record, ensure_ascii=False))
+
+    def load_results(self) -> dict[int, SegmentResult]:
+        """Every stored result whose checksum holds; corrupt ones are ignored (and recomputed)."""
+        out: dict[int, SegmentResult] = {}
+        if not self.results_dir.is_dir():
+            return out
+        for path in sorted(self.results_dir.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                payload = json.dumps(record["result"], ensure_ascii=False, sort_keys=True)
+                if hashlib.sha256(payload.encode()).hexdigest() != record["checksum"]:
+                    continue
+                result = SegmentResult.from_dict(record["result"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            out[result.index] = result
+        return out
+
+    # audio and outputs ----------------------------------------------------------------------------
+    def audio_writer(self, sample_rate: int) -> WavWriter:
+        return WavWriter(self.audio_path, sample_rate)
+
+    def write_output(self, name: str, text: str) -> Path:
+        path = self.output_dir / name
+        atomic_write_text(path, text)
+        return path
+
+    def adopt_input(self) -> Path:
+        """Move the job's input file into its folder (``input.<ext>``) and point ``job.json`` at it.
+
+        For inputs the app received as uploads: the job then owns its media (review plays it, exports read
+        it) and it goes with the job. A rename, so the input must be on the same file system.
+
+        Raises:
+            OSError: The input cannot be moved.
+        """
+        meta = self.read_job()
+        source = Path(meta["input_path"])
+        target = self.dir / f"input{source.suffix.lower()[:10]}"
+        if source != target:
+            os.replace(source, target)
+            _fsync_dir(self.dir)
+            self.update_job(input_path=str(target))
+        return target
+
+    # review: edited cues, originals and exports ----------------------------------------------------
+    def read_transcript(self) -> dict[str, Any]:
+        """The finished job's transcript (``output/result.json``: segments, words, cues), edits included.
+
+        Raises:
+            CheckpointError: The job has no transcript (not done) or it is unreadable.
+        """
+        return _read_json(self.output_dir / "result.json")
+
+    def edited(self) -> bool:
+        """Whether the cues were edited (the originals are kept as ``output/original.<ext>``)."""
+        return (self.output_dir / "original.json").exists()
+
+    def result_formats(self) -> list[str]:
+        """The subtitle formats the job folder holds as ``output/result.<fmt>``."""
+        return [fmt for fmt in EDITABLE_FORMATS if (self.output_dir / f"result.{fmt}").exists()]
+
+    def save_edit(self, files: dict[str, str]) -> None:
+        """Replace the job's subtitle outputs with edited ones (``{"srt": text, ...}``).
+
+        On the first edit every ``result.<ext>`` is kept as ``original.<ext>``. All new files are written
+        (and synced) under temp names before any is renamed into place, so a failure (a full disk) leaves
+        the old set whole. Video exports made from the old cues are removed: they no longer match.
+        """
+        if not self.edited():
+            originals = {}
+            for fmt in self.result_formats():
+                originals[self.output_dir / f"original.{fmt}"] = (self.output_dir / f"result.{fmt}").read_bytes()
+            json_first = sorted(originals.items(), key=lambda kv: kv[0].name == "original.json")
+            _atomic_write_many(dict(json_first))  # original.json last: it marks the job as edited
+        _atomic_write_many({self.output_dir / f"result.{fmt}": text.encode("utf-8") for fmt, text in files.items()})
+        self.remove_exports()
+
+    def restore_original(self) -> bool:
+        """Put the original outputs back and forget the edit; False when there was no edit."""
+        if not self.edited():
+            return False
+        originals = {
+            self.output_dir / f"result.{fmt}": (self.output_dir / f"original.{fmt}").read_bytes()
+            for fmt in EDITABLE_FORMATS
+            if (self.output_dir / f"original.{fmt}").exists()
+        }
+        _atomic_write_many(originals)
+        (self.output_dir / "original.json").unlink(missing_ok=True)
+        for fmt in EDITABLE_FORMATS:
+            (self.output_dir / f"original.{fmt}").unlink(missing_ok=True)
+        self.remove_exports()
+        return True
+
+    def export_path(self, name: str) -> Path:
+        """Where the job keeps the export ``name`` (one of :data:`EXPORT_NAMES`).
+
+        Raises:
+            CheckpointError: Not an export name.
+        """
+        if name not in EXPORT_NAMES:
+            raise CheckpointError(f"{name!r} is not an export of a job: use one of {', '.join(EXPORT_NAMES)}")
+        return self.output_dir / name
+
+    def exports(self) -> dict[str, Path]:
+        """The exports the job folder holds, by name."""
+        return {name: self.output_dir / name for name in EXPORT_NAMES if (self.output_dir / name).exists()}
+
+    def remove_exports(self) -> None:
+        for path in self.exports().values():
+            path.unlink(missing_ok=True)
+
+    def cleanup_intermediates(self) -> None:
+        """Remove what a finished job no longer needs: ``audio.wav`` and ``segments_results/``."""
+        self.audio_path.unlink(missing_ok=True)
+        shutil.rmtree(self.results_dir, ignore_errors=True)
+
+
+class JobStore:
+    """The jobs folder: creates, opens and lists jobs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def create(
+        self, input_path: Path, input_sha256: str, settings: dict[str, Any], fingerprint_of: dict[str, Any]
+    ) -> Job:
+        """A new job folder for ``input_path``, in state ``queued``.
+
+        Args:
+            input_path: The original input (referenced, not copied: a resume re-reads it only when the
+                job's own audio.wav is incomplete).
+            input_sha256: Its hash, checked before a resume trusts anything.
+            settings: The job's full settings, as JSON values.
+            fingerprint_of: The settings that change results; their hash must match on resume.
+        """
+        job_id = new_job_id()
+        job = Job(job_id, self.root / job_id)
+        try:
+            job.dir.mkdir(parents=True)
+            job.results_dir.mkdir()
+        except OSError as exc:
+            raise CheckpointError(f"cannot create job folder in {self.root}: {exc.strerror or exc}") from exc
+        _write_json(
+            job.dir / "job.json",
+            {
+                "format_version": FORMAT_VERSION,
+                "job_id": job_id,
+                "input_name": input_path.name,
+                "input_path": str(input_path.resolve()),
+                "input_sha256": input_sha256,
+                "settings": settings,
+                "settings_fingerprint": fingerprint(fingerprint_of),
+                "segment_plan": None,
+                "created": time.time(),
+            },
+        )
+        job.update_checkpoint(state="queued", segments_total=None, segments_done=0, history=[])
+        return job
+
+    def open(self, job_id: str) -> Job:
+        job = Job(validate_job_id(job_id), self.root / job_id)
+        if not (job.dir / "job.json").exists():
+            raise CheckpointError(f"no job {job_id} in {self.root}; list jobs with --list-jobs")
+        return job
+
+    def jobs(self) -> Iterator[Job]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.iterdir()):
+            if JOB_ID_RE.match(path.name) and (path / "job.json").exists():
+                yield Job(path.name, path)
+
+    def summaries(self) -> list[JobSummary]:
+        """Every job with its state, unfinished ones first, newest first within each group."""
+        out = [job.summary() for job in self.jobs()]
+        return sorted(out, key=lambda j: (j.state in FINISHED_STATES, -j.created))
+
+    def unfinished(self) -> list[Job]:
+        """Jobs a crash, a kill or a failure left behind (not done, not cancelled), oldest first."""
+        return [job for job in self.jobs() if job.summary().state not in (*FINISHED_STATES, "cancelled")]
+
+    def delete(self, job_id: str) -> None:
+        job = self.open(job_id)
+        shutil.rmtree(job.dir, ignore_errors=True)
+
+    def expire(self, max_age_days: float, now: float | None = None) -> list[str]:
+        """Remove unfinished jobs untouched for ``max_age_days``; return their ids. 0 keeps everything."""
+        if max_age_days <= 0:
+            return []
+        now = time.time() if now is None else now
+        removed = []
+        for job in self.jobs():
+            summary = job.summary()
+            if summary.state != "done" and now - summary.updated > max_age_days * 86400:
+                shutil.rmtree(job.dir, ignore_errors=True)
+                removed.append(job.id)
+        return removed
+
+
+FINISHED_STATES = ("done",)
+#: Subtitle outputs an edit rewrites.
+EDITABLE_FORMATS = ("srt", "vtt", "json", "ass")
+#: Video exports a job folder can hold (``output/<name>``), as the API serves them.
+EXPORT_NAMES = ("result.subtitled.mkv", "result.subtitled.mp4", "result.subtitled.mka", "result.burned.mp4")
+
+
+def _atomic_write_many(files: dict[Path, bytes]) -> None:
+    """Write every file under a temp name first (synced), then rename them all into place."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name[:100]}.{secrets.token_hex(4)}.tmp")
+            temps.append((tmp, path))
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+    if temps:
+        _fsync_dir(temps[0][1].parent)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of ``--list-jobs``."""
+
+    job_id: str
+    input_name: str
+    state: str
+    segments_done: int
+    segments_total: int | None
+    created: float
+    updated: float
+    error: str = ""
+    #: The model the job runs on and why (``auto`` picks per language), once decided.
+    model: str | None = None
+    model_reason: str | None = None
+    #: The language (given, or detected with its probability; a warning when unsure or no speech).
+    language: str | None = None
+    language_probability: float | None = None
+    language_warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
+    """Refuse early when ``folder``'s file system cannot hold ``need_bytes`` (plus a 64 MiB margin).
+
+    Raises:
+        CheckpointError: Not enough free space, with both figures and what to do.
+    """
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need_bytes + (64 << 20):
+        raise CheckpointError(
+            f"not enough free space for {what} in {folder}: it needs about {need_bytes / 1e6:.0f} MB and "
+            f"{free / 1e6:.0f} MB are free; free some space or use --jobs-dir on a bigger disk"
+        )
+
+
+class VadCache:
+    """Segment plans by (audio hash, VAD settings), so the same file is never run through VAD twice.
+
+    Kept in ``<jobs dir>/vad_cache/<key>.json``; a corrupt or foreign entry is ignored.
+    """
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.root = Path(jobs_dir) / "vad_cache"
+
+    @staticmethod
+    def key(input_sha256: str, audio: dict[str, Any], vad: dict[str, Any]) -> str:
+        return fingerprint({"input": input_sha256, "audio": audio, "vad": vad, "v": FORMAT_VERSION})
+
+    def get(self, key: str) -> list[Segment] | None:
+        path = self.root / f"{key}.json"
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("key") != key:
+                return None
+            return [Segment.from_dict(s) for s in data["segments"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, segments: list[Segment]) -> None:
+        try:
+            _write_json(self.root / f"{key}.json", {"key": key, "segments": [s.to_dict() for s in segments]})
+        except OSError:
+            pass  # a cache that cannot be written only costs speed next time
