@@ -192,3 +192,31 @@ def test_every_error_kind_has_an_http_status_and_a_ui_title() -> None:
     assert http_status(StorageError("x")) == 507
     error = ui_error(ModelError("the model\nis missing"), "Not loaded: ")
     assert error.message == "Not loaded: the model is missing" and error.title == TITLE_BY_KIND[ErrorKind.MODEL]
+
+
+def test_login_sessions_open_the_api_and_logging_out_closes_them() -> None:
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from workbench.auth import SESSION_COOKIE, Login
+
+    login = Login(("alice", "s3cret"))
+    app = FastAPI()
+    app.include_router(login.router())
+
+    @app.get("/api/whoami", dependencies=[Depends(login.require)])
+    def whoami() -> str:
+        return "yes"
+
+    with TestClient(app) as client:
+        assert client.get("/api/whoami").status_code == 401
+        assert client.get("/api/whoami", auth=("alice", "s3cret")).json() == "yes"
+        assert client.get("/api/whoami", auth=("alice", "s3cret!")).status_code == 401
+        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 400
+        assert 'type="password"' in client.get("/login").text
+        r = client.post("/login", data={"username": "alice", "password": "s3cret"})
+        assert r.status_code == 200 and r.json() == {"success": True}
+        token = client.cookies.get(SESSION_COOKIE)
+        assert token and client.get("/api/whoami").json() == "yes"
+        assert client.get("/logout", follow_redirects=False).status_code == 303
+        assert client.get("/api/whoami", cookies={SESSION_COOKIE: token}).status_code == 401
