@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     ns = p.parse_args(argv)
     try:
-        from workbench.server import parse_auth
+        from workbench.auth import parse_auth
 
         auth = parse_auth(ns.auth or os.environ.get("VIDEO2SRT_AUTH") or None)
         models = model_manager_from_args(ns)

@@ -268,8 +268,54 @@ def test_old_uploads_without_a_job_are_pruned_at_start(settings: Settings) -> No
     day_ago = time.time() - 2 * 86400
     os.utime(orphan, (day_ago, day_ago))
     manager = JobManager(settings)
+    assert orphan.exists()  # building the service removes nothing: starting it does
+    manager.start()
     assert not orphan.exists() and fresh.exists()  # a recent one may be an upload in progress
     assert manager.unfinished_at_start == []
+    manager.close()
+
+
+def _age(job_dir: Path, when: float) -> None:
+    """Make a job folder look untouched since ``when``: ``JobStore.expire`` reads checkpoint.json's ``updated``."""
+    checkpoint = job_dir / "checkpoint.json"
+    data = json.loads(checkpoint.read_text())
+    data["updated"] = when
+    checkpoint.write_text(json.dumps(data))
+
+
+def test_the_service_expires_old_jobs_on_its_schedule_but_never_one_it_holds(
+    settings: Settings, model_cache: ModelCache, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = with_parts(settings, jobs={"expire_days": 1})
+    runner = Runner(s, model_cache)
+    real, gate = runner.run_job, threading.Event()
+
+    def gated(job, on_event=None, cancel=None, fresh=False):  # noqa: ANN001, ANN202
+        assert gate.wait(120)
+        return real(job, on_event, cancel, fresh=fresh)
+
+    monkeypatch.setattr(runner, "run_job", gated)
+    jobs_dir, clip, month_ago = s.jobs.jobs_dir, data_dir / "jfk" / "jfk.wav", time.time() - 30 * 86400
+    manager = JobManager(s, runner, housekeeping_every_s=0.2)
+    manager.start()
+    with api_client(manager) as client:
+        running = _upload(client, clip).json()["job_id"]
+        queued = _upload(client, clip).json()["job_id"]
+        left = runner.create_job(clip, s).id  # a job nobody runs, such as one a crash left behind
+        for job_id in (running, queued, left):
+            _age(jobs_dir / job_id, month_ago)
+        # A later round removes the old job it does not hold, with no restart of the service.
+        deadline = time.monotonic() + 60
+        while (jobs_dir / left).exists():
+            assert time.monotonic() < deadline, "the expired job was not removed"
+            time.sleep(0.1)
+        assert client.get(f"/api/jobs/{left}").status_code == 404
+        # The jobs it holds are as old, but stay and finish.
+        assert (jobs_dir / running).is_dir() and (jobs_dir / queued).is_dir()
+        gate.set()
+        assert wait_job(client, running)["state"] == "done"
+        assert wait_job(client, queued)["state"] == "done"
+    manager.close()
 
 
 def test_build_server_serves_the_jobs_api(settings: Settings) -> None:

@@ -44,7 +44,7 @@ TABS = ["Transcribe", "Jobs", "Models", "Hardware", "Cluster"]
 
 @pytest.fixture(scope="module")
 def gate() -> Iterator[threading.Event]:
-    """Holds the model's load until the browser has seen "loading" (a real load of tiny.en takes ~1 s)."""
+    """Holds the model's load until the browser has seen "loading" (a real load of tiny.en is over too soon to see)."""
     import faster_whisper
 
     released = threading.Event()

@@ -37,7 +37,7 @@ def test_sample_usage_reports_each_gpu_through_nvml(monkeypatch: pytest.MonkeyPa
 
 
 def test_usage_history_keeps_the_window_per_source() -> None:
-    from workbench.ui.hardware import HOST, UsageHistory
+    from workbench.usage import HOST, UsageHistory
 
     now = time.time()
     host_samples = iter([{"time": now - 100, "cpu_percent": 10.0}, {"time": now, "cpu_percent": 50.0}])
@@ -142,7 +142,7 @@ def test_cluster_tab_renders_whatever_the_status_reports() -> None:
 
 
 def test_parse_auth() -> None:
-    from workbench.server import parse_auth
+    from workbench.auth import parse_auth
 
     assert parse_auth(None) is None
     assert parse_auth("alice:s3:cret") == ("alice", "s3:cret")
@@ -169,3 +169,55 @@ def test_ui_job_settings_are_checked(tmp_path: Path) -> None:
     for overrides in bad:
         with pytest.raises(UsageError):
             job_settings(Settings(), overrides, tmp_path)
+
+
+def test_every_error_kind_has_an_http_status_and_a_ui_title() -> None:
+    from pipeline.core.errors import CheckpointError, ErrorKind, InputError, ModelError, TransientError, UsageError
+    from workbench.errors import JobConflictError, JobNotFoundError, StorageError, UnsupportedMediaError
+    from workbench.http.errors import STATUS_BY_KIND, http_status
+    from workbench.ui.errors import TITLE_BY_KIND, ui_error
+
+    assert set(STATUS_BY_KIND) == set(ErrorKind) == set(TITLE_BY_KIND)
+    # By kind, whatever the message says.
+    assert http_status(UsageError("model files are broken")) == 400
+    assert http_status(UsageError("x"), usage=422) == 422
+    assert http_status(InputError("x")) == 400
+    assert http_status(ModelError("bad request")) == 503
+    assert http_status(TransientError("not found")) == 503
+    assert http_status(CheckpointError("x")) == 409
+    # The service's own refusals, finer than their kind.
+    assert http_status(JobNotFoundError("x")) == 404
+    assert http_status(JobConflictError("x")) == 409
+    assert http_status(UnsupportedMediaError("x")) == 415
+    assert http_status(StorageError("x")) == 507
+    error = ui_error(ModelError("the model\nis missing"), "Not loaded: ")
+    assert error.message == "Not loaded: the model is missing" and error.title == TITLE_BY_KIND[ErrorKind.MODEL]
+
+
+def test_login_sessions_open_the_api_and_logging_out_closes_them() -> None:
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from workbench.auth import SESSION_COOKIE, Login
+
+    login = Login(("alice", "s3cret"))
+    app = FastAPI()
+    app.include_router(login.router())
+
+    @app.get("/api/whoami", dependencies=[Depends(login.require)])
+    def whoami() -> str:
+        return "yes"
+
+    with TestClient(app) as client:
+        assert client.get("/api/whoami").status_code == 401
+        assert client.get("/api/whoami", auth=("alice", "s3cret")).json() == "yes"
+        assert client.get("/api/whoami", auth=("alice", "s3cret!")).status_code == 401
+        assert client.post("/login", data={"username": "alice", "password": "nope"}).status_code == 400
+        assert 'type="password"' in client.get("/login").text
+        r = client.post("/login", data={"username": "alice", "password": "s3cret"})
+        assert r.status_code == 200 and r.json() == {"success": True}
+        token = client.cookies.get(SESSION_COOKIE)
+        assert token and client.get("/api/whoami").json() == "yes"
+        assert client.get("/logout", follow_redirects=False).status_code == 303
+        client.cookies.set(SESSION_COOKIE, token)  # the old session, sent again after the logout
+        assert client.get("/api/whoami").status_code == 401

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.core.errors import CancelledError, CheckpointError, PipelineError, UsageError
 from pipeline.core.settings import Settings
+from pipeline.core.states import JobState
 from pipeline.core.types import Transcript
 from pipeline.jobs.store import EDITABLE_FORMATS, Job
 from pipeline.text import export as export_mod
 from pipeline.text.cue_edit import review_cues, transcript_from_dict, validate_cues, with_cues
 from pipeline.text.cues import render
-from workbench.service import JobConflictError, ResultNotFoundError, one_line
-
-if TYPE_CHECKING:
-    from workbench.service import JobManager
+from workbench.errors import JobConflictError, ResultNotFoundError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +37,30 @@ EXPORT_FILES = {
 }
 
 
+class ExportState(str, Enum):
+    """An export's state as ``GET /api/jobs/{id}/export/{kind}`` shows it (the value is the wire string)."""
+
+    IDLE = "idle"  # none made, none running
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: An export that is not over yet.
+_BUSY = (ExportState.QUEUED, ExportState.RUNNING)
+
+
 @dataclass
 class _Export:
     """One export that runs or ran in this process."""
 
     kind: str
-    state: str = "queued"  # queued | running | done | failed | cancelled
+    state: ExportState = ExportState.QUEUED
     progress: float = 0.0
     file: str | None = None
     error: str | None = None
@@ -53,22 +70,26 @@ class _Export:
 
 
 class ReviewManager:
-    """Cue review and video export over one :class:`~workbench.service.JobManager`'s jobs.
+    """Cue review and video export over the job service's jobs.
 
     Exports run one at a time (burning is heavy), each on its own thread, queued behind the one running.
+
+    Args:
+        open_job: The job service's ``open``: a job's folder by id (raises for a bad or unknown id).
+        status: The job service's ``status``: a job's status dict by id.
     """
 
-    def __init__(self, manager: JobManager) -> None:
-        self.manager = manager
+    def __init__(self, open_job: Callable[[str], Job], status: Callable[[str], dict[str, Any]]) -> None:
+        self._open, self._status = open_job, status
         self._lock = threading.RLock()
         self._exports: dict[tuple[str, str], _Export] = {}
         self._one_at_a_time = threading.Semaphore(1)
 
     # reading ----------------------------------------------------------------------------------------
     def _done_job(self, job_id: str, doing: str) -> Job:
-        job = self.manager._open(job_id)
-        status = self.manager.status(job_id)
-        if status["state"] != "done" or status["active"]:
+        job = self._open(job_id)
+        status = self._status(job_id)
+        if status["state"] != JobState.DONE or status["active"]:
             raise JobConflictError(f"job {job.id} is not done (state {status['state']}): {doing} once it has finished")
         return job
 
@@ -85,7 +106,7 @@ class ReviewManager:
 
     def input_path(self, job_id: str) -> Path | None:
         """The job's input media when it is still there (review plays it, exports read it)."""
-        job = self.manager._open(job_id)
+        job = self._open(job_id)
         try:
             path = Path(job.read_job()["input_path"])
         except (CheckpointError, KeyError, TypeError):
@@ -182,7 +203,7 @@ class ReviewManager:
     # exporting --------------------------------------------------------------------------------------
     def _refuse_while_exporting(self, job_id: str, doing: str) -> None:
         for (jid, kind), ex in self._exports.items():
-            if jid == job_id and ex.state in ("queued", "running"):
+            if jid == job_id and ex.state in _BUSY:
                 raise JobConflictError(
                     f"job {job_id}: its {kind} export is running; wait for it or cancel it to {doing}"
                 )
@@ -206,7 +227,7 @@ class ReviewManager:
             raise JobConflictError(f"job {job.id}: its input file is gone, so it cannot be exported; submit it again")
         with self._lock:
             current = self._exports.get((job.id, kind))
-            if current is not None and current.state in ("queued", "running"):
+            if current is not None and current.state in _BUSY:
                 return self._describe(job, kind, current)
             ex = _Export(kind)
             self._exports[(job.id, kind)] = ex
@@ -219,9 +240,9 @@ class ReviewManager:
     def _run_export(self, job: Job, source: Path, ex: _Export) -> None:
         with self._one_at_a_time:
             if ex.cancel.is_set():
-                ex.state = "cancelled"
+                ex.state = ExportState.CANCELLED
                 return
-            ex.state = "running"
+            ex.state = ExportState.RUNNING
             try:
                 s = self._settings(job)
                 transcript = self._transcript(job)
@@ -243,17 +264,17 @@ class ReviewManager:
                         source, transcript, job.export_path("result.burned.mp4"), s.export, progress, ex.cancel, info
                     )
             except CancelledError:
-                ex.state = "cancelled"
+                ex.state = ExportState.CANCELLED
                 return
             except PipelineError as exc:
-                ex.state, ex.error = "failed", one_line(str(exc))
+                ex.state, ex.error = ExportState.FAILED, one_line(str(exc))
                 log.info("job %s: %s export failed: %s", job.id, ex.kind, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - recorded for the client; the server goes on
-                ex.state, ex.error = "failed", f"{type(exc).__name__}: {one_line(str(exc))}"
+                ex.state, ex.error = ExportState.FAILED, f"{type(exc).__name__}: {one_line(str(exc))}"
                 log.exception("job %s: %s export failed", job.id, ex.kind)
                 return
-            ex.file, ex.note, ex.progress, ex.state = done.path.name, done.note, 1.0, "done"
+            ex.file, ex.note, ex.progress, ex.state = done.path.name, done.note, 1.0, ExportState.DONE
             log.info("job %s: %s export written: %s", job.id, ex.kind, done.path.name)
 
     def export_status(self, job_id: str, kind: str) -> dict[str, Any]:
@@ -264,7 +285,7 @@ class ReviewManager:
         """
         if kind not in KINDS:
             raise UsageError(f"unknown export kind {one_line(str(kind))[:20]!r}: use one of {', '.join(KINDS)}")
-        job = self.manager._open(job_id)
+        job = self._open(job_id)
         with self._lock:
             ex = self._exports.get((job.id, kind))
         return self._describe(job, kind, ex)
@@ -274,7 +295,7 @@ class ReviewManager:
         status = self.export_status(job_id, kind)
         with self._lock:
             ex = self._exports.get((status["job_id"], kind))
-        if ex is None or ex.state not in ("queued", "running"):
+        if ex is None or ex.state not in _BUSY:
             raise JobConflictError(f"job {status['job_id']}: no {kind} export is running")
         ex.cancel.set()
         if ex.thread is not None:
@@ -284,15 +305,15 @@ class ReviewManager:
     def _describe(self, job: Job, kind: str, ex: _Export | None) -> dict[str, Any]:
         on_disk = next((name for name in EXPORT_FILES[kind] if (job.output_dir / name).exists()), None)
         if ex is None:
-            state, progress, error, note = ("done", 1.0, None, "") if on_disk else ("idle", 0.0, None, "")
-            name = on_disk
+            state = ExportState.DONE if on_disk else ExportState.IDLE
+            progress, error, note, name = (1.0 if on_disk else 0.0), None, "", on_disk
         else:
             state, progress, error, note = ex.state, ex.progress, ex.error, ex.note
-            name = ex.file if ex.state == "done" else None
+            name = ex.file if ex.state == ExportState.DONE else None
         return {
             "job_id": job.id,
             "kind": kind,
-            "state": state,
+            "state": str(state),
             "progress": round(progress, 4),
             "file": name,
             "url": f"/api/jobs/{job.id}/{name}" if name else None,
@@ -306,7 +327,7 @@ class ReviewManager:
         Raises:
             ResultNotFoundError: No such export (404).
         """
-        job = self.manager._open(job_id)
+        job = self._open(job_id)
         try:
             path = job.export_path(name)
         except CheckpointError as exc:

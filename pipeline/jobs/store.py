@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -431,13 +431,16 @@ class JobStore:
         job = self.open(job_id)
         shutil.rmtree(job.dir, ignore_errors=True)
 
-    def expire(self, max_age_days: float, now: float | None = None) -> list[str]:
-        """Remove unfinished jobs untouched for ``max_age_days``; return their ids. 0 keeps everything."""
+    def expire(self, max_age_days: float, now: float | None = None, keep: Collection[str] = ()) -> list[str]:
+        """Remove unfinished jobs untouched for ``max_age_days``, except those in ``keep`` (jobs a service holds);
+        return their ids. 0 keeps everything."""
         if max_age_days <= 0:
             return []
         now = time.time() if now is None else now
         removed = []
         for job in self.jobs():
+            if job.id in keep:
+                continue
             summary = job.summary()
             if summary.state != "done" and now - summary.updated > max_age_days * 86400:
                 shutil.rmtree(job.dir, ignore_errors=True)

@@ -9,9 +9,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from pipeline.core.errors import UsageError
+from pipeline.core.errors import PipelineError
 from pipeline.core.settings import AUTO_MODEL, COMPUTE_TYPES, DEVICES, parse_affinity
 from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
+from workbench.http.errors import http_error
 
 
 def hardware_router(
@@ -67,8 +68,8 @@ def hardware_router(
                 model=model.strip() or AUTO_MODEL,
                 cpu_affinity=affinity,
             )
-        except UsageError as exc:
-            raise HTTPException(422, str(exc)) from exc
+        except PipelineError as exc:
+            raise http_error(exc, usage=422) from exc
         return optimized.as_dict()
 
     return router

@@ -17,8 +17,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
-from pipeline.core.errors import CueEditError, InputError, PipelineError, UsageError
-from workbench.service import JobManager, JobsError, _human, one_line
+from pipeline.core.errors import CueEditError, PipelineError
+from pipeline.core.states import JobState
+from workbench.errors import one_line
+from workbench.http.errors import http_error
+from workbench.service import JobManager
+from workbench.uploads import human_bytes
 
 _MEDIA_TYPES = {
     "srt": "text/plain; charset=utf-8",
@@ -43,7 +47,7 @@ def _body_limited(limit: Callable[[], int]) -> type[APIRoute]:
     def too_large(most: int) -> HTTPException:
         return HTTPException(
             413,
-            f"the upload is larger than the limit of {_human(most - FORM_OVERHEAD_BYTES)}; "
+            f"the upload is larger than the limit of {human_bytes(most - FORM_OVERHEAD_BYTES)}; "
             "send a smaller file or cut it into parts",
         )
 
@@ -71,18 +75,6 @@ def _body_limited(limit: Callable[[], int]) -> type[APIRoute]:
             return limited
 
     return BodyLimitedRoute
-
-
-def _http_error(exc: PipelineError) -> HTTPException:
-    # The manager's own errors carry their status; a bad input or value is 400; any other refusal (a job
-    # folder that cannot be used as asked) is a conflict with the job's state, never a 500.
-    if isinstance(exc, JobsError):
-        status = exc.status_code
-    elif isinstance(exc, (InputError, UsageError)):
-        status = 400
-    else:
-        status = 409
-    return HTTPException(status, one_line(str(exc)))
 
 
 def jobs_router(manager: JobManager) -> APIRouter:
@@ -130,7 +122,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
         try:
             job_id = manager.submit_upload(file.filename, file.file, overrides)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
         finally:
             file.file.close()
         return JSONResponse({"job_id": job_id}, status_code=202, headers={"Location": f"/api/jobs/{job_id}"})
@@ -146,7 +138,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
         try:
             return manager.status(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
 
     @router.get("/{job_id}/result.{fmt}")
     def job_result(job_id: str, fmt: str) -> Response:
@@ -154,12 +146,12 @@ def jobs_router(manager: JobManager) -> APIRouter:
             try:
                 path = manager.review.export_file(job_id, f"result.{fmt}")
             except PipelineError as exc:
-                raise _http_error(exc) from exc
+                raise http_error(exc) from exc
             return FileResponse(path, media_type=_EXPORT_TYPES.get(path.suffix, "application/octet-stream"))
         try:
             data, partial = manager.result(job_id, fmt)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
         headers = {"X-Partial": "1" if partial else "0", "Content-Disposition": f'inline; filename="result.{fmt}"'}
         if partial:
             headers["Cache-Control"] = "no-store"
@@ -170,7 +162,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
         try:
             return manager.review.cues(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
 
     @router.put("/{job_id}/cues")
     def edit_cues(job_id: str, body: Annotated[Any, Body()] = None) -> Any:  # noqa: ANN401 - JSON
@@ -182,19 +174,18 @@ def jobs_router(manager: JobManager) -> APIRouter:
             return manager.review.save_cues(job_id, items)
         except CueEditError as exc:
             return JSONResponse({"detail": one_line(str(exc)), "cue": exc.index, "reason": exc.reason}, status_code=422)
-        except UsageError as exc:
-            if isinstance(exc, JobsError):
-                raise _http_error(exc) from exc
-            return JSONResponse({"detail": one_line(str(exc)), "cue": None, "reason": one_line(str(exc))}, 422)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            error = http_error(exc, usage=422)
+            if error.status_code != 422:
+                raise error from exc
+            return JSONResponse({"detail": error.detail, "cue": None, "reason": error.detail}, 422)
 
     @router.post("/{job_id}/cues/restore")
     def restore_cues(job_id: str) -> dict[str, Any]:
         try:
             return manager.review.restore(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
 
     @router.post("/{job_id}/export", status_code=202)
     def start_export(job_id: str, body: Annotated[Any, Body()] = None) -> JSONResponse:  # noqa: ANN401 - JSON
@@ -204,7 +195,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
         try:
             status = manager.review.start_export(job_id, kind)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
         return JSONResponse(status, 202, headers={"Location": f"/api/jobs/{job_id}/export/{kind}"})
 
     @router.get("/{job_id}/export/{kind}")
@@ -212,37 +203,37 @@ def jobs_router(manager: JobManager) -> APIRouter:
         try:
             return manager.review.export_status(job_id, kind)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
 
     @router.post("/{job_id}/export/{kind}/cancel", status_code=202)
     def cancel_export(job_id: str, kind: str) -> dict[str, Any]:
         try:
             return manager.review.cancel_export(job_id, kind)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
 
     @router.post("/{job_id}/resume", status_code=202)
     def resume_job(job_id: str) -> dict[str, Any]:
         try:
             manager.resume(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
-        return {"job_id": job_id, "state": "queued"}
+            raise http_error(exc) from exc
+        return {"job_id": job_id, "state": JobState.QUEUED.value}
 
     @router.post("/{job_id}/cancel", status_code=202)
     def cancel_job(job_id: str) -> dict[str, Any]:
         try:
             state = manager.cancel(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
-        return {"job_id": job_id, "state": state}
+            raise http_error(exc) from exc
+        return {"job_id": job_id, "state": state.value}
 
     @router.delete("/{job_id}", status_code=204)
     def delete_job(job_id: str) -> Response:
         try:
             manager.delete(job_id)
         except PipelineError as exc:
-            raise _http_error(exc) from exc
+            raise http_error(exc) from exc
         return Response(status_code=204)
 
     # Last: anything else under /api/jobs, such as a decoded "../../etc/passwd" spanning several path
@@ -253,7 +244,7 @@ def jobs_router(manager: JobManager) -> APIRouter:
             try:
                 manager.status(rest.split("/", 1)[0])  # 400 for a malformed id (also ""), 404 for an unknown one
             except PipelineError as exc:
-                raise _http_error(exc) from exc
+                raise http_error(exc) from exc
         raise HTTPException(404, "no such job route: see GET /api/jobs and the README's HTTP API section")
 
     return router

@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pipeline.asr.manager import ModelBusyError
-from pipeline.core.errors import ModelError, UsageError
+from pipeline.core.errors import PipelineError
+from workbench.http.errors import http_status
 
 StatusFn = Callable[[], dict[str, Any]]
 LoadFn = Callable[[str | None], dict[str, Any]]
@@ -63,8 +64,8 @@ def models_router(
             name = ((request.model if request is not None else None) or "").strip()
             try:
                 answer = download(name)
-            except UsageError as exc:
-                return JSONResponse({"detail": str(exc)}, status_code=400)
+            except PipelineError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))
             return JSONResponse({**answer, "model": name}, status_code=202)
 
     # Plain ``def`` routes: FastAPI runs them in its thread pool; neither waits for a load.
@@ -78,12 +79,11 @@ def models_router(
         try:
             answer = load(name.strip() if name else None)
         except ModelBusyError as exc:
-            # 409 with the whole state, so a client sees what is loading and how far it is.
-            return JSONResponse({**status(), "detail": str(exc)}, status_code=409)
-        except UsageError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        except ModelError as exc:  # the manager is closed (the app is shutting down)
-            return JSONResponse({**status(), "detail": str(exc)}, status_code=503)
+            # With the whole state, so a client sees what is loading and how far it is.
+            return JSONResponse({**status(), "detail": str(exc)}, status_code=http_status(exc))
+        except PipelineError as exc:  # a bad name; or the manager is closed (the app is shutting down)
+            extra = {} if http_status(exc) < 500 else status()
+            return JSONResponse({**extra, "detail": str(exc)}, status_code=http_status(exc))
         return JSONResponse(
             {**answer, "detail": f"loading {answer.get('model') or name or 'the model'}"}, status_code=202
         )

@@ -9,25 +9,33 @@ import html
 import math
 from typing import Any
 
-#: Job stages as people read them (JobManager's ``stage`` values).
+from pipeline.core.states import JobState
+from workbench.status import DELETED, INTERRUPTED, STARTING
+
+#: Job stages as people read them (the job service's ``stage`` values: a job state, or a step within one).
 STAGE_LABELS = {
-    "queued": "Waiting in line",
-    "starting": "Starting",
-    "waiting_for_model": "Waiting for the model to load",
+    JobState.QUEUED.value: "Waiting in line",
+    STARTING: "Starting",
+    JobState.WAITING_FOR_MODEL.value: "Waiting for the model to load",
     "waiting_for_workers": "Waiting for a cluster worker",
-    "running": "Transcribing",
+    JobState.RUNNING.value: "Transcribing",
     "writing": "Writing subtitles",
-    "done": "Done",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-    "interrupted": "Interrupted — resume it in Jobs",
-    "deleted": "Deleted",
+    JobState.DONE.value: "Done",
+    JobState.FAILED.value: "Failed",
+    JobState.CANCELLED.value: "Cancelled",
+    INTERRUPTED: "Interrupted — resume it in Jobs",
+    DELETED: "Deleted",
 }
 #: Keyword arguments of events that only refresh a display: no spinner, never queued behind long work (a
 #: chart must not wait for a transcription), and not part of the public client API.
 QUIET: dict[str, Any] = {"show_progress": "hidden", "queue": False, "api_visibility": "private"}
+#: The queue that GPU-bound handlers share (``concurrency_id``): the Transcribe handler; any other handler that
+#: waits on the model or the GPU joins it.
+GPU_QUEUE = "gpu"
+#: Sessions following their jobs at once; the jobs themselves run one at a time in the job service.
+GPU_QUEUE_LIMIT = 4
 #: Stages after which nothing more happens to a job without a resume.
-FINAL_STAGES = ("done", "failed", "cancelled", "interrupted", "deleted")
+FINAL_STAGES = (JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value, INTERRUPTED, DELETED)
 
 CSS = """
 .v2s-header h1 { margin-bottom: 0.1em; }

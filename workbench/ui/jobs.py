@@ -5,16 +5,14 @@ delete, download. Unfinished jobs come first: a crash or restart leaves them "in
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
 from pipeline.core.errors import PipelineError
-from workbench.service import one_line
+from workbench.bench import Workbench
 from workbench.ui.common import QUIET, STAGE_LABELS
-
-if TYPE_CHECKING:
-    from workbench.server import Workbench
+from workbench.ui.errors import ui_error
 
 #: How often the table refreshes itself.
 REFRESH_S = 3.0
@@ -109,7 +107,7 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
             try:
                 outcome = getattr(manager, action)(job)
             except PipelineError as exc:
-                raise gr.Error(one_line(str(exc))) from exc
+                raise ui_error(exc) from exc
             done = {"resume": "queued again", "delete": "deleted"}.get(action) or f"now {outcome}"
             gr.Info(f"Job {job}: {done}.")
             return refresh()
@@ -121,7 +119,7 @@ def build_jobs_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
             try:
                 exported = bench.export(job)
             except PipelineError as exc:
-                raise gr.Error(one_line(str(exc))) from exc
+                raise ui_error(exc) from exc
             if not exported:
                 raise gr.Error(f"Job {job} has no results yet: wait until it is done, or resume it.")
             return gr.File(value=[str(p) for p in exported.values()], visible=True)

@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
 from pipeline.core.errors import CueEditError, PipelineError
+from pipeline.core.states import JobState
 from pipeline.text.cue_edit import merge_rows, split_row
-from workbench.service import one_line
+from workbench.bench import EXPORT_ROOT, Workbench
+from workbench.review import ExportState
 from workbench.ui.common import QUIET, esc
-
-if TYPE_CHECKING:
-    from workbench.server import Workbench
+from workbench.ui.errors import ui_error
 
 COLUMNS = ["#", "Start (s)", "End (s)", "Text", "Check"]
 #: How often a running export's progress is refreshed.
@@ -33,6 +33,12 @@ FLAG_LABELS = {
     "too_fast": "reads too fast",
     "too_short": "too short",
     "too_long": "on screen too long",
+}
+#: Export states as people read them (the others read as they are).
+EXPORT_LABELS = {
+    ExportState.IDLE.value: "not made yet",
+    ExportState.QUEUED.value: "waiting",
+    ExportState.RUNNING.value: "working",
 }
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".m4v", ".mov", ".mkv")
 EMPTY = '<div class="v2s-empty">Choose a finished job above and press <b>Open</b>.</div>'
@@ -81,8 +87,9 @@ def export_html(statuses: list[dict[str, Any]]) -> str:
     for st in statuses:
         name = {"embed": "Video with subtitle track", "burn": "Video with burned-in subtitles"}[st["kind"]]
         state = st["state"]
-        bar = "v2s-done" if state == "done" else "v2s-fail" if state in ("failed", "cancelled") else ""
-        label = {"idle": "not made yet", "queued": "waiting", "running": "working"}.get(state, state)
+        failed = state in (ExportState.FAILED, ExportState.CANCELLED)
+        bar = "v2s-done" if state == ExportState.DONE else "v2s-fail" if failed else ""
+        label = EXPORT_LABELS.get(state, state)
         note = f'<div class="v2s-note">{esc(st["note"])}</div>' if st.get("note") else ""
         error = f'<div class="v2s-error">{esc(st["error"])}</div>' if st.get("error") else ""
         parts.append(
@@ -95,8 +102,6 @@ def export_html(statuses: list[dict[str, Any]]) -> str:
 
 def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
     """The Review tab over the app's job manager."""
-    from workbench.server import EXPORT_ROOT
-
     manager = bench.manager
     review = manager.review
 
@@ -104,7 +109,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         return [
             (f"{j.get('input_name') or '?'} · {j['job_id']}", j["job_id"])
             for j in manager.list()
-            if j["state"] == "done" and not j["active"]
+            if j["state"] == JobState.DONE and not j["active"]
         ]
 
     def files_of(job_id: str) -> list[str]:
@@ -114,7 +119,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         folder = EXPORT_ROOT / job_id
         for kind in ("embed", "burn"):
             st = review.export_status(job_id, kind)
-            if st["state"] != "done" or not st["file"]:
+            if st["state"] != ExportState.DONE or not st["file"]:
                 continue
             source = review.export_file(job_id, st["file"])
             target = folder / f"{stem}.{st['file'].removeprefix('result.')}"
@@ -167,7 +172,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
             files = files_of(job_id)
             exports = export_html([review.export_status(job_id, k) for k in ("embed", "burn")])
         except PipelineError as exc:
-            raise gr.Error(one_line(str(exc))) from exc
+            raise ui_error(exc) from exc
         return (
             job_id,
             edition + 1,
@@ -217,7 +222,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
             else:
                 del items[index]
         except PipelineError as exc:
-            raise gr.Error(one_line(str(exc))) from exc
+            raise ui_error(exc) from exc
         return _rows_from_items(items)
 
     def save(job_id: str, table: Any, edition: int) -> tuple[Any, ...]:  # noqa: ANN401
@@ -226,9 +231,9 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         try:
             review.save_cues(job_id, table_cues(table))
         except CueEditError as exc:
-            raise gr.Error(f"Not saved: {one_line(str(exc))}") from exc
+            raise ui_error(exc, "Not saved: ") from exc
         except PipelineError as exc:
-            raise gr.Error(one_line(str(exc))) from exc
+            raise ui_error(exc) from exc
         gr.Info("Saved: SRT, VTT, JSON and ASS now hold your corrections.")
         return load(job_id, edition)
 
@@ -238,7 +243,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         try:
             review.restore(job_id)
         except PipelineError as exc:
-            raise gr.Error(one_line(str(exc))) from exc
+            raise ui_error(exc) from exc
         gr.Info("The original subtitles are back.")
         return load(job_id, edition)
 
@@ -248,7 +253,7 @@ def build_review_tab(demo: Any, bench: Workbench) -> None:  # noqa: ANN401
         try:
             review.start_export(job_id, kind)
         except PipelineError as exc:
-            raise gr.Error(one_line(str(exc))) from exc
+            raise ui_error(exc) from exc
         return export_html([review.export_status(job_id, k) for k in ("embed", "burn")])
 
     def cancel_exports(job_id: str) -> str:

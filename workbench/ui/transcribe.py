@@ -11,17 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gradio as gr
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.settings import FORMATS
-from workbench.service import MEDIA_EXTENSIONS, one_line
-from workbench.ui.common import FINAL_STAGES, STAGE_LABELS, esc, human_seconds
-
-if TYPE_CHECKING:
-    from workbench.server import Workbench
+from pipeline.core.states import JobState
+from workbench.bench import Workbench
+from workbench.errors import one_line
+from workbench.status import DELETED
+from workbench.ui.common import FINAL_STAGES, GPU_QUEUE, GPU_QUEUE_LIMIT, STAGE_LABELS, esc, human_seconds
+from workbench.uploads import MEDIA_EXTENSIONS
 
 #: How often a running job's progress and subtitles are refreshed in the page.
 POLL_S = 1.0
@@ -54,11 +55,11 @@ def job_card(status: dict[str, Any]) -> str:
     progress = float(status.get("progress") or 0.0)
     done, total = int(status.get("segments_done") or 0), status.get("segments_total")
     duration = float(status.get("duration") or 0)
-    audio_done = duration if state == "done" else min(float(status.get("audio_done") or 0), duration)
+    audio_done = duration if state == JobState.DONE else min(float(status.get("audio_done") or 0), duration)
     rtf = float(status.get("rtf") or 0)
     label = STAGE_LABELS.get(stage, stage.replace("_", " ").capitalize())
-    failed = state in ("failed", "cancelled") or stage == "deleted"
-    bar = "v2s-done" if state == "done" else "v2s-fail" if failed else ""
+    failed = state in (JobState.FAILED, JobState.CANCELLED) or stage == DELETED
+    bar = "v2s-done" if state == JobState.DONE else "v2s-fail" if failed else ""
     facts = [f"Segments <b>{done} / {total if total is not None else '?'}</b>"]
     if duration:
         facts.append(f"Audio <b>{human_seconds(audio_done)} of {human_seconds(duration)}</b>")
@@ -67,10 +68,10 @@ def job_card(status: dict[str, Any]) -> str:
             '<span title="seconds of work per second of audio: lower is faster">'
             f"Real-time factor <b>{rtf:.2f}</b></span>"
         )
-    if state in ("running", "waiting_for_model", "queued") and stage not in FINAL_STAGES:
+    if state in (JobState.RUNNING, JobState.WAITING_FOR_MODEL, JobState.QUEUED) and stage not in FINAL_STAGES:
         left = (duration - audio_done) * rtf if rtf and duration > audio_done else None
         facts.append(f"Time left <b>{'about ' + human_seconds(left) if left is not None else 'estimating…'}</b>")
-    elif state == "done" and status.get("created") and status.get("updated"):
+    elif state == JobState.DONE and status.get("created") and status.get("updated"):
         facts.append(f"Took <b>{human_seconds(float(status['updated']) - float(status['created']))}</b>")
     if status.get("language"):
         sure = status.get("language_probability")
@@ -120,7 +121,7 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
     video: Any = gr.skip()
     shown: dict[str, Any] | None = None
     for (job_id, path), status in zip(jobs, statuses, strict=True):
-        if status.get("state") != "done":
+        if status.get("state") != JobState.DONE:
             continue
         exported = bench.export(job_id)
         files += [str(p) for p in exported.values()]
@@ -133,7 +134,7 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
                 visible=True,
                 label=f"Preview of {status.get('input_name')} with its subtitles",
             )
-    shown = shown or next((st for st in statuses if st.get("state") == "done"), None)
+    shown = shown or next((st for st in statuses if st.get("state") == JobState.DONE), None)
     if shown is not None:
         text = gr.Textbox(value=bench.srt_text(shown["job_id"]), label=f"Subtitles of {shown.get('input_name')}")
     else:  # nothing finished: what the last job got done before it stopped
@@ -147,8 +148,6 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
 
 def build_transcribe_tab(bench: Workbench) -> None:
     """The Transcribe tab; its Start button is also the ``/transcribe`` endpoint of Gradio's client API."""
-    from workbench.server import GPU_QUEUE, GPU_QUEUE_LIMIT
-
     manager = bench.manager
     defaults = bench.hardware_report()["optimized"]
     s = bench.settings
