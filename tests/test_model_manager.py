@@ -17,7 +17,7 @@ from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status,
 from pipeline.asr.models import ModelCache
 from pipeline.core.errors import ModelError
 from pipeline.core.settings import ModelManagerSettings, ModelSettings
-from pipeline.system.hardware import CoreHardwareDetector
+from pipeline.system.detect import CoreHardwareDetector
 
 CPU = ModelSettings(name="tiny.en", device="cpu", compute_type="int8", cpu_threads=2)
 

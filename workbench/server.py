@@ -26,7 +26,7 @@ from fastapi import HTTPException, Request
 from pipeline.asr.manager import ModelBusyError
 from pipeline.core.errors import PipelineError, UsageError
 from pipeline.core.settings import AUTO_MODEL, FORMATS, Settings
-from pipeline.system.hardware import hardware_report
+from pipeline.system.report import hardware_report
 from workbench.service import JobManager, JobNotFoundError, ResultNotFoundError
 from workbench.ui.common import CSS, QUIET
 

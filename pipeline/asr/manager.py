@@ -92,10 +92,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pipeline.asr.footprint import model_memory_mb
 from pipeline.asr.models import LoadedModel, ModelCache, ModelSpec, Placement, load, placement_for, resolve
 from pipeline.core.errors import ModelError
 from pipeline.core.settings import AUTO_MODEL, ModelManagerSettings, ModelSettings, TranscribeSettings
-from pipeline.system.hardware import CoreHardwareDetector, model_memory_mb
+from pipeline.system.detect import CoreHardwareDetector
 
 log = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ def choose_model(language: str | None, device: str, gpu_free_mb: int = 0) -> tup
     fits wins for every language. Other languages run on the best multilingual model present: on a GPU with
     room, the biggest cached one; on the CPU a cached ``small`` or ``base``, else the packaged ``base``.
     """
-    from pipeline.system.hardware import model_memory_mb
+    from pipeline.asr.footprint import model_memory_mb
 
     if device == "cuda":
         for name in GPU_PREFERENCE:

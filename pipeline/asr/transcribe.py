@@ -24,7 +24,7 @@ from pipeline.asr.models import LoadedModel
 from pipeline.core.errors import UsageError
 from pipeline.core.settings import ModelSettings, TranscribeSettings
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window, Word
-from pipeline.system.hardware import trim_heap
+from pipeline.system.memory import trim_heap
 
 if TYPE_CHECKING:
     from pipeline.asr.manager import ModelManager

@@ -43,7 +43,8 @@ from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment,
 from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.media import decode as audio_mod
 from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
-from pipeline.system.hardware import apply_cpu_affinity, tune_settings
+from pipeline.system.affinity import apply_cpu_affinity
+from pipeline.system.optimizer import tune_settings
 from pipeline.text import cjk
 from pipeline.text import cues as subtitles
 from pipeline.text.cue_edit import transcript_from_dict, with_cues
@@ -992,7 +993,7 @@ def spread(windows: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 
 def _gpu_free_mb(s: Settings) -> int:
-    from pipeline.system.hardware import CoreHardwareDetector
+    from pipeline.system.detect import CoreHardwareDetector
 
     info = CoreHardwareDetector(s.jobs.jobs_dir).detect()
     return max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
@@ -1041,7 +1042,8 @@ def use_cluster(settings: Settings) -> bool:
         return cs.workers > 0
     if cs.adaptive is not None:
         return True
-    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.system.detect import CoreHardwareDetector
+    from pipeline.system.optimizer import CoreOptimizer
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector(settings.jobs.jobs_dir).detect(),

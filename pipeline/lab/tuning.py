@@ -9,7 +9,7 @@ here, so the same sweeps run from a script or a test. Everything runs the real p
 - :func:`throughput_sweep` runs one input under each batch size × workers × threads combination, each in
   a fresh process whose memory (with its children) is sampled, and reports real-time factor, peak memory
   and time to first cue; :func:`compare_with_optimizer` sets the optimizer's choice
-  (:mod:`pipeline.system.hardware`) beside the best measured one.
+  (:mod:`pipeline.system.optimizer`) beside the best measured one.
 - :func:`open_runner` and :func:`watch_jobs` run several jobs in-process or on a Dask cluster (local or
   remote) and record their progress and every worker's memory (and GPU memory) over time.
 - :func:`language_accuracy` transcribes the German, Spanish and Mandarin test clips with a multilingual model
@@ -511,13 +511,13 @@ def default_thread_counts(cores: int | None = None) -> list[int]:
 
 
 def optimizer_choice(settings: Settings) -> dict[str, Any]:
-    """What the optimizer (:mod:`pipeline.system.hardware`) picks on this machine for ``settings``' model and device.
+    """What the optimizer (:mod:`pipeline.system.optimizer`) picks on this machine for ``settings``' model and device.
 
     Returns:
         ``batch_size``, ``cpu_threads``, ``workers`` (0 when it plans one model, i.e. in-process),
         ``concurrency``, ``device``, ``model``, ``compute_type`` and ``reasons`` (one line per field).
     """
-    from pipeline.system.hardware import hardware_report
+    from pipeline.system.report import hardware_report
 
     report = hardware_report(
         settings.jobs.jobs_dir,

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipeline.system.hardware import sample_usage
+from pipeline.system.monitor import sample_usage
 from workbench.ui.common import QUIET, card, esc, human_mb, table
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def hardware_cards(report: dict[str, Any]) -> str:
 
 def _shown(name: str, value: Any, optimized: dict[str, Any]) -> str:  # noqa: ANN401
     if name == "cpu_affinity_cores":
-        from pipeline.system.hardware import format_core_list
+        from pipeline.system.affinity import format_core_list
 
         return f"{format_core_list(value)} ({optimized.get('cpu_affinity_strategy')})" if value else "not bound"
     if isinstance(value, bool):
