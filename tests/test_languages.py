@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.asr import catalogue, models
 from pipeline.asr.catalogue import BASE_PACKAGED
-from pipeline.asr.transcribe import LanguageGuess, detect_language
+from pipeline.asr.detect import LanguageGuess, detect_language
 from pipeline.cli import main
 from pipeline.core.errors import ModelError, UsageError
 from pipeline.core.languages import language_choices, native_name, normalize_language
@@ -330,7 +330,7 @@ def test_fingerprint_covers_the_language_and_the_model_weights(settings: Setting
 def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
     import queue
 
-    from pipeline.asr.transcribe import SegmentAudio
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.core.types import Segment, SpeechSpan, Window
     from pipeline.jobs.engine import _DONE, _Lookahead, _Stop, spread
 

@@ -50,8 +50,9 @@ from pipeline.core.settings import ClusterSettings, ModelManagerSettings, ModelS
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from pipeline.asr.detect import LanguageGuess
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.asr.manager import ModelManager
-    from pipeline.asr.transcribe import LanguageGuess, SegmentAudio
     from pipeline.core.types import SegmentResult
     from pipeline.system.detect import HardwareInfo
     from pipeline.system.optimizer import OptimizedSettings
@@ -225,7 +226,7 @@ def transcribe_task(
 def detect_task(windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
     """A Dask task: the language of some speech windows on this worker's model (the catalogue name resolves
     on the worker; a packaged model is assembled once per machine, under a file lock)."""
-    from pipeline.asr.transcribe import detect_with
+    from pipeline.asr.detect import detect_with
 
     manager = _worker_manager()
     return detect_with(manager, windows, for_worker(manager.settings, model))
