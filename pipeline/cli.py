@@ -105,7 +105,7 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
 
 def _export_videos(settings: Settings, result: object) -> list[Path]:
     """``--embed`` and ``--burn`` for one finished job: the video files written beside its subtitles."""
-    from pipeline.text.export import export_video
+    from pipeline.text.mux import export_video
 
     kinds = [kind for kind in ("embed", "burn") if getattr(settings.export, kind)]
     if not kinds:

@@ -48,10 +48,10 @@ from pipeline.media import decode as audio_mod
 from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 from pipeline.system.affinity import apply_cpu_affinity
 from pipeline.system.optimizer import tune_settings
-from pipeline.text import cjk
+from pipeline.text import cjk, writers
 from pipeline.text import cues as subtitles
 from pipeline.text.cue_edit import transcript_from_dict, with_cues
-from pipeline.text.export import probe_media
+from pipeline.text.mux import probe_media
 
 if TYPE_CHECKING:
     from pipeline.backends.dask import DaskBackend
@@ -857,7 +857,7 @@ class Runner:
             prefix = cjk.prepare(prefix, cjk.script_for(s.subtitles.chinese, language)[0])
         cues = subtitles.build_cues(prefix, s.subtitles, spans)
         partial = Transcript("", 0.0, "", prefix, cues)
-        job.write_output("partial.srt", subtitles.render(partial, "srt"))
+        job.write_output("partial.srt", writers.render(partial, "srt"))
 
     def _write_outputs(
         self, job: Job, input_path: Path, transcript: Transcript, s: Settings, translation: Transcript | None = None
@@ -891,11 +891,11 @@ class Runner:
         # The job folder always keeps the JSON: the transcript with its words, which review edits start from.
         for fmt in (*s.output.formats, *(() if "json" in s.output.formats else ("json",))):
             target = out_dir / f"{stem}.{fmt}" if fmt in s.output.formats else None
-            files.append((fmt, f"result.{fmt}", subtitles.render(transcript, fmt, s.export, video_size), target))
+            files.append((fmt, f"result.{fmt}", writers.render(transcript, fmt, s.export, video_size), target))
         if translation is not None:
             en_stem = f"{input_path.stem}.en"
             for fmt in s.output.formats:
-                text = subtitles.render(translation, fmt, s.export, video_size)
+                text = writers.render(translation, fmt, s.export, video_size)
                 files.append((f"en.{fmt}", f"result.en.{fmt}", text, out_dir / f"{en_stem}.{fmt}"))
             if s.output.bilingual:
                 both = subtitles.bilingual(transcript, translation, s.subtitles)
@@ -903,7 +903,7 @@ class Runner:
                     if fmt == "json":
                         continue  # the two JSON files hold both texts with their times
                     target = out_dir / f"{input_path.stem}.{transcript.language}-en.{fmt}"
-                    text = subtitles.render(both, fmt, s.export, video_size)
+                    text = writers.render(both, fmt, s.export, video_size)
                     files.append((f"bilingual.{fmt}", f"result.bilingual.{fmt}", text, target))
         outputs: dict[str, Path] = {}
         for key, name, text, target in files:
