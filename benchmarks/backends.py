@@ -22,7 +22,7 @@ from bench_common import DEFAULT_DATA_DIR, SET_NAMES, corpus_wer, load_sets
 
 def _windows(samples: Any, vad_model: Any) -> list[Any]:
     from pipeline.core.settings import VadSettings
-    from pipeline.media.vad import segment_audio
+    from pipeline.media.segments import segment_audio
 
     segments, _ = segment_audio(samples, VadSettings(), vad_model)
     return segments

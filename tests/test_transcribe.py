@@ -16,7 +16,8 @@ from pipeline.asr.models import ModelCache
 from pipeline.asr.transcribe import level_window, transcribe_segments
 from pipeline.core.settings import ModelSettings, TranscribeSettings, VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
-from pipeline.media.vad import SileroVad, segment_audio
+from pipeline.media.segments import segment_audio
+from pipeline.media.vad import SileroVad
 
 SETTINGS = TranscribeSettings(language="en", batch_size=8)
 

@@ -45,7 +45,8 @@ from pipeline.core.settings import AUTO_MODEL, AudioSettings, ModelSettings, Set
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.media import decode as audio_mod
-from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
+from pipeline.media.segments import VadMetrics, finish_metrics, segment_stream
+from pipeline.media.vad import SileroVad
 from pipeline.system.affinity import apply_cpu_affinity
 from pipeline.system.optimizer import tune_settings
 from pipeline.text import cjk, writers
