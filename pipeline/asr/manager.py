@@ -12,11 +12,10 @@ Each model on each worker goes through one state machine::
 
 A *round* is one pass through ``loading``. Rounds run one at a time on the manager's single **inference
 thread**, which also runs every inference call of a one-replica model (:meth:`ModelManager.infer`); a model
-with several replicas runs its calls on as many *lanes* (:mod:`pipeline.asr.lanes` says why). Every change is an event:
-subscribers get a fresh :meth:`ModelManager.status` dict (with a growing ``seq``), and readers call
-:meth:`~ModelManager.status`; nothing reads private fields.
-The app aggregates the workers' status dicts with :func:`~pipeline.asr.model_status.aggregate_status` (``ready`` only when every
-worker is).
+with several replicas runs its calls on as many *lanes* (:mod:`pipeline.asr.lanes` says why). Every change
+is an event: subscribers get a fresh :meth:`ModelManager.status` dict (with a growing ``seq``), and readers
+call :meth:`~ModelManager.status`; nothing reads private fields. The app aggregates the workers' status
+dicts with :func:`~pipeline.asr.model_status.aggregate_status` (``ready`` only when every worker is).
 
 The *selected* model is the one new jobs use and the one the top-level status describes. It changes only
 through :meth:`~ModelManager.load` (the user's switch) and :meth:`~ModelManager.preload` (start-up).

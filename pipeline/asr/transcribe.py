@@ -38,7 +38,7 @@ def level_window(
 
     tiny.en skips whole utterances of a quiet speaker that shares a window with a loud one, although it
     transcribes each of them well alone: what hurts is the jump in level, not the level (the effect on WER
-    is in docs/benchmarks.md, "Levelling").
+    is in docs/benchmarks.md, "Against faster-whisper and WhisperX").
     A span whose RMS is more than ``gap_db`` below the loudest span of the window is scaled up to the
     loudest level, by at most ``boost_db``; everything else, and the pauses, stay as they are. Only the
     window's own samples count, so the result never depends on which windows share a batch.

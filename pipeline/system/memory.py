@@ -48,7 +48,8 @@ def skip_heap_walk_at_exit() -> None:
     """Let this process exit without the interpreter's last garbage collection over every live object.
 
     With Dask and its bokeh dashboard imported that walk is a visible part of a CLI run's exit (figures in
-    docs/benchmarks.md, "Process housekeeping"). Registered with :mod:`atexit` (once, however often this is called), so it only runs as the process ends,
-    after the exit handlers registered later; files are flushed as usual.
+    docs/benchmarks.md, "Process housekeeping"). Registered with :mod:`atexit` (once, however often this is
+    called), so it only runs as the process ends, after the exit handlers registered later; files are flushed
+    as usual.
     """
     atexit.register(gc.freeze)

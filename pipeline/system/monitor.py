@@ -16,8 +16,8 @@ def sample_usage() -> dict[str, Any]:
 
     ``cpu_percent`` is the whole machine's CPU use since the previous call in this process (the first call
     in a process gives 0.0), so call it at a steady interval. RAM honours a cgroup limit as
-    :class:`~pipeline.system.detect.CoreHardwareDetector` does; GPUs come from the same NVML probe. Never raises: a failing probe
-    leaves its part empty (0 or no GPUs).
+    :class:`~pipeline.system.detect.CoreHardwareDetector` does; GPUs come from the same NVML probe. Never
+    raises: a failing probe leaves its part empty (0 or no GPUs).
 
     Returns:
         ``{"time" (epoch s), "cpu_percent", "ram_used_mb", "ram_total_mb",

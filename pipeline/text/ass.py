@@ -1,4 +1,4 @@
-"""Styled ASS subtitles (pysubs2): the font, size and margins of the export settings, and karaoke from the word times."""
+"""Styled ASS subtitles (pysubs2): font, size and margins from the export settings; karaoke from the word times."""
 
 from __future__ import annotations
 

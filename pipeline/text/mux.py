@@ -1,9 +1,9 @@
 """Finishing a video with ffmpeg: a soft subtitle track (embed) and hard subtitles (burn).
 
-The styled ASS file comes from :mod:`pipeline.text.ass`. The video work is done by the ``ffmpeg`` program in a subprocess: its
-stream copy keeps every video and audio packet as it is (PyAV could remux too, but would need its own
-subtitle encoder set-up per container and gives no libass), and its ``ass`` filter renders the very same
-ASS file through libass for burning, so the hard subtitles look like the styled file. Progress comes from
+The styled ASS file comes from :mod:`pipeline.text.ass`. The video work is done by the ``ffmpeg`` program in a
+subprocess: its stream copy keeps every video and audio packet as it is (PyAV could remux too, but would need
+its own subtitle encoder set-up per container and gives no libass), and its ``ass`` filter renders the very
+same ASS file through libass for burning, so the hard subtitles look like the styled file. Progress comes from
 ``ffmpeg -progress``; a cancel stops the process. Every file is written under a temp name beside its target
 and renamed when complete, so a failure (a full disk, a cancel, a bad codec) leaves nothing half-written.
 """

@@ -1,4 +1,4 @@
-"""Writers: a transcript as SRT, VTT, JSON or ASS text, the cues exactly as :func:`~pipeline.text.cues.writable_cues` gives them."""
+"""Writers: a transcript as SRT, VTT, JSON or ASS text, its cues as :func:`~pipeline.text.cues.writable_cues` gives."""
 
 from __future__ import annotations
 
