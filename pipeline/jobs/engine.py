@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.asr.catalogue import PACKAGED, model_identity, usable
+from pipeline.asr.catalogue import model_identity, usable
 from pipeline.asr.detect import LanguageGuess, detect_with
 from pipeline.asr.guard import GuardSettings, drop_repeated_lines
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.manager import ModelBusyError, ModelManager
 from pipeline.asr.model_status import aggregate_status
 from pipeline.asr.models import LoadedModel, ModelCache, choose_model, placement_for
+from pipeline.asr.packaged import PACKAGED
 from pipeline.asr.timing import refine_words, speech_edges
 from pipeline.asr.transcribe import batch_future, check_multilingual
 from pipeline.core.errors import (

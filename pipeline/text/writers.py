@@ -1,4 +1,4 @@
-"""Writers: a transcript as SRT, VTT, JSON or ASS text, its cues as :func:`~pipeline.text.cues.writable_cues` gives."""
+"""Writers: a transcript as SRT, VTT, JSON or ASS text (its cues from :func:`~pipeline.text.cues.writable_cues`)."""
 
 from __future__ import annotations
 
