@@ -153,3 +153,23 @@ def test_watch_jobs_in_process_records_progress_and_memory(data_dir: Path, tmp_p
     assert watch.workers and all(w["memory_mb"] > 100 for w in watch.workers)  # this process, model loaded
     assert "in this process" in cluster_report(watch.status).text
     assert len(cluster_memory_figure(watch).data) == 1 and len(job_progress_figure(watch).data) == 1
+
+
+def test_the_runtime_never_imports_the_lab() -> None:
+    """Every module of pipeline/ (outside lab/) and workbench/ imports without pipeline.lab or its scoring
+    libraries, and transcription imports without the model manager (the dependency runs one way)."""
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        "import importlib, pathlib, sys\n"
+        "import pipeline.asr.transcribe, pipeline.asr.detect\n"
+        "assert 'pipeline.asr.manager' not in sys.modules, 'transcription imported the model manager'\n"
+        "for path in sorted([*pathlib.Path('pipeline').rglob('*.py'), *pathlib.Path('workbench').rglob('*.py')]):\n"
+        "    parts = path.with_suffix('').parts\n"
+        "    if parts[:2] == ('pipeline', 'lab') or parts[-1] == '__main__':\n"
+        "        continue\n"
+        "    importlib.import_module('.'.join(p for p in parts if p != '__init__'))\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('pipeline.lab') or m in ('jiwer', 'whisper_normalizer', 'srt'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
