@@ -22,7 +22,7 @@ from bench_common import DEFAULT_DATA_DIR, SET_NAMES, corpus_wer, load_sets
 
 def _windows(samples: Any, vad_model: Any) -> list[Any]:
     from pipeline.core.settings import VadSettings
-    from pipeline.media.vad import segment_audio
+    from pipeline.media.segments import segment_audio
 
     segments, _ = segment_audio(samples, VadSettings(), vad_model)
     return segments
@@ -30,7 +30,8 @@ def _windows(samples: Any, vad_model: Any) -> list[Any]:
 
 def run_fw(model: Any, samples: Any, segments: list[Any], batch_size: int) -> tuple[str, bool]:
     """Our path: faster-whisper's batched pipeline over our windows, with word timing."""
-    from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+    from pipeline.asr.inputs import SegmentAudio
+    from pipeline.asr.transcribe import transcribe_segments
     from pipeline.core.settings import TranscribeSettings
 
     items = [SegmentAudio.read(s, lambda a, b: samples[int(a * 16000) : int(b * 16000)]) for s in segments]

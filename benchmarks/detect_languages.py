@@ -2,7 +2,7 @@
 
 Every clip of the shared test data with a known language: FLEURS English, German and Spanish (10 each), the
 three Mandarin recordings, and jfk, LJ Speech and the Harvard sentences (English). Each clip goes through
-:func:`pipeline.asr.transcribe.detect_language` as the runner uses it: int16 samples scaled to [-1, 1], one
+:func:`pipeline.asr.detect.detect_language` as the runner uses it: int16 samples scaled to [-1, 1], one
 encoder pass per 30-s window, up to three windows spread over the clip, probabilities averaged.
 
     python benchmarks/detect_languages.py --detect [--model base] [--data tests/data]
@@ -23,8 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.asr.detect import detect_language  # noqa: E402
 from pipeline.asr.models import load, placement_for, resolve  # noqa: E402
-from pipeline.asr.transcribe import detect_language  # noqa: E402
 from pipeline.core.settings import AudioSettings, ModelSettings  # noqa: E402
 from pipeline.jobs.engine import DETECT_WINDOWS, spread  # noqa: E402
 from pipeline.lab.evaluation import LANGUAGES, language_clips  # noqa: E402

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.text import export
+from pipeline.text import mux
 from pipeline.text.cue_edit import transcript_from_dict
 
 
@@ -28,13 +28,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="where to keep the files (default: a temp folder)")
     ns = p.parse_args()
     transcript = transcript_from_dict(json.loads(ns.transcript.read_text(encoding="utf-8")))
-    info = export.probe_media(ns.video)
+    info = mux.probe_media(ns.video)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = ns.out or Path(tmp)
         for kind in ns.kinds.split(","):
             t = time.monotonic()
-            done = export.export_video(kind, ns.video, transcript, out)
+            done = mux.export_video(kind, ns.video, transcript, out)
             wall = time.monotonic() - t
             rows.append(
                 {

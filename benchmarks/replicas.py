@@ -37,11 +37,13 @@ def child(media: Path, replicas: int, threads: int, batch_size: int) -> dict[str
 
     from faster_whisper import WhisperModel
 
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.asr.models import LoadedModel, Placement, resolve
-    from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+    from pipeline.asr.transcribe import transcribe_segments
     from pipeline.core.settings import Settings
     from pipeline.media.decode import decode_all
-    from pipeline.media.vad import SileroVad, segment_audio
+    from pipeline.media.segments import segment_audio
+    from pipeline.media.vad import SileroVad
 
     s = Settings()
     samples = decode_all(media)

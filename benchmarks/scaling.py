@@ -114,7 +114,8 @@ def coordinator_speed(path: Path, base: Path) -> float:
     """Decode + VAD of ``path`` on this process, as × real time (what one coordinator can feed)."""
     from pipeline.core.settings import AudioSettings, VadSettings
     from pipeline.media.decode import decode, probe
-    from pipeline.media.vad import SileroVad, segment_stream
+    from pipeline.media.segments import segment_stream
+    from pipeline.media.vad import SileroVad
 
     t0 = time.monotonic()
     audio = AudioSettings()

@@ -1,7 +1,7 @@
 """Windows, levelling and beam: the candidates behind the VAD and decoding defaults, measured side by side.
 
 Each candidate is a (VAD settings, decoding settings) pair. For each, through
-:func:`pipeline.lab.tuning.vad_sweep` (one runner, one model, in this process): WER per data set, where
+:func:`pipeline.lab.sweeps.vad_sweep` (one runner, one model, in this process): WER per data set, where
 faster-whisper's batched pipeline on the same files is the yardstick (``benchmarks/accuracy.py``'s
 ``transcribe_fw``), and on the 10-minute benchmark input (``compare.py``'s ``10min.wav``) its WER, its Whisper
 window count and the CPU seconds (user + system of this process, model load included) the run took. On this
@@ -28,7 +28,8 @@ from typing import Any
 
 from pipeline.core.settings import Settings, VadSettings
 from pipeline.lab.evaluation import DEFAULT_DATA_DIR, SET_NAMES, Clip, corpus_wer, load_sets
-from pipeline.lab.tuning import base_settings, vad_sweep
+from pipeline.lab.inputs import base_settings
+from pipeline.lab.sweeps import vad_sweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import transcribe_fw  # noqa: E402 - the scripts run as files, not as a package

@@ -65,7 +65,7 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
     A failing item prints one ``error:`` line and the others go on; the exit code is 1 if any failed.
     """
     from pipeline.jobs.engine import Runner
-    from pipeline.system.hardware import skip_heap_walk_at_exit
+    from pipeline.system.memory import skip_heap_walk_at_exit
 
     skip_heap_walk_at_exit()
     runner = Runner(settings)
@@ -105,7 +105,7 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
 
 def _export_videos(settings: Settings, result: object) -> list[Path]:
     """``--embed`` and ``--burn`` for one finished job: the video files written beside its subtitles."""
-    from pipeline.text.export import export_video
+    from pipeline.text.mux import export_video
 
     kinds = [kind for kind in ("embed", "burn") if getattr(settings.export, kind)]
     if not kinds:
@@ -171,7 +171,8 @@ def _resume(settings: Settings, job_id: str | None) -> int:
 
 def _list_models(settings: Settings) -> int:
     from pipeline.asr.catalogue import catalogue
-    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.system.detect import CoreHardwareDetector
+    from pipeline.system.optimizer import CoreOptimizer
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(ns)
         if ns.hardware:
-            from pipeline.system.hardware import hardware_report
+            from pipeline.system.report import hardware_report
 
             print(json.dumps(hardware_report(settings.jobs.jobs_dir), indent=2))
             return 0

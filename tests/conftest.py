@@ -35,7 +35,7 @@ def multilingual_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     It is assembled from its two packages into a session-private cache (``VIDEO2SRT_CACHE_DIR``, set for the
     session so that CLI subprocesses find it too), so the tests never depend on the user's cache.
     """
-    from pipeline.asr.catalogue import BASE_PACKAGED
+    from pipeline.asr.packaged import BASE_PACKAGED
 
     cache = tmp_path_factory.mktemp("video2srt-cache")
     old = os.environ.get("VIDEO2SRT_CACHE_DIR")

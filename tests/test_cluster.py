@@ -28,7 +28,8 @@ from pipeline.backends.dask import PLANNED_THREADS, plan_workers
 from pipeline.core.errors import ClusterError
 from pipeline.core.settings import ClusterSettings, ModelSettings, Settings
 from pipeline.jobs.engine import JobEvent, Runner, use_cluster
-from pipeline.system.hardware import CoreOptimizer, HardwareInfo
+from pipeline.system.detect import HardwareInfo
+from pipeline.system.optimizer import CoreOptimizer
 
 
 @pytest.mark.cluster
@@ -146,7 +147,7 @@ def test_one_worker_per_gpu_pinned_with_a_gpu_resource() -> None:
 
 def test_the_optimizer_keeps_one_planned_worker_in_process(settings: Settings) -> None:
     # This machine's plan: how many workers the optimizer wants decides; one worker runs in-process.
-    from pipeline.system.hardware import CoreHardwareDetector
+    from pipeline.system.detect import CoreHardwareDetector
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector().detect(), device="cpu", compute_type="int8", model="tiny.en", cpu_affinity="auto"

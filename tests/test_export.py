@@ -23,7 +23,7 @@ from pipeline.cli import main
 from pipeline.core.errors import CancelledError, CueEditError, ExportError, InputError, UsageError
 from pipeline.core.settings import ExportSettings, SubtitleSettings
 from pipeline.core.types import Cue
-from pipeline.text import export
+from pipeline.text import ass, mux
 from pipeline.text.cue_edit import merge_rows, review_cues, split_row, transcript_from_dict, validate_cues, with_cues
 
 # ffmpeg encodes video (burn) and remuxes: the full suite runs these, the fast loop does not.
@@ -121,7 +121,7 @@ def test_cli_writes_ass_embedded_and_burned_video(cli_run: Path, clip: Path) -> 
 
 def test_karaoke_tags_follow_the_word_times(cli_run: Path) -> None:
     transcript = transcript_from_dict(json.loads((cli_run / "manifesto.json").read_text(encoding="utf-8")))
-    text = export.ass_text(transcript, ExportSettings(karaoke=True), (320, 180))
+    text = ass.ass_text(transcript, ExportSettings(karaoke=True), (320, 180))
     events = pysubs2.SSAFile.from_string(text).events
     assert len(events) == len(transcript.cues)
     for event, cue in zip(events, transcript.cues, strict=True):
@@ -133,12 +133,12 @@ def test_karaoke_tags_follow_the_word_times(cli_run: Path) -> None:
     # An edited cue (text no longer the recognised words) still gets one \k per word, spread over its time.
     first = transcript.cues[0]
     edited = with_cues(transcript, [Cue(1, first.start, first.end, ("Corrected words here",))])
-    event = pysubs2.SSAFile.from_string(export.ass_text(edited, ExportSettings(karaoke=True))).events[0]
+    event = pysubs2.SSAFile.from_string(ass.ass_text(edited, ExportSettings(karaoke=True))).events[0]
     assert len(re.findall(r"\\k\d+", event.text)) == 3 and event.plaintext == "Corrected words here"
     # CJK lines get the CJK font by default.
     zh = with_cues(transcript, transcript.cues)
     zh.language = "zh"
-    assert pysubs2.SSAFile.from_string(export.ass_text(zh)).styles["Default"].fontname == "Noto Sans CJK SC"
+    assert pysubs2.SSAFile.from_string(ass.ass_text(zh)).styles["Default"].fontname == "Noto Sans CJK SC"
 
 
 def test_embed_keeps_an_existing_track_and_mp4_falls_back_to_mkv(cli_run: Path, tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_embed_keeps_an_existing_track_and_mp4_falls_back_to_mkv(cli_run: Path, 
     german = with_cues(transcript, transcript.cues)
     german.language = "de"
     # The embedded MP4 as input: its English track stays, a German one is added (MKV keeps SRT as subrip).
-    done = export.embed(cli_run / "manifesto.subtitled.mp4", [german], tmp_path / "two.mkv")
+    done = mux.embed(cli_run / "manifesto.subtitled.mp4", [german], tmp_path / "two.mkv")
     subs = [s for s in _ffprobe(done.path) if s["codec_type"] == "subtitle"]
     assert [s["tags"]["language"] for s in subs] == ["eng", "deu"]
     assert subs[1]["codec_name"] == "subrip" and subs[1]["tags"]["title"] == "German (video2srt)"
@@ -158,7 +158,7 @@ def test_embed_keeps_an_existing_track_and_mp4_falls_back_to_mkv(cli_run: Path, 
         + ["-i", "sine=duration=2", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-shortest", str(odd)],
         check=True,
     )
-    done = export.embed(odd, [transcript], tmp_path / "odd.subtitled.mp4")
+    done = mux.embed(odd, [transcript], tmp_path / "odd.subtitled.mp4")
     assert done.path == tmp_path / "odd.subtitled.mkv" and "instead of odd.subtitled.mp4" in done.note
     assert not (tmp_path / "odd.subtitled.mp4").exists()
     assert [s["codec_name"] for s in _ffprobe(done.path)] == ["ffv1", "pcm_s16le", "subrip"]
@@ -168,11 +168,11 @@ def test_embed_keeps_an_existing_track_and_mp4_falls_back_to_mkv(cli_run: Path, 
 def test_audio_only_embeds_into_mka_and_cannot_burn(cli_run: Path, data_dir: Path, tmp_path: Path) -> None:
     transcript = transcript_from_dict(json.loads((cli_run / "manifesto.json").read_text(encoding="utf-8")))
     jfk = data_dir / "jfk" / "jfk.wav"
-    done = export.export_video("embed", jfk, transcript, tmp_path)
+    done = mux.export_video("embed", jfk, transcript, tmp_path)
     assert done.path == tmp_path / "jfk.subtitled.mka"
     assert [s["codec_type"] for s in _ffprobe(done.path)] == ["audio", "subtitle"]
     with pytest.raises(InputError, match="has no video to burn"):
-        export.export_video("burn", jfk, transcript, tmp_path)
+        mux.export_video("burn", jfk, transcript, tmp_path)
 
 
 def test_cancel_and_full_disk_leave_nothing_behind(cli_run: Path, clip: Path, tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_cancel_and_full_disk_leave_nothing_behind(cli_run: Path, clip: Path, tm
         cancel.set()
 
     with pytest.raises(CancelledError):
-        export.burn(clip, transcript, tmp_path / "x.burned.mp4", on_progress=on_progress, cancel=cancel)
+        mux.burn(clip, transcript, tmp_path / "x.burned.mp4", on_progress=on_progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
 
     small = tmp_path / "small"
@@ -198,7 +198,7 @@ def test_cancel_and_full_disk_leave_nothing_behind(cli_run: Path, clip: Path, tm
         keep = small / "manifesto.srt"
         keep.write_text("1\n00:00:00,000 --> 00:00:01,000\nkept\n", encoding="utf-8")
         with pytest.raises(ExportError, match="the disk filled while writing manifesto.burned.mp4") as info:
-            export.export_video("burn", clip, transcript, small)
+            mux.export_video("burn", clip, transcript, small)
         assert "\n" not in str(info.value)
         assert sorted(p.name for p in small.iterdir()) == ["manifesto.srt"] and "kept" in keep.read_text()
     finally:
@@ -213,10 +213,10 @@ def test_an_ffmpeg_without_libass_is_named(cli_run: Path, clip: Path, tmp_path: 
     fake.write_text('#!/bin/sh\necho "Filters:"\necho " ... scale             V->V       Scale the input video."\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    assert not export.has_libass()
+    assert not mux.has_libass()
     with pytest.raises(ExportError, match="lacks libass"):
-        export.burn(clip, transcript, tmp_path / "x.mp4")
-    assert export.has_libass("/usr/bin/ffmpeg") or not Path("/usr/bin/ffmpeg").exists()
+        mux.burn(clip, transcript, tmp_path / "x.mp4")
+    assert mux.has_libass("/usr/bin/ffmpeg") or not Path("/usr/bin/ffmpeg").exists()
 
 
 def test_edit_rules_on_the_real_cues(cli_run: Path) -> None:

@@ -13,7 +13,8 @@ from conftest import with_parts
 from media import speech_clips
 
 from pipeline.asr.guard import GuardSettings, drop_repeated_lines, judge, level_db
-from pipeline.asr.transcribe import SegmentAudio, transcribe_segments
+from pipeline.asr.inputs import SegmentAudio
+from pipeline.asr.transcribe import transcribe_segments
 from pipeline.core.settings import Settings
 from pipeline.core.types import Segment, SpeechSpan, TextSegment, Window, Word
 from pipeline.jobs.engine import JobResult, Runner

@@ -18,23 +18,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from helpers.hardware import fake_nvml, nvml_raising
 
+from pipeline.asr.footprint import model_memory_mb
 from pipeline.core.errors import UsageError
-from pipeline.system.hardware import (
-    CPU_BATCH_CAP,
-    CPU_LANE_BATCH,
-    GPU_BATCH_CAP,
-    CoreHardwareDetector,
-    CoreOptimizer,
-    HardwareInfo,
-    OptimizedSettings,
-    affinity_cores,
-    apply_cpu_affinity,
-    format_core_list,
-    hardware_report,
-    model_memory_mb,
-    parse_core_list,
-    summary,
-)
+from pipeline.system.affinity import affinity_cores, apply_cpu_affinity, format_core_list, parse_core_list
+from pipeline.system.detect import CoreHardwareDetector, HardwareInfo
+from pipeline.system.optimizer import CPU_BATCH_CAP, CPU_LANE_BATCH, GPU_BATCH_CAP, CoreOptimizer, OptimizedSettings
+from pipeline.system.report import hardware_report, summary
 from workbench.http.hardware import hardware_router
 
 REPO = Path(__file__).resolve().parents[1]
@@ -362,7 +351,7 @@ def test_unknown_probe_name_is_refused() -> None:
 def test_detect_is_fast_and_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys, time; t = time.perf_counter(); "
-        "from pipeline.system.hardware import CoreHardwareDetector; "
+        "from pipeline.system.detect import CoreHardwareDetector; "
         f"CoreHardwareDetector({str(tmp_path)!r}).detect(); "
         "print(time.perf_counter() - t, 'torch' in sys.modules)"
     )
@@ -391,7 +380,7 @@ def test_affinity_cores(caplog: pytest.LogCaptureFixture) -> None:
     assert affinity_cores("all", "cuda", 4) == [0, 1, 2, 3]
     assert affinity_cores("none", "cuda", 4) is None
     assert affinity_cores("0-3,8", "cuda", 16) == [0, 1, 2, 3, 8]
-    with caplog.at_level("WARNING", logger="pipeline.system.hardware"):
+    with caplog.at_level("WARNING", logger="pipeline.system.affinity"):
         assert affinity_cores("1,5-9", "cpu", 4) == [1]
         assert "5-9" in caplog.text
         caplog.clear()
@@ -403,7 +392,7 @@ def test_affinity_cores(caplog: pytest.LogCaptureFixture) -> None:
 
 def _affinity_in_child(strategy: str, device: str = "cuda") -> dict[str, Any]:
     code = (
-        "import json, sys, psutil; from pipeline.system.hardware import apply_cpu_affinity; "
+        "import json, sys, psutil; from pipeline.system.affinity import apply_cpu_affinity; "
         "applied = apply_cpu_affinity(sys.argv[1], sys.argv[2]); "
         "print(json.dumps({'applied': applied, 'now': sorted(psutil.Process().cpu_affinity())}))"
     )
@@ -434,7 +423,7 @@ def test_skip_heap_walk_freezes_the_heap_last_at_exit_and_other_exit_work_still_
     code = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-        "from pipeline.system.hardware import skip_heap_walk_at_exit\n"
+        "from pipeline.system.memory import skip_heap_walk_at_exit\n"
         "skip_heap_walk_at_exit(); skip_heap_walk_at_exit()\n"
         "atexit.register(lambda: print('frozen before:', gc.get_freeze_count() > 0))\n"
         f"open({str(tmp_path / 'out.txt')!r}, 'w').write('written')\n"

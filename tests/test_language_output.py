@@ -25,7 +25,8 @@ from pipeline.cli import main
 from pipeline.core.settings import ModelSettings, Settings, SubtitleSettings
 from pipeline.core.types import SpeechSpan, TextSegment, Word
 from pipeline.jobs.engine import Runner
-from pipeline.media.vad import SileroVad, segment_audio
+from pipeline.media.segments import segment_audio
+from pipeline.media.vad import SileroVad
 from pipeline.text import cjk
 from pipeline.text.cues import build_cues
 

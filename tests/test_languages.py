@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.asr import catalogue, models
-from pipeline.asr.catalogue import BASE_PACKAGED
-from pipeline.asr.transcribe import LanguageGuess, detect_language
+from pipeline.asr import catalogue, models, packaged
+from pipeline.asr.detect import LanguageGuess, detect_language
+from pipeline.asr.packaged import BASE_PACKAGED
 from pipeline.cli import main
 from pipeline.core.errors import ModelError, UsageError
 from pipeline.core.languages import language_choices, native_name, normalize_language
@@ -90,7 +90,7 @@ def _part_dirs(tmp_path: Path, corrupt: str | None = None) -> dict[str, Path]:
     """Each part's data folder as a copy made of links, with ``corrupt``'s blob damaged (one byte flipped)."""
     dirs = {}
     for part in BASE_PACKAGED.parts:
-        source = catalogue._package_data(part)
+        source = packaged._package_data(part)
         assert source is not None, f"{part.package} is not installed"
         target = tmp_path / "site" / part.module / "data"
         target.mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_missing_part_names_the_package(tmp_path: Path) -> None:
 
 def test_two_processes_assembling_at_once_make_one_valid_model(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    code = "import sys; from pathlib import Path; from pipeline.asr.catalogue import BASE_PACKAGED as B; print(B.assemble(Path(sys.argv[1])))"
+    code = "import sys; from pathlib import Path; from pipeline.asr.packaged import BASE_PACKAGED as B; print(B.assemble(Path(sys.argv[1])))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen([sys.executable, "-c", code, str(cache)], stdout=subprocess.PIPE, text=True, env=env)
@@ -330,7 +330,7 @@ def test_fingerprint_covers_the_language_and_the_model_weights(settings: Setting
 def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
     import queue
 
-    from pipeline.asr.transcribe import SegmentAudio
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.core.types import Segment, SpeechSpan, Window
     from pipeline.jobs.engine import _DONE, _Lookahead, _Stop, spread
 

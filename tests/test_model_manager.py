@@ -13,11 +13,14 @@ import pytest
 from helpers.models import broken_folder, fixed, model_folder
 
 from pipeline.asr import manager as mm
-from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status, warm_up
+from pipeline.asr.manager import ModelBusyError, ModelManager
+from pipeline.asr.memory_guard import ModelMemoryError
+from pipeline.asr.model_status import aggregate_status
 from pipeline.asr.models import ModelCache
+from pipeline.asr.warmup import warm_up
 from pipeline.core.errors import ModelError
 from pipeline.core.settings import ModelManagerSettings, ModelSettings
-from pipeline.system.hardware import CoreHardwareDetector
+from pipeline.system.detect import CoreHardwareDetector
 
 CPU = ModelSettings(name="tiny.en", device="cpu", compute_type="int8", cpu_threads=2)
 
@@ -159,11 +162,11 @@ def test_memory_guard_refuses_clearly_and_the_manager_keeps_working(tmp_path: Pa
     assert status["state"] == "failed"
     assert "not enough memory for tiny.en" in status["error"] and "512 MB headroom" in status["error"]
     assert "only 300 MB is free" in status["error"] and "\n" not in status["error"]
-    with pytest.raises(mm.ModelMemoryError):
+    with pytest.raises(ModelMemoryError):
         m.get()
     # A configured limit refuses the same way, whatever the machine has.
     limited = ModelManager(CPU, ModelManagerSettings(memory_limit_mb=40))
-    with pytest.raises(mm.ModelMemoryError, match="model memory limit of 40 MB"):
+    with pytest.raises(ModelMemoryError, match="model memory limit of 40 MB"):
         limited.get()
     assert limited.status()["state"] == "failed" and limited.status()["cache"] == []
     m.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lab import tuning
+from pipeline.lab.watch import cluster_available
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -67,7 +67,7 @@ def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
 @pytest.mark.heavy
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_runs(path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if path.name == "03_cluster.ipynb" and not tuning.cluster_available():
+    if path.name == "03_cluster.ipynb" and not cluster_available():
         pytest.skip("this install has no Dask cluster support (pipeline.backends.dask)")
     if path.name == "01_vad_tuning.ipynb":
         # Its accuracy check per language runs the packaged multilingual base: assembled in the session's

@@ -210,7 +210,7 @@ def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
 
 
 def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
-    from pipeline.asr.transcribe import SegmentAudio
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
     from pipeline.jobs.engine import _join_parts
 

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pipeline.core.errors import UsageError
 from pipeline.core.settings import SubtitleSettings
 from pipeline.core.types import Cue, SpeechSpan, TextSegment, Transcript, Word
-from pipeline.text.cues import build_cues, render, transcript_to_dict
+from pipeline.text.cues import build_cues
+from pipeline.text.writers import render, transcript_to_dict
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT = SubtitleSettings()

@@ -9,12 +9,15 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
+from pipeline.asr.detect import detect_language
 from pipeline.asr.guard import GuardSettings
+from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.models import ModelCache
-from pipeline.asr.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
+from pipeline.asr.transcribe import level_window, transcribe_segments
 from pipeline.core.settings import ModelSettings, TranscribeSettings, VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
-from pipeline.media.vad import SileroVad, segment_audio
+from pipeline.media.segments import segment_audio
+from pipeline.media.vad import SileroVad
 
 SETTINGS = TranscribeSettings(language="en", batch_size=8)
 
@@ -155,7 +158,7 @@ def test_level_window_raises_only_spans_far_below_the_loudest(data_dir: Path) ->
 
 
 def test_uncovered_speech_is_what_no_word_comes_near() -> None:
-    from pipeline.asr.transcribe import _uncovered
+    from pipeline.asr.redecode import _uncovered
     from pipeline.core.types import Word
 
     words = [Word("a", 1.0, 1.5, 1.0), Word("b", 2.0, 2.4, 1.0), Word("c", 9.0, 9.5, 1.0)]

@@ -17,6 +17,7 @@ from pipeline.core.settings import VadSettings
 from pipeline.core.types import SpeechSpan
 from pipeline.media import vad
 from pipeline.media.decode import decode_all
+from pipeline.media.segments import Segmenter, segment_audio, segment_stream
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +33,20 @@ def long_audio(data_dir: Path) -> np.ndarray:
 
 def test_harvard_sentences_are_separate_spans(data_dir: Path, model: vad.SileroVad) -> None:
     samples = decode_all(data_dir / "harvard" / "harvard-sentences-list30.mp3")
-    segments, metrics = vad.segment_audio(samples, VadSettings(), model)
+    segments, metrics = segment_audio(samples, VadSettings(), model)
     # Ten read sentences with pauses between them.
     assert 8 <= metrics.span_count <= 14
     assert 0.5 < metrics.speech_ratio < 0.95
     # 54 s: one segment, whose first window is a segment of its own (the first subtitles come sooner).
     assert len(segments) == 2 and [len(seg.windows) for seg in segments] == [1, 1]
-    whole, _ = vad.segment_audio(samples, VadSettings(first_window_alone=False), model)
+    whole, _ = segment_audio(samples, VadSettings(first_window_alone=False), model)
     assert len(whole) == 1 and whole[0].windows == segments[0].windows + segments[1].windows
     assert whole[0].spans == segments[0].spans + segments[1].spans
 
 
 def test_segments_are_30_to_90_s_and_cut_in_pauses(long_audio: np.ndarray, model: vad.SileroVad) -> None:
     s = VadSettings()
-    segments, metrics = vad.segment_audio(long_audio, s, model)
+    segments, metrics = segment_audio(long_audio, s, model)
     assert metrics.mode == "silero" and len(segments) >= 3
     # The first window is a segment of its own; with the segment after it, it spans 30-90 s as the others do.
     assert len(segments[0].windows) == 1 and segments[0].duration <= s.window_s
@@ -67,7 +68,7 @@ def test_segments_are_30_to_90_s_and_cut_in_pauses(long_audio: np.ndarray, model
 
 
 def test_cuts_fall_where_the_model_hears_no_speech(long_audio: np.ndarray, model: vad.SileroVad) -> None:
-    segments, _ = vad.segment_audio(long_audio, VadSettings(), model)
+    segments, _ = segment_audio(long_audio, VadSettings(), model)
     probs = model.stream().feed(long_audio)
     for a, b in zip(segments, segments[1:]):
         lo, hi = int(a.end / vad.FRAME_S), int(b.start / vad.FRAME_S)
@@ -76,10 +77,10 @@ def test_cuts_fall_where_the_model_hears_no_speech(long_audio: np.ndarray, model
 
 
 def test_streaming_gives_the_same_cuts_for_any_chunking(long_audio: np.ndarray, model: vad.SileroVad) -> None:
-    expected, _ = vad.segment_audio(long_audio, VadSettings(), model)
+    expected, _ = segment_audio(long_audio, VadSettings(), model)
     for size in (512 * 7 + 3, 16000 * 5 + 11):
         chunks = [long_audio[i : i + size] for i in range(0, long_audio.size, size)]
-        got = list(vad.segment_stream(chunks, VadSettings(), model))
+        got = list(segment_stream(chunks, VadSettings(), model))
         assert got == expected
 
 
@@ -92,7 +93,7 @@ def test_segments_stream_out_before_the_end(long_audio: np.ndarray, model: vad.S
             fed = i + 32000
             yield long_audio[i : i + 32000]
 
-    first = next(iter(vad.segment_stream(chunks(), VadSettings(), model)))
+    first = next(iter(segment_stream(chunks(), VadSettings(), model)))
     assert first.index == 0
     assert fed < long_audio.size / 2, "the first segment must come before half the audio is decoded"
 
@@ -100,19 +101,19 @@ def test_segments_stream_out_before_the_end(long_audio: np.ndarray, model: vad.S
 def test_continuous_speech_is_split_at_a_quiet_frame(data_dir: Path, model: vad.SileroVad) -> None:
     clips = speech_clips(data_dir)[14:]  # LJ Speech, one reader
     audio = concat_speech(clips, 75, pauses=(0.05,))  # no pause long enough to end a span
-    segments, _ = vad.segment_audio(audio, VadSettings(), model)
+    segments, _ = segment_audio(audio, VadSettings(), model)
     windows = [w for s in segments for w in s.windows]
     assert all(w.duration <= 30.0 + 1e-6 for w in windows)
     assert sum(w.duration for w in windows) > 60
 
 
 def test_silence_gives_no_segments(model: vad.SileroVad) -> None:
-    segments, metrics = vad.segment_audio(np.zeros(16000 * 120, np.float32), VadSettings(), model)
+    segments, metrics = segment_audio(np.zeros(16000 * 120, np.float32), VadSettings(), model)
     assert segments == [] and metrics.span_count == 0 and metrics.silence_skipped == pytest.approx(120, abs=0.1)
 
 
 def test_no_vad_cuts_at_fixed_lengths(long_audio: np.ndarray) -> None:
-    segments, metrics = vad.segment_audio(long_audio, VadSettings(enabled=False), None)
+    segments, metrics = segment_audio(long_audio, VadSettings(enabled=False), None)
     assert metrics.mode == "fixed" and "disabled" in metrics.reason
     assert [round(s.duration) for s in segments] == [60, 60, 60, 60, 60]
     assert all(len(s.windows) == math.ceil(60 / VadSettings().window_s) for s in segments)
@@ -128,7 +129,7 @@ def test_vad_failure_falls_back_to_fixed_cuts(
     broken = vad.SileroVad()
     broken.session = Broken()
     with caplog.at_level("WARNING"):
-        segments, metrics = vad.segment_audio(long_audio, VadSettings(), broken)
+        segments, metrics = segment_audio(long_audio, VadSettings(), broken)
     assert metrics.mode == "fixed" and "onnx exploded" in metrics.reason
     assert "falling back" in caplog.text
     assert segments[0].start == 0 and segments[-1].end == pytest.approx(300, abs=0.01)
@@ -151,7 +152,7 @@ def test_segmenter_invariants(spans_spec: list[tuple[float, float]], min_s: floa
         t += gap
         spans.append(SpeechSpan(round(t, 3), round(t + length, 3)))
         t += length
-    seg = vad.Segmenter(s)
+    seg = Segmenter(s)
     out = []
     for span in spans:
         out += seg.push([span], span.end)

@@ -13,7 +13,7 @@ from helpers.hardware import fake_nvml
 
 from pipeline.core.errors import UsageError
 from pipeline.core.settings import Settings
-from pipeline.system.hardware import sample_usage
+from pipeline.system.monitor import sample_usage
 from workbench.service import job_settings
 
 

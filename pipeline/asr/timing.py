@@ -7,23 +7,18 @@ Whisper (faster-whisper ``word_timestamps``) times words from the decoder's cros
 against the forced-aligned word times of ``tests/data/mfa`` (``benchmarks/timing.py``), its times have
 three faults, each corrected by one step here:
 
-1. **Late by a constant.** Starts and ends come out about 0.09 s late (median +0.088 s on one recording,
-   +0.104 s on the other; ends alike). Every word is moved earlier by ``shift_s``.
-2. **Words in silence.** A window starts 0.2 s before its first speech (the VAD padding) and Whisper puts
+1. **Late by a constant.** Starts and ends come out late by about the same amount on every recording.
+   Every word is moved earlier by ``shift_s``.
+2. **Words in silence.** A window starts a little before its first speech (the VAD padding) and Whisper puts
    the first word at the window's start; a word after a pause often starts in the pause, and a word before
    one runs into it. A word's start inside a silence moves to the speech onset after it, an end inside a
    silence to the speech offset before it.
 3. **First word after a pause, late.** The first word after a silence starts at the speech onset when
    Whisper puts it less than ``snap_s`` after it (an untranscribed "um" is usually longer than that).
 
-Measured on mfa (|start error| median / p90, s): faster-whisper's own word timestamps 0.110 / 0.238;
-ours before refinement 0.098 / 0.202; after the shift 0.054 / 0.137; after the clamp 0.053 / 0.124; after
-the snap 0.052 / 0.124. Ends: 0.104 / 0.232 before, 0.054 / 0.162 after.
-
-Tried and not kept, because they did not improve the mfa errors: snapping the last word's end to the VAD
-offset (end p90 worse), word onsets from RMS energy rises (these recordings are noisy; start p90 0.124 →
-0.143–0.190), a 50 ms minimum duration for every word (no change; it is kept only for a word whose start
-moved to an onset, which would otherwise have no length left).
+The errors after each step, and what was tried and not kept (snapping the last word's end to the VAD
+offset, word onsets from RMS energy rises, a minimum duration for every word), are in docs/benchmarks.md
+("Word timing refinement").
 """
 
 from __future__ import annotations

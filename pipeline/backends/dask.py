@@ -50,10 +50,12 @@ from pipeline.core.settings import ClusterSettings, ModelManagerSettings, ModelS
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from pipeline.asr.detect import LanguageGuess
+    from pipeline.asr.inputs import SegmentAudio
     from pipeline.asr.manager import ModelManager
-    from pipeline.asr.transcribe import LanguageGuess, SegmentAudio
     from pipeline.core.types import SegmentResult
-    from pipeline.system.hardware import HardwareInfo, OptimizedSettings
+    from pipeline.system.detect import HardwareInfo
+    from pipeline.system.optimizer import OptimizedSettings
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +169,8 @@ class ModelPlugin(WorkerPlugin):
     def _start_manager(self, worker: Any, selected: str | None) -> None:  # noqa: ANN401 - distributed.Worker
         from pipeline.asr.manager import ModelManager
         from pipeline.asr.models import placement_for
-        from pipeline.system.hardware import apply_cpu_affinity, skip_heap_walk_at_exit
+        from pipeline.system.affinity import apply_cpu_affinity
+        from pipeline.system.memory import skip_heap_walk_at_exit
 
         skip_heap_walk_at_exit()  # the nanny waits for this process to end when the cluster closes
         cores = apply_cpu_affinity(self.cpu_affinity, placement_for(self.model).device)
@@ -223,7 +226,7 @@ def transcribe_task(
 def detect_task(windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
     """A Dask task: the language of some speech windows on this worker's model (the catalogue name resolves
     on the worker; a packaged model is assembled once per machine, under a file lock)."""
-    from pipeline.asr.transcribe import detect_with
+    from pipeline.asr.detect import detect_with
 
     manager = _worker_manager()
     return detect_with(manager, windows, for_worker(manager.settings, model))
@@ -231,7 +234,7 @@ def detect_task(windows: list[np.ndarray], model: ModelSettings) -> LanguageGues
 
 def worker_report(dask_worker: Any) -> dict[str, Any]:  # noqa: ANN401 - distributed.Worker
     """Run on each worker by :meth:`DaskBackend.status`: its model status and a load sample."""
-    from pipeline.system.hardware import sample_usage
+    from pipeline.system.monitor import sample_usage
 
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     manager = getattr(plugin, "manager", None)
@@ -487,7 +490,8 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
     from distributed import Nanny, Scheduler, SpecCluster
 
     from pipeline.asr.models import replicas_for
-    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.system.detect import CoreHardwareDetector
+    from pipeline.system.optimizer import CoreOptimizer
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
     optimized = CoreOptimizer().optimize(

@@ -23,12 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.asr.catalogue import PACKAGED, model_identity, usable
+from pipeline.asr.catalogue import model_identity, usable
+from pipeline.asr.detect import LanguageGuess, detect_with
 from pipeline.asr.guard import GuardSettings, drop_repeated_lines
-from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status
+from pipeline.asr.inputs import SegmentAudio
+from pipeline.asr.manager import ModelBusyError, ModelManager
+from pipeline.asr.model_status import aggregate_status
 from pipeline.asr.models import LoadedModel, ModelCache, choose_model, placement_for
+from pipeline.asr.packaged import PACKAGED
 from pipeline.asr.timing import refine_words, speech_edges
-from pipeline.asr.transcribe import LanguageGuess, SegmentAudio, batch_future, check_multilingual, detect_with
+from pipeline.asr.transcribe import batch_future, check_multilingual
 from pipeline.core.errors import (
     CancelledError,
     CheckpointError,
@@ -42,12 +46,14 @@ from pipeline.core.settings import AUTO_MODEL, AudioSettings, ModelSettings, Set
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.media import decode as audio_mod
-from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
-from pipeline.system.hardware import apply_cpu_affinity, tune_settings
-from pipeline.text import cjk
+from pipeline.media.segments import VadMetrics, finish_metrics, segment_stream
+from pipeline.media.vad import SileroVad
+from pipeline.system.affinity import apply_cpu_affinity
+from pipeline.system.optimizer import tune_settings
+from pipeline.text import cjk, writers
 from pipeline.text import cues as subtitles
 from pipeline.text.cue_edit import transcript_from_dict, with_cues
-from pipeline.text.export import probe_media
+from pipeline.text.mux import probe_media
 
 if TYPE_CHECKING:
     from pipeline.backends.dask import DaskBackend
@@ -853,7 +859,7 @@ class Runner:
             prefix = cjk.prepare(prefix, cjk.script_for(s.subtitles.chinese, language)[0])
         cues = subtitles.build_cues(prefix, s.subtitles, spans)
         partial = Transcript("", 0.0, "", prefix, cues)
-        job.write_output("partial.srt", subtitles.render(partial, "srt"))
+        job.write_output("partial.srt", writers.render(partial, "srt"))
 
     def _write_outputs(
         self, job: Job, input_path: Path, transcript: Transcript, s: Settings, translation: Transcript | None = None
@@ -887,11 +893,11 @@ class Runner:
         # The job folder always keeps the JSON: the transcript with its words, which review edits start from.
         for fmt in (*s.output.formats, *(() if "json" in s.output.formats else ("json",))):
             target = out_dir / f"{stem}.{fmt}" if fmt in s.output.formats else None
-            files.append((fmt, f"result.{fmt}", subtitles.render(transcript, fmt, s.export, video_size), target))
+            files.append((fmt, f"result.{fmt}", writers.render(transcript, fmt, s.export, video_size), target))
         if translation is not None:
             en_stem = f"{input_path.stem}.en"
             for fmt in s.output.formats:
-                text = subtitles.render(translation, fmt, s.export, video_size)
+                text = writers.render(translation, fmt, s.export, video_size)
                 files.append((f"en.{fmt}", f"result.en.{fmt}", text, out_dir / f"{en_stem}.{fmt}"))
             if s.output.bilingual:
                 both = subtitles.bilingual(transcript, translation, s.subtitles)
@@ -899,7 +905,7 @@ class Runner:
                     if fmt == "json":
                         continue  # the two JSON files hold both texts with their times
                     target = out_dir / f"{input_path.stem}.{transcript.language}-en.{fmt}"
-                    text = subtitles.render(both, fmt, s.export, video_size)
+                    text = writers.render(both, fmt, s.export, video_size)
                     files.append((f"bilingual.{fmt}", f"result.bilingual.{fmt}", text, target))
         outputs: dict[str, Path] = {}
         for key, name, text, target in files:
@@ -992,7 +998,7 @@ def spread(windows: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 
 def _gpu_free_mb(s: Settings) -> int:
-    from pipeline.system.hardware import CoreHardwareDetector
+    from pipeline.system.detect import CoreHardwareDetector
 
     info = CoreHardwareDetector(s.jobs.jobs_dir).detect()
     return max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
@@ -1041,7 +1047,8 @@ def use_cluster(settings: Settings) -> bool:
         return cs.workers > 0
     if cs.adaptive is not None:
         return True
-    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
+    from pipeline.system.detect import CoreHardwareDetector
+    from pipeline.system.optimizer import CoreOptimizer
 
     optimized = CoreOptimizer().optimize(
         CoreHardwareDetector(settings.jobs.jobs_dir).detect(),

@@ -18,7 +18,8 @@ from typing import Any
 from pipeline.core.errors import CueEditError, UsageError
 from pipeline.core.settings import SubtitleSettings
 from pipeline.core.types import Cue, TextSegment, Transcript, Word
-from pipeline.text.cues import _CJK, writable_cues
+from pipeline.text.cues import writable_cues
+from pipeline.text.words import CJK
 
 #: Words the model was less sure of than this are flagged for review.
 LOW_CONFIDENCE = 0.5
@@ -27,7 +28,7 @@ FLAGS = ("low_confidence", "line_too_long", "too_many_lines", "too_fast", "too_s
 
 
 def _width(line: str, settings: SubtitleSettings) -> int:
-    return settings.cjk_line_width if _CJK.search(line) else settings.max_line_width
+    return settings.cjk_line_width if CJK.search(line) else settings.max_line_width
 
 
 def wrap_text(text: str, settings: SubtitleSettings) -> tuple[str, ...]:
@@ -43,7 +44,7 @@ def wrap_text(text: str, settings: SubtitleSettings) -> tuple[str, ...]:
         width = _width(line, settings)
         if len(line) <= width:
             out.append(line)
-        elif " " not in line and _CJK.search(line):
+        elif " " not in line and CJK.search(line):
             out.extend(line[i : i + width] for i in range(0, len(line), width))
         else:
             out.extend(_balanced(line.split(" "), width))
@@ -196,7 +197,7 @@ def review_cues(transcript: Transcript, settings: SubtitleSettings) -> list[dict
 
 
 def transcript_from_dict(data: Mapping[str, Any]) -> Transcript:
-    """Rebuild a transcript from its JSON document (:func:`pipeline.text.cues.transcript_to_dict`).
+    """Rebuild a transcript from its JSON document (:func:`pipeline.text.writers.transcript_to_dict`).
 
     Raises:
         UsageError: The document is not a transcript.

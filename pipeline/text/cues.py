@@ -1,4 +1,6 @@
-"""Timed words → readable cues → SRT / VTT / JSON (and ASS) text.
+"""Timed words → readable cues: the readability rules (line width, lines, duration, reading speed, timing).
+
+The writers (:mod:`pipeline.text.writers`) turn the cues into SRT, VTT, JSON and ASS text.
 
 The cue builder works in whole milliseconds, the unit every subtitle format stores, so what is checked here
 is exactly what gets written: no rounding can later make two cues overlap or a cue vanish.
@@ -12,59 +14,24 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import html
-import json
 import math
-import re
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-import pysubs2
-
-from pipeline.core.errors import UsageError
-from pipeline.core.settings import ExportSettings, SubtitleSettings
+from pipeline.core.settings import SubtitleSettings
 from pipeline.core.types import Cue, SpeechSpan, TextSegment, Transcript
-
-#: Formats :func:`render` writes.
-RENDER_FORMATS = ("srt", "vtt", "json", "ass")
+from pipeline.text.words import CLAUSE, NO_BREAK, SENTENCE, Words, to_ms, tokenize
 
 #: A pause between two words longer than this always ends a cue (ms).
 MAX_PAUSE_MS = 1000
 #: Gaps between cues shorter than one video frame flicker; they are closed (ms).
 FRAME_MS = 40
 
-# Chinese, Japanese and Korean characters, their punctuation and full-width forms: they count against
-# ``cjk_line_width``.
-_CJK = re.compile(
-    "[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u9fff\ua960-\ua97f\uac00-\ud7ff"
-    "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff]"
-)
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
-# Korean separates words with spaces; every other CJK character is written without them.
-_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7ff]")
-# Scripts written without spaces between words, where Whisper's own leading space is the only word
-# separator to trust (Thai, Lao, Myanmar, Khmer).
-_SEA = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
-# Punctuation that clings to the word before it / after it when tokens are joined.
-_GLUE_LEFT = set(",.;:!?)]}%")
-_GLUE_RIGHT = set("([{\u201c\u2018\u00bf\u00a1")
-
-_CLOSERS = "\"'\u201d\u2019\u300d\u300f\uff09)\\]\u3011\u300b"
-_SENTENCE_END = re.compile(f"(?<!\\.)[.?!\u3002\uff1f\uff01\u203c\u2047\u2048\u2049][{_CLOSERS}]*$")
-_CLAUSE_END = re.compile(f"(?:[,;:\u2014\u2013\uff0c\u3001\uff1b\uff1a\u2026]|\\.\\.\\.)[{_CLOSERS}]*$")
-# Abbreviations whose full stop does not end a sentence (lower-cased, without the stop).
-_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "e.g", "i.e", "mt", "fig"})
-
-_NO_BREAK, _CLAUSE, _SENTENCE = 0, 1, 2
-
 # Cue-cutting weights (dimensionless). One cue costs _CUE; an emptier cue costs up to _FILL more, which
 # makes the split of a long sentence balanced; a cut away from punctuation costs _CUT[kind], less when it
 # falls in a pause; a 1–2-word cue inside a longer sentence costs _ORPHAN; reading too fast costs _CPS.
 _CUE = 0.5
 _FILL = 2.0
-_CUT = {_NO_BREAK: 1.0, _CLAUSE: 0.3, _SENTENCE: 0.0}
+_CUT = {NO_BREAK: 1.0, CLAUSE: 0.3, SENTENCE: 0.0}
 _PAUSE_BONUS_S = 0.5
 _ORPHAN = 1.0
 _CPS = 0.5
@@ -78,69 +45,7 @@ _WEAK_CHARS = 8.0
 _TOP_SHORT = 2.5
 _MIN_TOP = 0.6
 _MIN_BOTTOM = 3
-_BREAK_BONUS = {_NO_BREAK: 0.0, _CLAUSE: 0.35, _SENTENCE: 0.6}
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    """One word as shown: its text, its times in ms, and how it joins its neighbours."""
-
-    text: str
-    start: int
-    end: int
-    lead_space: bool
-
-
-class _Words:
-    """The whole file's words as flat arrays with prefix sums, so any run's width is O(1)."""
-
-    def __init__(self, tokens: Sequence[_Token], settings: SubtitleSettings) -> None:
-        self.texts = [t.text for t in tokens]
-        self.starts = [t.start for t in tokens]
-        self.ends = [t.end for t in tokens]
-        self.breaks = [_break_kind(t.text) for t in tokens]
-        self.weak = [len(t.text) <= 3 and t.text.isascii() and t.text.isalpha() for t in tokens]
-        self.seps = [""] + [_separator(a, b) for a, b in zip(tokens, tokens[1:])]
-        self.width = settings.max_line_width
-        self.cjk_width = settings.cjk_line_width
-        self._len = _prefix(len(t) for t in self.texts)
-        self._sep = _prefix(len(s) for s in self.seps)
-        self._cjk = _prefix(1 if _CJK.search(t) else 0 for t in self.texts)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def text_len(self, a: int, b: int) -> int:
-        """Characters of words ``[a, b)`` written on one line."""
-        return self._len[b] - self._len[a] + self._sep[b] - self._sep[a + 1]
-
-    def limit(self, a: int, b: int) -> int:
-        """The line width for words ``[a, b)``: the CJK width as soon as one CJK character is among them."""
-        return self.cjk_width if self.has_cjk(a, b) else self.width
-
-    def has_cjk(self, a: int, b: int) -> bool:
-        """Whether a CJK character is among words ``[a, b)``."""
-        return self._cjk[b] > self._cjk[a]
-
-    def fits_line(self, a: int, b: int) -> bool:
-        """Whether words ``[a, b)`` fit on one line; a single word always does (it cannot be broken)."""
-        return b - a == 1 or self.text_len(a, b) <= self.limit(a, b)
-
-    def line(self, a: int, b: int) -> str:
-        parts = [self.texts[a]]
-        for k in range(a + 1, b):
-            parts.append(self.seps[k])
-            parts.append(self.texts[k])
-        return "".join(parts).strip()
-
-    def line_count(self, a: int, b: int) -> int:
-        """Fewest lines words ``[a, b)`` need: greedy filling is optimal because any part of a line fits."""
-        lines, line_start = 1, a
-        for k in range(a + 1, b):
-            if not self.fits_line(line_start, k + 1):
-                lines += 1
-                line_start = k
-        return lines
+_BREAK_BONUS = {NO_BREAK: 0.0, CLAUSE: 0.35, SENTENCE: 0.6}
 
 
 def build_cues(
@@ -164,7 +69,7 @@ def build_cues(
     Returns:
         The cues, numbered from 1, with times in whole milliseconds.
     """
-    words = _Words(_tokens(segments), settings)
+    words = Words(tokenize(segments), settings)
     if not len(words):
         return []
     ranges = _merge_fragments(words, _cut_all(words, settings), settings)
@@ -175,157 +80,33 @@ def build_cues(
     ]
 
 
-# --- words -------------------------------------------------------------------------------------------
-
-
-def _prefix(values: Iterable[int]) -> list[int]:
-    out = [0]
-    for v in values:
-        out.append(out[-1] + v)
-    return out
-
-
-def _ms(seconds: float) -> int | None:
-    if not math.isfinite(seconds):
-        return None
-    return max(0, round(seconds * 1000))
-
-
 def _max_ms(settings: SubtitleSettings) -> int:
     # Rounded down, so that a cue of this many ms never exceeds the limit in seconds.
     return math.floor(settings.max_duration * 1000 + 1e-6)
 
 
-def _tokens(segments: Sequence[TextSegment]) -> list[_Token]:
-    """All words of all segments as tokens with monotonic ms times (Whisper's can overlap slightly)."""
-    out: list[_Token] = []
-    prev_start = prev_end = 0
-    for seg in segments:
-        raw = [(w.word, w.start, w.end) for w in seg.words] if seg.words else _spread(seg)
-        for text, start_s, end_s in raw:
-            clean = " ".join(text.split())
-            if not clean:
-                continue
-            start = _ms(start_s)
-            end = _ms(end_s)
-            start = max(prev_start if start is None else start, prev_start)
-            end = max(start if end is None else end, start, prev_end)
-            out.append(_Token(clean, start, end, text[:1].isspace()))
-            prev_start, prev_end = start, end
-    return out
-
-
-def _spread(seg: TextSegment) -> list[tuple[str, float, float]]:
-    """A segment without word times: its words share its time in proportion to their lengths."""
-    parts = _split_text(seg.text)
-    total = sum(len(p.strip()) for p in parts)
-    if not total:
-        return []
-    span = max(0.0, seg.end - seg.start)
-    out, done = [], 0
-    for part in parts:
-        start = seg.start + span * done / total
-        done += len(part.strip())
-        out.append((part, start, seg.start + span * done / total))
-    return out
-
-
-def _split_text(text: str) -> list[str]:
-    """Split text into words: at spaces, and between CJK characters (punctuation stays with its word).
-
-    A word that began after a space keeps one leading space, as Whisper writes it.
-    """
-    out: list[str] = []
-    for chunk in text.split():
-        if _HAN.search(chunk):
-            # Chinese: words from the segmenter, so a line never breaks inside a word.
-            from pipeline.text.cjk import split_words
-
-            parts = split_words(chunk)
-            out.extend([" " + parts[0], *parts[1:]] if parts else [])
-            continue
-        cur, prefix, first = "", "", True
-        for ch in chunk:
-            cat = unicodedata.category(ch)
-            nospace_cur = bool(cur) and _nospace(cur[-1])
-            if cat in ("Ps", "Pi") and (not cur or nospace_cur):
-                # An opening bracket or quote belongs to the word after it.
-                if cur:
-                    out.append(cur)
-                    cur = ""
-                prefix += ch
-            elif cat.startswith("P") and cur:
-                cur += ch
-            elif _nospace(ch) or not cur or nospace_cur:
-                if cur:
-                    out.append(cur)
-                cur = (" " if first else "") + prefix + ch
-                prefix, first = "", False
-            else:
-                cur += ch
-        if cur or prefix:
-            out.append(cur + prefix if cur else (" " if first else "") + prefix)
-    return out
-
-
-def _nospace(ch: str) -> bool:
-    return bool(_CJK.match(ch)) and not _HANGUL.match(ch)
-
-
-def _separator(a: _Token, b: _Token) -> str:
-    """What goes between two words on a line: nothing around CJK and clinging punctuation, else a space."""
-    last, first = a.text[-1], b.text[0]
-    if _nospace(last) or _nospace(first):
-        return ""
-    if (first in _GLUE_LEFT and _is_punctuation(b.text)) or (last in _GLUE_RIGHT and _is_punctuation(a.text)):
-        return ""
-    if _SEA.match(last) and _SEA.match(first) and not b.lead_space:
-        return ""
-    # Whisper marks a new word with a leading space; a piece without one that starts with punctuation
-    # continues the previous word ("www" + ".example" + ".org", "3" + ",000").
-    if not b.lead_space and not first.isalnum():
-        return ""
-    return " "
-
-
-def _is_punctuation(text: str) -> bool:
-    return all(unicodedata.category(ch).startswith("P") for ch in text)
-
-
-def _break_kind(text: str) -> int:
-    if _CLAUSE_END.search(text):
-        return _CLAUSE
-    if _SENTENCE_END.search(text):
-        if text.endswith(".") and text[:-1].lower().strip(_CLOSERS) in _ABBREVIATIONS:
-            return _NO_BREAK
-        if len(text) == 2 and text[0].isupper() and text[0] != "I" and text[1] == ".":
-            return _NO_BREAK  # an initial, as in "John F. Kennedy"
-        return _SENTENCE
-    return _NO_BREAK
-
-
 # --- cutting into cues ---------------------------------------------------------------------------------
 
 
-def _sentences(words: _Words) -> list[tuple[int, int]]:
+def _sentences(words: Words) -> list[tuple[int, int]]:
     """Runs of words ending at a sentence end or before a long pause."""
     out, a = [], 0
     for k in range(len(words) - 1):
-        if words.breaks[k] == _SENTENCE or words.starts[k + 1] - words.ends[k] > MAX_PAUSE_MS:
+        if words.breaks[k] == SENTENCE or words.starts[k + 1] - words.ends[k] > MAX_PAUSE_MS:
             out.append((a, k + 1))
             a = k + 1
     out.append((a, len(words)))
     return out
 
 
-def _cut_all(words: _Words, settings: SubtitleSettings) -> list[tuple[int, int]]:
+def _cut_all(words: Words, settings: SubtitleSettings) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for a, b in _sentences(words):
         out.extend(_cut_sentence(words, a, b, settings))
     return out
 
 
-def _cut_sentence(words: _Words, s: int, e: int, settings: SubtitleSettings) -> list[tuple[int, int]]:
+def _cut_sentence(words: Words, s: int, e: int, settings: SubtitleSettings) -> list[tuple[int, int]]:
     """Cut one sentence into cues at the least cost; each start tries only the cues that fit on screen."""
     max_ms = _max_ms(settings)
     best = [math.inf] * (e - s + 1)
@@ -354,12 +135,12 @@ def _cut_sentence(words: _Words, s: int, e: int, settings: SubtitleSettings) -> 
     return out
 
 
-def _cue_cost(words: _Words, i: int, j: int, sentence_words: int, settings: SubtitleSettings) -> float:
+def _cue_cost(words: Words, i: int, j: int, sentence_words: int, settings: SubtitleSettings) -> float:
     """The cost of words ``[i, j)`` as one cue of a sentence; ``j`` may be the sentence's end."""
     chars = words.text_len(i, j)
     capacity = settings.max_lines * words.limit(i, j)
     cost = _CUE + _FILL * (1.0 - min(1.0, chars / capacity)) ** 2
-    if words.breaks[j - 1] != _SENTENCE and j < len(words):
+    if words.breaks[j - 1] != SENTENCE and j < len(words):
         pause_s = (words.starts[j] - words.ends[j - 1]) / 1000
         if pause_s * 1000 <= MAX_PAUSE_MS:
             cut = _CUT[words.breaks[j - 1]] + (_WEAK if words.weak[j - 1] else 0.0)
@@ -371,12 +152,12 @@ def _cue_cost(words: _Words, i: int, j: int, sentence_words: int, settings: Subt
     return cost
 
 
-def _cps(words: _Words, a: int, b: int, settings: SubtitleSettings) -> float:
+def _cps(words: Words, a: int, b: int, settings: SubtitleSettings) -> float:
     """The reading speed for words ``[a, b)``: CJK text is read by the character, more slowly."""
     return settings.cjk_max_cps if words.has_cjk(a, b) else settings.max_cps
 
 
-def _fits(words: _Words, a: int, b: int, settings: SubtitleSettings) -> bool:
+def _fits(words: Words, a: int, b: int, settings: SubtitleSettings) -> bool:
     """The hard rules for words ``[a, b)`` as one cue: lines and duration (a single word always fits)."""
     if b - a == 1:
         return True
@@ -385,7 +166,7 @@ def _fits(words: _Words, a: int, b: int, settings: SubtitleSettings) -> bool:
     return words.line_count(a, b) <= settings.max_lines
 
 
-def _merge_fragments(words: _Words, ranges: list[tuple[int, int]], settings: SubtitleSettings) -> list[tuple[int, int]]:
+def _merge_fragments(words: Words, ranges: list[tuple[int, int]], settings: SubtitleSettings) -> list[tuple[int, int]]:
     """Join a 1–2-word cue with a neighbour that is short (fits one line) when the result still fits."""
     out: list[tuple[int, int]] = []
     for a, b in ranges:
@@ -406,11 +187,11 @@ def _merge_fragments(words: _Words, ranges: list[tuple[int, int]], settings: Sub
 
 
 def _speech_starts(speech: Sequence[SpeechSpan]) -> list[int]:
-    return sorted(ms for ms in (_ms(s.start) for s in speech) if ms is not None)
+    return sorted(ms for ms in (to_ms(s.start) for s in speech) if ms is not None)
 
 
 def _cue_times(
-    words: _Words, ranges: list[tuple[int, int]], settings: SubtitleSettings, speech_starts: list[int]
+    words: Words, ranges: list[tuple[int, int]], settings: SubtitleSettings, speech_starts: list[int]
 ) -> list[tuple[int, int]]:
     """Start at the first word; end after the last word plus the tail, extended toward the soft rules.
 
@@ -451,7 +232,7 @@ def _monotonic(times: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # --- lines -----------------------------------------------------------------------------------------
 
 
-def _layout(words: _Words, a: int, b: int) -> tuple[str, ...]:
+def _layout(words: Words, a: int, b: int) -> tuple[str, ...]:
     """Break words ``[a, b)`` into as few lines as they need, balanced and at punctuation where possible."""
     count = words.line_count(a, b)
     if count == 1:
@@ -461,7 +242,7 @@ def _layout(words: _Words, a: int, b: int) -> tuple[str, ...]:
     return tuple(words.line(x, y) for x, y in _layout_many(words, a, b, count))
 
 
-def _layout_two(words: _Words, a: int, b: int) -> tuple[str, str]:
+def _layout_two(words: Words, a: int, b: int) -> tuple[str, str]:
     """Two lines: the strongest punctuation among breaks whose lines are not too uneven, then balance.
 
     "Not too uneven": the top line at least 60% of the bottom one and the bottom at least a third of the
@@ -484,7 +265,7 @@ def _imbalance(top: int, bottom: int) -> float:
     return float(top - bottom) if top >= bottom else _TOP_SHORT * (bottom - top)
 
 
-def _layout_many(words: _Words, a: int, b: int, count: int) -> list[tuple[int, int]]:
+def _layout_many(words: Words, a: int, b: int, count: int) -> list[tuple[int, int]]:
     """Three or more lines: least squared distance from equal lines, less punctuation bonuses."""
     target = words.text_len(a, b) / count
     bonus_unit = words.limit(a, b)
@@ -559,60 +340,13 @@ def _best_cue(cues: Sequence[Cue], start: float, end: float) -> int:
     return min(range(len(cues)), key=lambda k: min(abs(cues[k].start - middle), abs(cues[k].end - middle)))
 
 
-# --- writers ---------------------------------------------------------------------------------------
-
-
-def render(
-    transcript: Transcript,
-    fmt: str,
-    style: ExportSettings | None = None,
-    video_size: tuple[int, int] | None = None,
-) -> str:
-    """Write a transcript as subtitle text.
-
-    Args:
-        transcript: The finished transcript; its cues are written in time order.
-        fmt: ``srt``, ``vtt``, ``json`` or ``ass``.
-        style: ASS only: font, size, karaoke (:func:`pipeline.text.export.ass_text`).
-        video_size: ASS only: the video's width and height, for the canvas's aspect ratio.
-
-    Returns:
-        The file's text (UTF-8 when saved).
-
-    Raises:
-        UsageError: The format is unknown.
-    """
-    fmt = fmt.strip().lower().lstrip(".")
-    if fmt == "json":
-        return json.dumps(transcript_to_dict(transcript), ensure_ascii=False, indent=2) + "\n"
-    if fmt not in RENDER_FORMATS:
-        raise UsageError(f"unknown subtitle format {fmt!r}: use one of {', '.join(RENDER_FORMATS)}")
-    if fmt == "ass":
-        from pipeline.text.export import ass_text
-
-        return ass_text(transcript, style, video_size)
-    subs = pysubs2.SSAFile()
-    for start, end, lines in writable_cues(transcript.cues):
-        subs.append(pysubs2.SSAEvent(start=start, end=end, text=_event_text(lines, fmt)))
-    # keep_ssa_tags: write the text as it is; otherwise pysubs2 would treat "{...}" as override tags.
-    return subs.to_string(fmt, keep_ssa_tags=True)
-
-
-def _event_text(lines: tuple[str, ...], fmt: str) -> str:
-    if fmt == "vtt":
-        # WebVTT cue text is markup: "&", "<" and ">" (as in "-->") must be escaped.
-        lines = tuple(html.escape(line, quote=False) for line in lines)
-    # pysubs2 keeps line breaks as "\N" and turns them into real newlines when writing SRT and VTT.
-    return r"\N".join(lines)
-
-
 def writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]]:
     """Cues as whole milliseconds, in order, none empty, none overlapping, none of zero length."""
     out: list[tuple[int, int, tuple[str, ...]]] = []
     prev_end = 0
     for cue in sorted(cues, key=lambda c: c.start):
         lines = tuple(part.strip() for line in cue.lines for part in line.splitlines() if part.strip())
-        start, end = _ms(cue.start), _ms(cue.end)
+        start, end = to_ms(cue.start), to_ms(cue.end)
         if not lines or start is None or end is None:
             continue
         start = max(start, prev_end)
@@ -620,42 +354,3 @@ def writable_cues(cues: Sequence[Cue]) -> list[tuple[int, int, tuple[str, ...]]]
         out.append((start, end, lines))
         prev_end = end
     return out
-
-
-def transcript_to_dict(transcript: Transcript) -> dict[str, Any]:
-    """The JSON document of a transcript; times in seconds, rounded to the millisecond.
-
-    The cues carry exactly the times and numbers the SRT and VTT files get.
-    """
-    return {
-        "language": transcript.language,
-        "language_probability": transcript.language_probability,
-        "language_warning": transcript.language_warning,
-        "duration": round(float(transcript.duration), 3),
-        "model": transcript.model,
-        "model_reason": transcript.model_reason,
-        "segments": [
-            {
-                "start": round(seg.start, 3),
-                "end": round(seg.end, 3),
-                "text": seg.text.strip(),
-                "words": [
-                    {
-                        "word": w.word,
-                        "start": round(w.start, 3),
-                        "end": round(w.end, 3),
-                        "probability": round(w.probability, 4),
-                    }
-                    for w in seg.words
-                ],
-            }
-            for seg in transcript.segments
-        ],
-        "cues": [
-            {"index": i + 1, "start": start / 1000, "end": end / 1000, "lines": list(lines)}
-            for i, (start, end, lines) in enumerate(writable_cues(transcript.cues))
-        ],
-        "timings": {k: round(float(v), 3) for k, v in transcript.timings.items()},
-        "task": transcript.task,
-        **transcript.extra,
-    }

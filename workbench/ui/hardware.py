@@ -124,7 +124,7 @@ def hardware_cards(report: dict[str, Any]) -> str:
 
 def _shown(name: str, value: Any, optimized: dict[str, Any]) -> str:  # noqa: ANN401
     if name == "cpu_affinity_cores":
-        from pipeline.system.hardware import format_core_list
+        from pipeline.system.affinity import format_core_list
 
         return f"{format_core_list(value)} ({optimized.get('cpu_affinity_strategy')})" if value else "not bound"
     if isinstance(value, bool):
@@ -152,7 +152,7 @@ def build_hardware_tab(demo: Any, report: Callable[..., dict[str, Any]], usage: 
 
     Args:
         demo: The enclosing ``gr.Blocks`` (the charts are drawn when a page loads).
-        report: ``report(refresh=False)`` gives :func:`~pipeline.system.hardware.hardware_report` for the app's settings.
+        report: ``report(refresh=False)`` gives :func:`~pipeline.system.report.hardware_report` for the app's settings.
         usage: The app's usage history (already sampling).
     """
     with gr.Tab("Hardware", id="hardware") as tab:

@@ -1,0 +1,123 @@
+"""One batched decoding call: windows laid end to end in one buffer, given to faster-whisper's
+``BatchedInferencePipeline`` as explicit clip timestamps, and each result moved back to file time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.asr.inputs import to_float
+from pipeline.asr.models import LoadedModel
+from pipeline.core.constants import SAMPLE_RATE
+from pipeline.core.settings import TranscribeSettings
+from pipeline.core.types import TextSegment, Window, Word
+
+#: Silence laid between windows in the shared buffer. faster-whisper's word timing treats a first word
+#: differently when less than ~2.8 s (4 × the median word) separates it from the previous speech; with
+#: this gap every window is "after a pause", so a window's result never depends on which windows were
+#: batched with it — the same cuts give the same output in process, on a cluster, or after a resume.
+_GAP = np.zeros(3 * SAMPLE_RATE, dtype=np.float32)
+_FRAME = SAMPLE_RATE // 100  # one Whisper feature frame (10 ms)
+_NUDGE = 8  # samples (0.5 ms) past the frame boundary where each window starts
+
+
+def decode_windows(
+    model: LoadedModel,
+    audio: Sequence[np.ndarray],
+    windows: Sequence[Window],
+    settings: TranscribeSettings,
+    language: str,
+    no_repeat_ngram_size: int = 0,
+    task: str = "transcribe",
+) -> list[list[TextSegment]]:
+    """Decode windows (their samples, and where they lie in the file) in batched calls; text segments in file time."""
+    from faster_whisper import BatchedInferencePipeline
+
+    placed: list[tuple[float, float]] = []  # (buffer start s, length s)
+    parts: list[np.ndarray] = []
+    pos = 0
+    for samples in audio:
+        # Every window starts after a gap, just past a 10 ms frame boundary (_NUDGE samples), so that
+        # faster-whisper's float arithmetic lands on that frame whatever the position.
+        lead = _GAP.size + (-pos % _FRAME) + _NUDGE
+        pos += lead
+        parts.append(np.zeros(lead, np.float32))
+        placed.append((pos / SAMPLE_RATE, samples.size / SAMPLE_RATE))
+        parts.append(to_float(samples))
+        pos += samples.size
+    out: list[list[TextSegment]] = [[] for _ in placed]
+    if not parts:
+        return out
+    buffer = np.concatenate(parts)
+    # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
+    clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length in placed]
+    pipeline = BatchedInferencePipeline(model.model)
+    segments, _ = pipeline.transcribe(
+        buffer,
+        language=language if model.multilingual else "en",
+        task=task if model.multilingual else "transcribe",
+        clip_timestamps=clips,
+        batch_size=settings.batch_size,
+        beam_size=settings.beam_size,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        word_timestamps=settings.word_timestamps,
+        without_timestamps=True,
+        vad_filter=False,
+        log_progress=False,
+    )
+    # faster-whisper tags each segment with its clip's offset in frames ("seek"): that names the window.
+    frames_per_second = model.model.frames_per_second
+    by_seek = {
+        int(int(clip["start"] * SAMPLE_RATE) / SAMPLE_RATE * frames_per_second): w for w, clip in enumerate(clips)
+    }
+    for seg in segments:
+        w = by_seek[seg.seek]
+        # faster-whisper reports times from seek / frames_per_second (the window's start, to within the
+        # 0.5 ms nudge); times inside the window are whole centiseconds.
+        text_segment = _to_file_time(seg, seg.seek / frames_per_second, windows[w])
+        if text_segment is not None:
+            out[w].append(text_segment)
+    return out
+
+
+def _to_file_time(seg: object, origin: float, window: Window) -> TextSegment | None:
+    """Move a faster-whisper segment into file time through its window's pieces.
+
+    Times are rebuilt from the time within the window rounded to the centisecond, so the same window gives
+    the same file times wherever it sat in the batch buffer.
+    """
+
+    def place(t: float) -> float:
+        return round(window.to_file(round(float(t) - origin, 2)), 3)
+
+    words: list[Word] = []
+    for w in getattr(seg, "words", None) or []:
+        start = place(w.start)
+        end = max(place(w.end), start)
+        words.append(Word(w.word, start, end, round(float(w.probability), 4)))
+    text = seg.text.strip()  # type: ignore[attr-defined]
+    if not text:
+        return None
+    start = words[0].start if words else place(seg.start)  # type: ignore[attr-defined]
+    end = words[-1].end if words else max(place(seg.end), start)  # type: ignore[attr-defined]
+    return TextSegment(
+        start=start,
+        end=end,
+        text=text,
+        words=tuple(words),
+        avg_logprob=round(float(seg.avg_logprob), 4),  # type: ignore[attr-defined]
+        no_speech_prob=round(float(seg.no_speech_prob), 4),  # type: ignore[attr-defined]
+        compression_ratio=round(float(seg.compression_ratio), 4),  # type: ignore[attr-defined]
+    )
+
+
+def window_time(window: Window, t: float) -> float:
+    """Seconds into ``window`` of file time ``t`` (a time between pieces maps to the next piece's start)."""
+    done = 0.0
+    for p in window.pieces:
+        if t < p.end:
+            return done + max(0.0, t - p.start)
+        done += p.duration
+    return done

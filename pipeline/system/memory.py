@@ -1,0 +1,55 @@
+"""Process memory housekeeping: handing the C heap's free pages back, and skipping the exit-time GC walk."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import gc
+import sys
+import time
+from typing import Any
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:  # noqa: ANN401 - a ctypes library, or None
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+#: Seconds between two heap trims (:func:`trim_heap`).
+TRIM_EVERY_S = 20.0
+_trimmed_at = [0.0]
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the system now and then (glibc ``malloc_trim``; elsewhere nothing).
+
+    Batches running side by side on several threads free their encoder activations into different malloc
+    arenas, which glibc keeps, so a long input's process keeps growing. A trim after every batch costs time
+    (the next batch faults the pages in again), so trims are at least ``TRIM_EVERY_S`` apart: fragmentation
+    grows slowly. The measurements are in docs/benchmarks.md ("Against faster-whisper and WhisperX").
+    """
+    libc = _libc()
+    now = time.monotonic()
+    if libc is None or now - _trimmed_at[0] < TRIM_EVERY_S:
+        return
+    _trimmed_at[0] = now
+    libc.malloc_trim(0)
+
+
+@functools.cache
+def skip_heap_walk_at_exit() -> None:
+    """Let this process exit without the interpreter's last garbage collection over every live object.
+
+    With Dask and its bokeh dashboard imported that walk is a visible part of a CLI run's exit (figures in
+    docs/benchmarks.md, "Process housekeeping"). Registered with :mod:`atexit` (once, however often this is
+    called), so it only runs as the process ends, after the exit handlers registered later; files are flushed
+    as usual.
+    """
+    atexit.register(gc.freeze)
