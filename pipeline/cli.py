@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import ClusterError, PipelineError, UsageError
-from pipeline.core.settings import Settings, build_parser, settings_from_args
+from pipeline.core.settings import Settings
+from pipeline.parse import build_parser, settings_from_args
 
 if TYPE_CHECKING:
     from pipeline.jobs.engine import JobEvent

@@ -245,7 +245,7 @@ def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
 
 
 def test_cli_flags_reach_the_settings() -> None:
-    from pipeline.core.settings import build_parser, settings_from_args
+    from pipeline.parse import build_parser, settings_from_args
 
     s = settings_from_args(build_parser().parse_args(["a.mp4", "--model", "base", "--bilingual", "--chinese", "keep"]))
     assert s.transcribe.translate and s.output.bilingual and s.output.name_language is None

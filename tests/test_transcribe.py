@@ -9,10 +9,9 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
-from pipeline.asr.guard import GuardSettings
 from pipeline.asr.models import ModelCache
 from pipeline.asr.transcribe import SegmentAudio, detect_language, level_window, transcribe_segments
-from pipeline.core.settings import ModelSettings, TranscribeSettings, VadSettings
+from pipeline.core.settings import GuardSettings, ModelSettings, TranscribeSettings, VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
 from pipeline.media.vad import SileroVad, segment_audio
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.asr.guard import GuardSettings, Problem, drop_repeated_lines, judge, level_db
+from pipeline.asr.guard import Problem, drop_repeated_lines, judge, level_db
 from pipeline.asr.models import LoadedModel
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import UsageError
-from pipeline.core.settings import ModelSettings, TranscribeSettings
+from pipeline.core.settings import GuardSettings, ModelSettings, TranscribeSettings
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window, Word
 from pipeline.system.hardware import trim_heap
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 
 #: Silence laid between windows in the shared buffer. faster-whisper's word timing treats a first word
 #: differently when less than ~2.8 s (4 × the median word) separates it from the previous speech; with
@@ -214,7 +214,7 @@ def transcribe_segments(
         items: Segments with their window samples.
         settings: Batch size, beam size, word timing.
         language: The language to decode in (detect it first with :func:`detect_language`).
-        guard: Hallucination guard thresholds; defaults to :class:`~pipeline.asr.guard.GuardSettings`.
+        guard: Hallucination guard thresholds (``Settings.guard``); defaults to :class:`GuardSettings`.
     """
     guard = guard or GuardSettings()
     owner: list[int] = []  # the item of each window
@@ -569,6 +569,7 @@ def batch_future(
     settings: TranscribeSettings,
     language: str,
     model: ModelSettings,
+    guard: GuardSettings | None = None,
 ) -> Future[tuple[list[SegmentResult], str]]:
     """Start transcribing one batch with ``models``' model for ``model``, on one of its inference lanes.
 
@@ -582,7 +583,7 @@ def batch_future(
     def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
         started = time.monotonic()
         try:
-            results = transcribe_segments(loaded, items, settings, language)
+            results = transcribe_segments(loaded, items, settings, language, guard)
         finally:
             trim_heap()
         if results and results[0].stats:

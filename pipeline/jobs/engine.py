@@ -29,6 +29,7 @@ from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status
 from pipeline.asr.models import LoadedModel, ModelCache, choose_model, placement_for
 from pipeline.asr.timing import refine_words, speech_edges
 from pipeline.asr.transcribe import LanguageGuess, SegmentAudio, batch_future, check_multilingual, detect_with
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import (
     CancelledError,
     CheckpointError,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 #: Seconds between rewrites of the partial SRT while a job runs.
 PARTIAL_EVERY_S = 2.0
 #: Batches of one job in flight per cluster worker: a deep enough queue for the longest-first order to even

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import ClusterError, PipelineError, UsageError
 from pipeline.core.settings import (
     ClusterSettings,
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 MIB = 1024 * 1024
 #: How often a measured process tree's memory is sampled.
 SAMPLE_EVERY_S = 0.05

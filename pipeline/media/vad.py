@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.settings import VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees
 FRAME_S = FRAME / SAMPLE_RATE
