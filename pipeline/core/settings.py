@@ -148,7 +148,7 @@ class TranscribeSettings:
     """Decoding options for Whisper."""
 
     language: str | None = None
-    #: Windows per Whisper call; 0 leaves it to the optimizer (pipeline.system.hardware.tune_settings).
+    #: Windows per Whisper call; 0 leaves it to the optimizer (pipeline.resolve.resolve).
     batch_size: int = 0
     beam_size: int = 5
     word_timestamps: bool = True

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.asr.catalogue import PACKAGED, model_identity, usable
-from pipeline.asr.guard import GuardSettings, drop_repeated_lines
+from pipeline.asr.guard import drop_repeated_lines
 from pipeline.asr.manager import ModelBusyError, ModelManager, aggregate_status
 from pipeline.asr.models import LoadedModel, ModelCache, choose_model, placement_for
 from pipeline.asr.timing import refine_words, speech_edges
@@ -44,7 +44,8 @@ from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment,
 from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
 from pipeline.media import decode as audio_mod
 from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
-from pipeline.system.hardware import apply_cpu_affinity, tune_settings
+from pipeline.resolve import optimize, resolve
+from pipeline.system.hardware import apply_cpu_affinity
 from pipeline.text import cjk
 from pipeline.text import cues as subtitles
 from pipeline.text.cue_edit import transcript_from_dict, with_cues
@@ -158,7 +159,7 @@ class Runner:
 
     def __init__(self, settings: Settings, models: ModelManager | ModelCache | None = None) -> None:
         self._given = settings  # untuned: a cluster plans its workers' threads itself
-        self.settings = tune_settings(settings)
+        self.settings = resolve(settings)[0]
         # The manager owns the one inference thread that loads the model and runs every inference call:
         # CTranslate2 on CPU ran 3.5x slower when a model loaded on one thread was used from another
         # (measured: 5.7 s vs 20.6 s on manifesto).
@@ -243,7 +244,7 @@ class Runner:
         """Start loading the model here in the background (the selected one by default); the future gives it."""
         if settings is None:
             return self.models.request()
-        return self.models.request(tune_settings(settings).model)
+        return self.models.request(resolve(settings)[0].model)
 
     @property
     def selected_model(self) -> ModelSettings:
@@ -296,7 +297,7 @@ class Runner:
             InputError: The file is missing, unreadable or has no audio track.
             CheckpointError: The jobs folder cannot hold the job (no space, not writable).
         """
-        s = tune_settings(settings) if settings is not None else self.settings
+        s = resolve(settings)[0] if settings is not None else self.settings
         input_path = Path(input_path)
         audio_mod.check_input(input_path)
         info = audio_mod.probe(input_path, s.audio)
@@ -480,12 +481,12 @@ class Runner:
         job_model, model_reason = self._pick_model(s, language, state.get("model_name"), state.get("model_identity"))
         detect_model = self._detection_model(s) if language is None else None
         wanted = detect_model or job_model
-        model_future = self.models.request(tune_settings(s.replace(model=wanted)).model) if backend is None else None
+        model_future = self.models.request(resolve(s.replace(model=wanted))[0].model) if backend is None else None
         model_name = job_model.name
         if model_future is not None:
             if not model_future.done():
                 job.update_checkpoint(state="waiting_for_model")
-                waiting_for = tune_settings(s.replace(model=wanted)).model
+                waiting_for = resolve(s.replace(model=wanted))[0].model
                 emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(waiting_for)}")
             loaded = model_future.result()
             model_name = loaded.spec.name
@@ -630,9 +631,9 @@ class Runner:
         text_segments = [seg for i in sorted(results) for seg in results[i].segments]
         # Lines repeated across windows (each window already removed its own), then word times refined
         # with the speech edges (pipeline.asr.timing).
-        text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
+        text_segments = [seg for seg in drop_repeated_lines(text_segments, s.guard)[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
-        text_segments = refine_words(text_segments, speech)
+        text_segments = refine_words(text_segments, speech, s.timing)
         task = s.transcribe.task
         written_language = "en" if task == "translate" else language  # None: no speech, no language forced
         if s.transcribe.align != "off" and text_segments:
@@ -710,9 +711,8 @@ class Runner:
                     "start the job again"
                 )
             return dataclasses.replace(s.model, name=recorded), f"{recorded}: chosen when the job started"
-        device = placement_for(s.model).device
-        name, reason = choose_model(language, device, _gpu_free_mb(s) if device == "cuda" else 0)
-        return dataclasses.replace(s.model, name=name), reason
+        resolved, reasons = resolve(s, language=language, pick_model=True)
+        return dataclasses.replace(s.model, name=resolved.model.name), reasons["model.name"]
 
     @staticmethod
     def _detection_model(s: Settings) -> ModelSettings:
@@ -736,8 +736,8 @@ class Runner:
             log.warning("--translate: the speech is English already (or there is none); no translation written")
             return None
         segments = [seg for i in sorted(results) for seg in results[i].translation]
-        segments = [seg for seg in drop_repeated_lines(segments, GuardSettings())[0] if seg is not None]
-        segments = refine_words(segments, speech)
+        segments = [seg for seg in drop_repeated_lines(segments, s.guard)[0] if seg is not None]
+        segments = refine_words(segments, speech, s.timing)
         cues = subtitles.build_cues(segments, s.subtitles, produced.spans)
         return Transcript(
             language="en",
@@ -991,13 +991,6 @@ def spread(windows: list[np.ndarray], count: int) -> list[np.ndarray]:
     return [speech[round(i * step)] for i in range(count)]
 
 
-def _gpu_free_mb(s: Settings) -> int:
-    from pipeline.system.hardware import CoreHardwareDetector
-
-    info = CoreHardwareDetector(s.jobs.jobs_dir).detect()
-    return max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
-
-
 class _Lookahead:
     """The producer's queue with a look ahead: language detection peeks at the windows of the next segments
     without taking them out of their order."""
@@ -1041,16 +1034,7 @@ def use_cluster(settings: Settings) -> bool:
         return cs.workers > 0
     if cs.adaptive is not None:
         return True
-    from pipeline.system.hardware import CoreHardwareDetector, CoreOptimizer
-
-    optimized = CoreOptimizer().optimize(
-        CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=cs.cpu_affinity,
-    )
-    return optimized.concurrency > 1
+    return optimize(settings).concurrency > 1
 
 
 class _Emitter:
@@ -1214,7 +1198,7 @@ class _Flight:
     def detect(self, windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
         if self.backend is not None:
             return self.backend.detect_language(windows, model)
-        return detect_with(self.runner.models, windows, tune_settings(self.s.replace(model=model)).model)
+        return detect_with(self.runner.models, windows, resolve(self.s.replace(model=model))[0].model)
 
     def launch(self, items: list[SegmentAudio], language: str) -> None:
         self._send(_Batch(items, language, self.s.transcribe))
@@ -1230,10 +1214,12 @@ class _Flight:
             first = batch.items[0].segment.index == 0
             priority = self.s.jobs.priority + (0.95 if first else min(0.9, audio_s / 1000.0))
             batch.future = self.backend.submit(
-                batch.items, batch.settings, batch.language, self.model, priority=priority
+                batch.items, batch.settings, batch.language, self.model, priority=priority, guard=self.s.guard
             )
         else:
-            batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.model)
+            batch.future = batch_future(
+                self.runner.models, batch.items, batch.settings, batch.language, self.model, self.s.guard
+            )
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 

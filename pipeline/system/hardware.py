@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline.asr.models import BUNDLED, SPLIT_THREADS_BELOW, auto_replicas, default_model_name, resolve_compute_type
 from pipeline.core.errors import UsageError
-from pipeline.core.settings import AUTO_MODEL, Settings, default_jobs_dir
+from pipeline.core.settings import AUTO_MODEL, default_jobs_dir
 
 log = logging.getLogger(__name__)
 
@@ -1068,28 +1068,3 @@ def hardware_report(
     )
     return {"hardware": info.as_dict(), "optimized": optimized.as_dict(), "summary": summary(info, optimized)}
 
-
-def tune_settings(settings: Settings, detector: CoreHardwareDetector | None = None) -> Settings:
-    """Fill the settings left to the optimizer (batch size 0, CPU threads 0) from this machine.
-
-    Values the user chose are kept. This is how the optimizer becomes the default of every job.
-    """
-    if settings.transcribe.batch_size and settings.model.cpu_threads:
-        return settings
-    detector = detector if detector is not None else CoreHardwareDetector(settings.jobs.jobs_dir)
-    optimized = CoreOptimizer().optimize(
-        detector.detect(),
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=settings.cluster.cpu_affinity,
-    )
-    transcribe = settings.transcribe
-    if not transcribe.batch_size:
-        transcribe = dataclasses.replace(transcribe, batch_size=optimized.batch_size)
-    model = settings.model
-    if not model.cpu_threads:
-        model = dataclasses.replace(model, cpu_threads=optimized.cpu_threads)
-        if not model.replicas:
-            model = dataclasses.replace(model, replicas=optimized.replicas)
-    return settings.replace(transcribe=transcribe, model=model)
