@@ -40,8 +40,10 @@ from pipeline.core.errors import (
     UsageError,
 )
 from pipeline.core.settings import AUTO_MODEL, AudioSettings, ModelSettings, Settings, TranscribeSettings
+from pipeline.core.states import JobState
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
-from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
+from pipeline.jobs.fingerprint import fingerprint_of
+from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256
 from pipeline.media import decode as audio_mod
 from pipeline.media.vad import SileroVad, VadMetrics, finish_metrics, segment_stream
 from pipeline.resolve import optimize, resolve
@@ -356,16 +358,11 @@ class Runner:
         """
         meta = job.read_job()
         s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
-        current = fingerprint(fingerprint_of(s))
-        if current != meta.get("settings_fingerprint") and not job.load_results():
-            # Nothing was transcribed yet (a model that failed to load and was then fixed, say): no result
-            # could mix two models, so the job starts afresh under what it names now.
-            job.update_job(settings_fingerprint=current)
-        elif current != meta.get("settings_fingerprint"):
-            raise CheckpointError(
-                f"job {job.id}: its stored settings (or the model files they name) do not match their fingerprint; "
-                "start it again"
-            )
+        # Finished segments made under other settings, model files or code are transcribed again.
+        note = job.match_settings(fingerprint_of(s))
+        if note:
+            log.warning("%s", note)
+            meta = job.read_job()  # its segment plan may have been dropped
         input_path = Path(meta["input_path"])
         started = time.monotonic()
         stop = _Stop(cancel)
@@ -377,12 +374,12 @@ class Runner:
             done = job.load_results()
             return self._run(job, input_path, source, s, meta, done, emit, stop, started)
         except CancelledError:
-            _record(job, state="cancelled")
-            emit("cancelled", message="cancelled")
+            _record(job, state=JobState.CANCELLED)
+            emit(JobState.CANCELLED, message="cancelled")
             raise
         except PipelineError as exc:
-            _record(job, state="failed", error=str(exc))
-            emit("failed", message=str(exc))
+            _record(job, state=JobState.FAILED, error=str(exc))
+            emit(JobState.FAILED, message=str(exc))
             raise
         except Exception as exc:
             # A fault below us (CTranslate2, the disk): one clear line for the user, the details in the log.
@@ -397,8 +394,8 @@ class Runner:
                     f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
                     "run again with --debug for details"
                 )
-            _record(job, state="failed", error=str(error))
-            emit("failed", message=str(error))
+            _record(job, state=JobState.FAILED, error=str(error))
+            emit(JobState.FAILED, message=str(error))
             raise error from exc
         finally:
             self._active -= 1
@@ -485,9 +482,11 @@ class Runner:
         model_name = job_model.name
         if model_future is not None:
             if not model_future.done():
-                job.update_checkpoint(state="waiting_for_model")
+                job.update_checkpoint(state=JobState.WAITING_FOR_MODEL)
                 waiting_for = resolve(s.replace(model=wanted))[0].model
-                emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(waiting_for)}")
+                emit(
+                    JobState.WAITING_FOR_MODEL, message=f"waiting for the model: {self.models.message_for(waiting_for)}"
+                )
             loaded = model_future.result()
             model_name = loaded.spec.name
             translating = s.transcribe.task == "translate" or s.transcribe.translate
@@ -497,13 +496,13 @@ class Runner:
             assert backend is not None
 
             def waiting(message: str) -> None:
-                job.update_checkpoint(state="waiting_for_model")
+                job.update_checkpoint(state=JobState.WAITING_FOR_MODEL)
                 emit("waiting_for_workers", message=message)
 
             backend.wait_for_workers(s.cluster.worker_timeout_s, waiting)
         model_wait = time.monotonic() - t
-        job.update_checkpoint(state="running", error=None)
-        emit("running", len(done))
+        job.update_checkpoint(state=JobState.RUNNING, error=None)
+        emit(JobState.RUNNING, len(done))
 
         results: dict[int, SegmentResult] = dict(done)
         plan: list[Segment] = []
@@ -549,7 +548,7 @@ class Runner:
                 last_partial = time.monotonic()
                 # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
                 partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
-            emit("running", len(results), None, _contiguous_end(results, plan))
+            emit(JobState.RUNNING, len(results), None, _contiguous_end(results, plan))
 
         finished: object = False
         try:
@@ -691,10 +690,12 @@ class Runner:
         t = time.monotonic()
         outputs = self._write_outputs(job, input_path, transcript, s, translation)
         transcript.timings["write"] = round(time.monotonic() - t, 3)
-        job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
+        job.update_checkpoint(
+            state=JobState.DONE, segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict()
+        )
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
-        emit("done", total, total, produced.audio_seconds)
+        emit(JobState.DONE, total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
 
     def _pick_model(
@@ -960,15 +961,6 @@ class Runner:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
-
-
-def fingerprint_of(s: Settings) -> dict[str, Any]:
-    """What a job's fingerprint covers: the settings that change its result and, for a named model, the
-    identity of its weights (``auto`` records the model it picks in the job's checkpoint instead)."""
-    values = s.fingerprint_fields()
-    if s.model.name != AUTO_MODEL:
-        values["model_identity"] = model_identity(s.model.name)
-    return values
 
 
 #: Speech windows the language is detected on at most (each one encoder pass of the detecting model).
