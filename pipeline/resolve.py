@@ -91,4 +91,3 @@ def choose_auto_model(
         info = hardware if hardware is not None else CoreHardwareDetector(settings.jobs.jobs_dir).detect()
         free_mb = max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
     return choose_model(language, device, free_mb)
-

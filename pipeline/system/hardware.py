@@ -1067,4 +1067,3 @@ def hardware_report(
         info, device=device, compute_type=compute_type, model=model, cpu_affinity=cpu_affinity
     )
     return {"hardware": info.as_dict(), "optimized": optimized.as_dict(), "summary": summary(info, optimized)}
-

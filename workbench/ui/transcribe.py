@@ -234,7 +234,7 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     # The same range as the CLI's and the API's (pipeline.core.validate.RULES).
                     batch_size = gr.Slider(
                         batch.low,
-                        batch.high,
+                        batch.high or batch.low,
                         value=resolve(s)[0].transcribe.batch_size,
                         step=1,
                         label="Batch size",
@@ -242,7 +242,7 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     )
                     beam_size = gr.Slider(
                         beam.low,
-                        beam.high,
+                        beam.high or beam.low,
                         value=s.transcribe.beam_size,
                         step=1,
                         label="Beam size",
