@@ -362,7 +362,7 @@ class Runner:
         note = job.match_settings(fingerprint_of(s))
         if note:
             log.warning("%s", note)
-            meta = job.read_job()  # its segment plan may have been dropped
+        meta = job.read_job()  # a changed audio or VAD part drops the stored segment plan
         input_path = Path(meta["input_path"])
         started = time.monotonic()
         stop = _Stop(cancel)
