@@ -15,16 +15,13 @@ import time
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError, UsageError
-from pipeline.core.settings import (
-    AUTO_MODEL,
-    JobSettings,
-    ModelSettings,
-    Settings,
+from pipeline.core.settings import AUTO_MODEL, JobSettings, ModelSettings, Settings, default_jobs_dir
+from pipeline.parse import (
     add_cluster_args,
     add_model_manager_args,
     cluster_from_args,
-    default_jobs_dir,
     model_manager_from_args,
+    settings_from_env,
 )
 
 SHARE_WITHOUT_AUTH = (
@@ -71,16 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         auth = parse_auth(ns.auth or os.environ.get("VIDEO2SRT_AUTH") or None)
         models = model_manager_from_args(ns)
         cluster = cluster_from_args(ns, fallback_local=not ns.require_cluster)
+        # The stage settings a user sets through the environment (VIDEO2SRT_GUARD_*, VIDEO2SRT_TIMING_*).
+        settings = settings_from_env(
+            Settings(
+                model=ModelSettings(name=ns.model.strip() or AUTO_MODEL),
+                models=models,
+                cluster=cluster,
+                jobs=JobSettings(
+                    jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir()), priority=ns.priority
+                ),
+            )
+        )
     except UsageError as exc:
         p.error(str(exc))
-    settings = Settings(
-        model=ModelSettings(name=ns.model.strip() or AUTO_MODEL),
-        models=models,
-        cluster=cluster,
-        jobs=JobSettings(
-            jobs_dir=(ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir()), priority=ns.priority
-        ),
-    )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         import uvicorn

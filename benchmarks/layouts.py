@@ -97,9 +97,9 @@ def run_warm(flags: list[str], media: Path, scratch: Path, data: Path) -> dict[s
 
 def warm_child(cli_args: list[str], data: Path) -> int:
     """In this process: start the runner as the app does, wait until ready, warm up, time one job."""
-    from pipeline.core.settings import build_parser, settings_from_args
     from pipeline.jobs.engine import JobEvent, Runner
     from pipeline.lab.watch import wait_until_ready
+    from pipeline.parse import build_parser, settings_from_args
 
     settings = settings_from_args(build_parser().parse_args(cli_args))
     media = Path(cli_args[0])

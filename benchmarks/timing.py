@@ -294,7 +294,8 @@ def words_of(segments: Sequence[TextSegment]) -> list[TimedWord]:
 
 def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[str, object]]]:
     """Table 1: word errors on mfa for faster-whisper and each refinement step."""
-    from pipeline.asr.timing import TimingSettings, refine_words
+    from pipeline.asr.timing import refine_words
+    from pipeline.core.settings import TimingSettings
 
     mfa = [r for r in runs if r.clip.set == "mfa"]
     if not mfa:
@@ -340,7 +341,8 @@ def timing_table(runs: Sequence[Run], data_dir: Path) -> tuple[str, list[dict[st
 
 def speech_table(runs: Sequence[Run]) -> tuple[str, list[dict[str, object]]]:
     """Table 2: the share of cue starts inside speech, before and after refinement."""
-    from pipeline.asr.timing import TimingSettings, refine_words
+    from pipeline.asr.timing import refine_words
+    from pipeline.core.settings import TimingSettings
     from pipeline.text import cues as subtitles
 
     settings = SubtitleSettings()

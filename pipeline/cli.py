@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import ClusterError, PipelineError, UsageError
-from pipeline.core.settings import Settings, build_parser, settings_from_args
+from pipeline.core.settings import AUTO_MODEL, Settings
+from pipeline.parse import build_parser, settings_from_args
 
 if TYPE_CHECKING:
     from pipeline.jobs.engine import JobEvent
@@ -171,15 +173,10 @@ def _resume(settings: Settings, job_id: str | None) -> int:
 
 def _list_models(settings: Settings) -> int:
     from pipeline.asr.catalogue import catalogue
-    from pipeline.system.detect import CoreHardwareDetector
-    from pipeline.system.optimizer import CoreOptimizer
+    from pipeline.resolve import optimize
 
-    optimized = CoreOptimizer().optimize(
-        CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        cpu_affinity=settings.cluster.cpu_affinity,
-    )
+    # The speeds are for the machine as ``auto`` would use it, whatever --model names.
+    optimized = optimize(settings.replace(model=dataclasses.replace(settings.model, name=AUTO_MODEL)))
     rows = catalogue(optimized.device, optimized.cpu_threads)
     print(f"{'MODEL':18} {'LANGUAGES':13} {'SIZE':>9}  {'PRESENT':8} {'SOURCE':9} {'SPEED':>10}  NOTE")
     for m in rows:

@@ -224,10 +224,10 @@ def test_resume_through_the_api_after_a_permanent_failure(
     s = with_parts(settings, transcribe={"batch_size": 1}, vad=SHORT_SEGMENTS, jobs={"keep_checkpoints": True})
     real, errors = transcribe_mod.transcribe_segments, [ModelError("model files are broken")]
 
-    def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
+    def flaky(model, items, settings, language, guard=None):  # noqa: ANN001, ANN202
         if errors and any(item.segment.index == 1 for item in items):
             raise errors.pop(0)
-        return real(model, items, settings, language)
+        return real(model, items, settings, language, guard)
 
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", flaky)
     manager = JobManager(s, Runner(s, model_cache))

@@ -19,7 +19,8 @@ from helpers.models import broken_folder, fixed, model_folder
 
 from pipeline.asr import manager as mm
 from pipeline.core.errors import UsageError
-from pipeline.core.settings import ModelManagerSettings, Settings, add_model_manager_args, model_manager_from_args
+from pipeline.core.settings import ModelManagerSettings, Settings
+from pipeline.parse import add_model_manager_args, model_manager_from_args
 from workbench.server import build_server
 from workbench.ui.models import status_badge, status_html, status_text
 
@@ -198,7 +199,7 @@ def test_model_settings_parse_in_one_place() -> None:
     assert model_manager_from_args(ns) == ModelManagerSettings(("tiny.en", "small"), "off", 2, 256, 4000)
     assert model_manager_from_args(build_parser().parse_args(["--no-preload"])).preload == ()
     assert model_manager_from_args(build_parser().parse_args([])) == ModelManagerSettings()
-    with pytest.raises(UsageError, match="--max-cached-models must be positive"):
+    with pytest.raises(UsageError, match="bad --max-cached-models .0.: use a whole number of at least 1"):
         model_manager_from_args(build_parser().parse_args(["--max-cached-models", "0"]))
     with pytest.raises(UsageError, match="--preload names no model"):
         model_manager_from_args(build_parser().parse_args(["--preload", " , "]))

@@ -135,7 +135,7 @@ def test_bad_inputs_beside_good_ones_in_a_subprocess(data_dir: Path, tmp_path: P
     "args, message",
     [
         (["-f", "docx"], "unknown output format 'docx'"),
-        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--batch-size", "0"], "bad --batch-size '0': use a whole number from 1 to 256, such as 8"),
         (["--cpu-affinity", "some"], "bad --cpu-affinity"),
         (["--language", "english!"], "unknown --language"),
         ([], "give at least one input file"),

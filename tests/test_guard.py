@@ -12,10 +12,10 @@ import srt
 from conftest import with_parts
 from media import speech_clips
 
-from pipeline.asr.guard import GuardSettings, drop_repeated_lines, judge, level_db
+from pipeline.asr.guard import drop_repeated_lines, judge, level_db
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.transcribe import transcribe_segments
-from pipeline.core.settings import Settings
+from pipeline.core.settings import GuardSettings, Settings
 from pipeline.core.types import Segment, SpeechSpan, TextSegment, Window, Word
 from pipeline.jobs.engine import JobResult, Runner
 from pipeline.jobs.store import JobStore

@@ -232,7 +232,7 @@ def test_translate_with_an_english_only_model_is_a_usage_error(capsys: pytest.Ca
 
 def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
     from pipeline.core.errors import UsageError
-    from workbench.service import job_settings
+    from pipeline.parse import settings_from_request as job_settings
 
     base = Settings(model=ModelSettings(name="base"))
     s = job_settings(base, {"task": "translate", "chinese": "traditional"}, tmp_path)
@@ -246,7 +246,7 @@ def test_api_fields_task_and_chinese(tmp_path: Path) -> None:
 
 
 def test_cli_flags_reach_the_settings() -> None:
-    from pipeline.core.settings import build_parser, settings_from_args
+    from pipeline.parse import build_parser, settings_from_args
 
     s = settings_from_args(build_parser().parse_args(["a.mp4", "--model", "base", "--bilingual", "--chinese", "keep"]))
     assert s.transcribe.translate and s.output.bilingual and s.output.name_language is None

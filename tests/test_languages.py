@@ -22,8 +22,9 @@ from pipeline.asr.packaged import BASE_PACKAGED
 from pipeline.cli import main
 from pipeline.core.errors import ModelError, UsageError
 from pipeline.core.languages import language_choices, native_name, normalize_language
-from pipeline.core.settings import AudioSettings, ModelSettings, Settings, build_parser, settings_from_args
+from pipeline.core.settings import AudioSettings, ModelSettings, Settings
 from pipeline.media.decode import decode
+from pipeline.parse import build_parser, settings_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -115,10 +115,10 @@ def _flaky(monkeypatch: pytest.MonkeyPatch, segment: int, errors: list[Exception
     """Make transcription of ``segment`` raise each of ``errors`` once, in turn, then work."""
     real = transcribe_mod.transcribe_segments
 
-    def flaky(model, items, settings, language):  # noqa: ANN001, ANN202
+    def flaky(model, items, settings, language, guard=None):  # noqa: ANN001, ANN202
         if errors and any(item.segment.index == segment for item in items):
             raise errors.pop(0)
-        return real(model, items, settings, language)
+        return real(model, items, settings, language, guard)
 
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", flaky)
 

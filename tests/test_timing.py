@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.asr.timing import TimingSettings, refine_words, speech_edges
+from pipeline.asr.timing import refine_words, speech_edges
 from pipeline.core.settings import (
     JobSettings,
     ModelSettings,
     OutputSettings,
     Settings,
     SubtitleSettings,
+    TimingSettings,
     TranscribeSettings,
 )
 from pipeline.core.types import Cue, SpeechSpan, TextSegment, Word

@@ -10,11 +10,10 @@ import soundfile as sf
 from media import concat_speech, speech_clips
 
 from pipeline.asr.detect import detect_language
-from pipeline.asr.guard import GuardSettings
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.models import ModelCache
 from pipeline.asr.transcribe import level_window, transcribe_segments
-from pipeline.core.settings import ModelSettings, TranscribeSettings, VadSettings
+from pipeline.core.settings import GuardSettings, ModelSettings, TranscribeSettings, VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
 from pipeline.media.segments import segment_audio
 from pipeline.media.vad import SileroVad

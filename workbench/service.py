@@ -32,6 +32,7 @@ from pipeline.core.settings import FORMATS, Settings
 from pipeline.core.states import JobState
 from pipeline.jobs.engine import JobEvent, Runner
 from pipeline.jobs.store import Job, JobStore, validate_job_id
+from pipeline.parse import settings_from_request
 from workbench.errors import (
     InvalidJobIdError,
     JobConflictError,
@@ -40,7 +41,6 @@ from workbench.errors import (
     StorageError,
     one_line,
 )
-from workbench.overrides import DEFAULT_FORMATS, job_settings
 from workbench.review import ReviewManager
 from workbench.status import describe, is_active
 from workbench.uploads import MAX_UPLOAD_BYTES, copy_upload, prune_uploads, safe_file_name, upload_dir_of
@@ -161,7 +161,7 @@ class JobManager:
             filename: The client's file name; only its base name, reduced to safe characters, is used.
             stream: The upload's bytes, read in chunks.
             settings_overrides: Optional ``formats`` ("srt,vtt,json"), ``language``, ``max_line_width`` and the
-                other names :func:`job_settings` takes.
+                other names :func:`~pipeline.parse.settings_from_request` takes.
 
         Returns:
             The new job's id.
@@ -177,7 +177,7 @@ class JobManager:
         upload_dir = self.uploads_root / secrets.token_hex(8)
         # New jobs get the model selected now (switched in the Models tab or by POST /api/models/load).
         base = self.settings.replace(model=self.runner.selected_model)
-        settings = job_settings(base, settings_overrides, upload_dir / "out")
+        settings = settings_from_request(base, settings_overrides, upload_dir / "out")
         path = upload_dir / name
         try:
             try:
@@ -493,4 +493,4 @@ def _mark_failed(job: Job, exc: BaseException) -> None:
         _mark(job, JobState.FAILED, one_line(message))
 
 
-__all__ = ["CANCEL_GRACE_S", "DEFAULT_FORMATS", "HOUSEKEEPING_EVERY_S", "JobManager", "job_settings"]
+__all__ = ["CANCEL_GRACE_S", "HOUSEKEEPING_EVERY_S", "JobManager"]

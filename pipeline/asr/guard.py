@@ -29,42 +29,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pipeline.core.settings import GuardSettings
 from pipeline.core.types import TextSegment, Word
 
 _SENTENCE_END = re.compile(r"[.?!\u3002\uff1f\uff01]+[\"'\u201d\u2019)\]]*$")
 _PUNCT = re.compile(r"[^\w\s']+")
-
-
-@dataclass(frozen=True)
-class GuardSettings:
-    """Thresholds of the hallucination guard.
-
-    Attributes:
-        enabled: Judge windows at all.
-        compression_ratio: A window whose text compresses better than this is a loop.
-        no_speech_prob: Above this, with ``log_prob`` below its threshold, a window holds no speech.
-        log_prob: See ``no_speech_prob``.
-        silence_db: A window quieter than this (RMS, dBFS) holds no speech when Whisper also says so.
-        max_line_repeats: The same line may appear this many times in a row, no more.
-        loop_repeats: An n-gram repeated this many times in a row ...
-        loop_words: ... over at least this many words is a loop ("words, words, words, words" is not).
-        loop_max_n: Longest n-gram looked for.
-        coverage_gap_s: Seconds of speech after a window's last word that make its tail decoded again.
-    """
-
-    enabled: bool = True
-    compression_ratio: float = 2.4
-    no_speech_prob: float = 0.6
-    log_prob: float = -1.0
-    silence_db: float = -60.0
-    max_line_repeats: int = 2
-    loop_repeats: int = 3
-    loop_words: int = 10
-    loop_max_n: int = 8
-    #: Speech (by VAD) this long inside a window with no word on it, while the window has words elsewhere,
-    #: is decoded again on its own: tiny.en now and then skips a whole sentence of a window, and which one
-    #: changes with the numerics of the batch the window shares. 0 turns this off.
-    coverage_gap_s: float = 3.0
 
 
 @dataclass(frozen=True)

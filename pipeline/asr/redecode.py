@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.asr.decode import decode_windows, window_time
-from pipeline.asr.guard import GuardSettings, Problem, judge
+from pipeline.asr.guard import Problem, judge
 from pipeline.asr.models import LoadedModel
 from pipeline.core.constants import SAMPLE_RATE
-from pipeline.core.settings import TranscribeSettings
+from pipeline.core.settings import GuardSettings, TranscribeSettings
 from pipeline.core.types import SpeechSpan, TextSegment, Window, Word
 
 log = logging.getLogger(__name__)

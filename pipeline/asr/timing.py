@@ -26,8 +26,9 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from pipeline.core.settings import TimingSettings
 from pipeline.core.types import SpeechSpan, TextSegment, Word
 
 #: A token of CJK characters (Han, kana, Hangul, CJK punctuation) and nothing else.
@@ -36,31 +37,6 @@ _PUNCT = re.compile("[\u3000-\u303f\uff00-\uff0f\uff1a-\uff20]")
 
 #: A span end this close to the end of the file was clipped there by the padding (seconds).
 _EPS = 1e-3
-
-
-@dataclass(frozen=True)
-class TimingSettings:
-    """How Whisper's word times are refined.
-
-    Attributes:
-        enabled: Refine at all; off keeps Whisper's times as they are.
-        shift_s: Moved earlier by this much: Whisper's systematic lateness (measured with tiny.en).
-        clamp: Move word starts and ends out of the silences between speech spans.
-        snap_s: The first word after a silence starting at most this long after the speech onset starts
-            at the onset; 0 turns this off.
-        min_word_s: A word whose start moved to a speech onset lasts at least this long.
-        cjk_char_max_s: Longest plausible time of one CJK character; a longer one starts later.
-    """
-
-    enabled: bool = True
-    shift_s: float = 0.09
-    clamp: bool = True
-    snap_s: float = 0.3
-    min_word_s: float = 0.05
-    #: A CJK character is spoken in about 0.2-0.3 s; one timed longer than this took a pause into its time
-    #: (the first character after a pause starts where the previous speech ended) and starts this long
-    #: before its end instead (per character of the token). 0 turns this off.
-    cjk_char_max_s: float = 0.7
 
 
 def speech_edges(spans: Sequence[SpeechSpan], pad: float, duration: float | None = None) -> list[SpeechSpan]:

@@ -18,13 +18,13 @@ from concurrent.futures import Future
 import numpy as np
 
 from pipeline.asr.decode import decode_windows
-from pipeline.asr.guard import GuardSettings, drop_repeated_lines, level_db
+from pipeline.asr.guard import drop_repeated_lines, level_db
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.models import LoadedModel, ModelRunner
 from pipeline.asr.redecode import apply_guard, cover_skipped_speech, note_dropped
 from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import UsageError
-from pipeline.core.settings import ModelSettings, TranscribeSettings
+from pipeline.core.settings import GuardSettings, ModelSettings, TranscribeSettings
 from pipeline.core.types import SegmentResult, SpeechSpan, TextSegment, Window
 from pipeline.system.memory import trim_heap
 
@@ -96,7 +96,7 @@ def transcribe_segments(
         items: Segments with their window samples.
         settings: Batch size, beam size, word timing.
         language: The language to decode in (detect it first with :func:`detect_language`).
-        guard: Hallucination guard thresholds; defaults to :class:`~pipeline.asr.guard.GuardSettings`.
+        guard: Hallucination guard thresholds (``Settings.guard``); defaults to :class:`GuardSettings`.
     """
     guard = guard or GuardSettings()
     owner: list[int] = []  # the item of each window
@@ -189,6 +189,7 @@ def batch_future(
     settings: TranscribeSettings,
     language: str,
     model: ModelSettings,
+    guard: GuardSettings | None = None,
 ) -> Future[tuple[list[SegmentResult], str]]:
     """Start transcribing one batch with ``models``' model for ``model``, on one of its inference lanes.
 
@@ -202,7 +203,7 @@ def batch_future(
     def run(loaded: LoadedModel) -> tuple[list[SegmentResult], str]:
         started = time.monotonic()
         try:
-            results = transcribe_segments(loaded, items, settings, language)
+            results = transcribe_segments(loaded, items, settings, language, guard)
         finally:
             trim_heap()
         if results and results[0].stats:

@@ -45,7 +45,14 @@ from distributed import WorkerPlugin
 from tornado import web
 
 from pipeline.core.errors import ClusterError, TransientError
-from pipeline.core.settings import ClusterSettings, ModelManagerSettings, ModelSettings, Settings, TranscribeSettings
+from pipeline.core.settings import (
+    ClusterSettings,
+    GuardSettings,
+    ModelManagerSettings,
+    ModelSettings,
+    Settings,
+    TranscribeSettings,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -214,13 +221,17 @@ def for_worker(default: ModelSettings, wanted: ModelSettings) -> ModelSettings:
 
 
 def transcribe_task(
-    items: list[SegmentAudio], settings: TranscribeSettings, language: str, model: ModelSettings
+    items: list[SegmentAudio],
+    settings: TranscribeSettings,
+    language: str,
+    model: ModelSettings,
+    guard: GuardSettings | None = None,
 ) -> tuple[list[SegmentResult], str]:
     """A Dask task: transcribe one batch on this worker's model (see :func:`pipeline.asr.transcribe.batch_future`)."""
     from pipeline.asr.transcribe import batch_future
 
     manager = _worker_manager()
-    return batch_future(manager, items, settings, language, for_worker(manager.settings, model)).result()
+    return batch_future(manager, items, settings, language, for_worker(manager.settings, model), guard).result()
 
 
 def detect_task(windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
@@ -309,6 +320,7 @@ class DaskBackend:
         language: str,
         model: ModelSettings,
         priority: float = 0,
+        guard: GuardSettings | None = None,
     ) -> ConcurrentFuture:
         """Send one batch; the future gives ``(results, model name)``. GPU work asks for a GPU worker.
 
@@ -324,6 +336,7 @@ class DaskBackend:
             settings,
             language,
             _portable(model),
+            guard,
             priority=priority,
             pure=False,
             resources={"GPU": 1} if self._gpu else None,

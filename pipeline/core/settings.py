@@ -1,16 +1,17 @@
-"""Settings: one frozen dataclass per stage and one root :class:`Settings`.
+"""Settings: one frozen dataclass per stage and one root :class:`Settings` that holds them all.
 
-This is the only module that parses values from the command line, the UI or the environment. Each stage
-receives only its own part (``settings.vad`` for VAD, ``settings.transcribe`` for Whisper, …).
+Each stage receives only its own part (``settings.vad`` for VAD, ``settings.transcribe`` for Whisper,
+``settings.guard`` for the hallucination guard, ``settings.timing`` for word times, …). Values are checked by
+:mod:`pipeline.core.validate`, read from flags, the environment and requests by :mod:`pipeline.parse`, and
+``auto`` values become concrete ones in :func:`pipeline.resolve.resolve`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from pipeline.core.errors import UsageError
 
 FORMATS = ("srt", "vtt", "json", "ass")
+#: What every edge (CLI, HTTP API, UI) writes when no format is named: the one default.
+DEFAULT_FORMATS: tuple[str, ...] = ("srt",)
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float16", "float16", "float32")
 AFFINITY_RE = re.compile(r"^(half|all|none|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$")
@@ -145,7 +148,7 @@ class TranscribeSettings:
     """Decoding options for Whisper."""
 
     language: str | None = None
-    #: Windows per Whisper call; 0 leaves it to the optimizer (pipeline.system.hardware.tune_settings).
+    #: Windows per Whisper call; 0 leaves it to the optimizer (pipeline.resolve.resolve).
     batch_size: int = 0
     beam_size: int = 5
     word_timestamps: bool = True
@@ -160,6 +163,63 @@ class TranscribeSettings:
     task: str = "transcribe"
     #: Besides transcribing, translate the same windows into English (a second decoding pass).
     translate: bool = False
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Thresholds of the hallucination guard (pipeline.asr.guard).
+
+    Attributes:
+        enabled: Judge windows at all.
+        compression_ratio: A window whose text compresses better than this is a loop.
+        no_speech_prob: Above this, with ``log_prob`` below its threshold, a window holds no speech.
+        log_prob: See ``no_speech_prob``.
+        silence_db: A window quieter than this (RMS, dBFS) holds no speech when Whisper also says so.
+        max_line_repeats: The same line may appear this many times in a row, no more.
+        loop_repeats: An n-gram repeated this many times in a row ...
+        loop_words: ... over at least this many words is a loop ("words, words, words, words" is not).
+        loop_max_n: Longest n-gram looked for.
+        coverage_gap_s: Seconds of speech after a window's last word that make its tail decoded again.
+    """
+
+    enabled: bool = True
+    compression_ratio: float = 2.4
+    no_speech_prob: float = 0.6
+    log_prob: float = -1.0
+    silence_db: float = -60.0
+    max_line_repeats: int = 2
+    loop_repeats: int = 3
+    loop_words: int = 10
+    loop_max_n: int = 8
+    #: Speech (by VAD) this long inside a window with no word on it, while the window has words elsewhere,
+    #: is decoded again on its own: tiny.en now and then skips a whole sentence of a window, and which one
+    #: changes with the numerics of the batch the window shares. 0 turns this off.
+    coverage_gap_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How Whisper's word times are refined (pipeline.asr.timing).
+
+    Attributes:
+        enabled: Refine at all; off keeps Whisper's times as they are.
+        shift_s: Moved earlier by this much: Whisper's systematic lateness (measured with tiny.en).
+        clamp: Move word starts and ends out of the silences between speech spans.
+        snap_s: The first word after a silence starting at most this long after the speech onset starts
+            at the onset; 0 turns this off.
+        min_word_s: A word whose start moved to a speech onset lasts at least this long.
+        cjk_char_max_s: Longest plausible time of one CJK character; a longer one starts later.
+    """
+
+    enabled: bool = True
+    shift_s: float = 0.09
+    clamp: bool = True
+    snap_s: float = 0.3
+    min_word_s: float = 0.05
+    #: A CJK character is spoken in about 0.2-0.3 s; one timed longer than this took a pause into its time
+    #: (the first character after a pause starts where the previous speech ended) and starts this long
+    #: before its end instead (per character of the token). 0 turns this off.
+    cjk_char_max_s: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -188,7 +248,7 @@ class OutputSettings:
     """Where results go and in which formats."""
 
     output_dir: Path | None = None
-    formats: tuple[str, ...] = ("srt",)
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     #: Also write one SRT/VTT with each original line above its English translation (needs
     #: ``TranscribeSettings.translate``).
     bilingual: bool = False
@@ -199,7 +259,7 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    """The styled ASS file and the video exports (pipeline.text.export).
+    """The styled ASS file and the video exports (pipeline.text.ass, pipeline.text.mux).
 
     Attributes:
         karaoke: Per-word ``\\k`` timing in the ASS file (and the burned video), from the word times.
@@ -274,6 +334,8 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     models: ModelManagerSettings = field(default_factory=ModelManagerSettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    timing: TimingSettings = field(default_factory=TimingSettings)
     subtitles: SubtitleSettings = field(default_factory=SubtitleSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
@@ -310,7 +372,7 @@ class Settings:
                 kwargs = {k: v for k, v in value.items() if k in known}
                 if f.name == "output":
                     kwargs["output_dir"] = Path(kwargs["output_dir"]) if kwargs.get("output_dir") else None
-                    kwargs["formats"] = tuple(kwargs.get("formats") or ("srt",))
+                    kwargs["formats"] = tuple(kwargs.get("formats") or DEFAULT_FORMATS)
                 if f.name == "jobs":
                     kwargs["jobs_dir"] = Path(jobs_dir or kwargs.get("jobs_dir") or default_jobs_dir())
                 if f.name == "models" and kwargs.get("preload") is not None:
@@ -323,12 +385,18 @@ class Settings:
         return cls(**parts)
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The settings that change a job's result (not where files go), as plain JSON values."""
+        """The settings that change a job's result (not where files go, nor how fast), as plain JSON values.
+
+        ``audio``, ``vad``, ``model``, ``transcribe`` and ``guard`` change what a segment's stored result holds;
+        ``timing`` and ``subtitles`` change what is made of the stored results when the job is assembled.
+        """
         return {
             "audio": dataclasses.asdict(self.audio),
             "vad": dataclasses.asdict(self.vad),
             "model": {"name": self.model.name, "compute_type": self.model.compute_type},
             "transcribe": dataclasses.asdict(self.transcribe),
+            "guard": dataclasses.asdict(self.guard),
+            "timing": dataclasses.asdict(self.timing),
             "subtitles": dataclasses.asdict(self.subtitles),
         }
 
@@ -352,395 +420,3 @@ def default_jobs_dir(env: Mapping[str, str] | None = None) -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("video2srt")) / "jobs"
-
-
-def parse_formats(value: str | Sequence[str]) -> tuple[str, ...]:
-    """Parse ``"srt,vtt"`` (or a list) into a tuple of known formats, in the given order, deduplicated."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out: list[str] = []
-    for item in items:
-        fmt = item.strip().lower().lstrip(".")
-        if not fmt:
-            continue
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown output format {fmt!r}: use one or more of {', '.join(FORMATS)}")
-        if fmt not in out:
-            out.append(fmt)
-    if not out:
-        raise UsageError(f"no output format given: use one or more of {', '.join(FORMATS)}")
-    return tuple(out)
-
-
-def parse_affinity(value: str) -> str:
-    """Check a CPU-affinity strategy: ``auto``, ``half``, ``all``, ``none`` or a list like ``0-3,8``."""
-    value = value.strip().lower().replace(" ", "")
-    if not AFFINITY_RE.match(value):
-        raise UsageError(f"bad --cpu-affinity {value!r}: use half, all, none, or a core list like 0-3,8")
-    return value
-
-
-def parse_language(value: str | None) -> str | None:
-    """A Whisper language code from a code or a name (``zh``, ``Chinese``, ``Mandarin``, ``Deutsch``); blank or
-    ``auto`` means "detect". The one validator of the CLI, the HTTP API and the UI.
-
-    Raises:
-        UsageError: Not a Whisper language (the message names the nearest ones).
-    """
-    from pipeline.core.languages import normalize_language
-
-    return normalize_language(value)
-
-
-def check_model_language(model: str, language: str | None) -> None:
-    """Refuse an English-only model (``tiny.en``, a ``.en`` folder) asked to write another language.
-
-    ``auto`` picks a multilingual model itself, so it always passes.
-
-    Raises:
-        UsageError: The model is English-only and ``language`` is not English; names the multilingual models.
-    """
-    if model == AUTO_MODEL or language in (None, "en"):
-        return
-    from pipeline.asr.catalogue import is_multilingual
-
-    if is_multilingual(model):
-        return
-    from pipeline.asr.models import multilingual_models
-    from pipeline.core.languages import english_name
-
-    offline = ", ".join(multilingual_models()) or "none installed"
-    raise UsageError(
-        f"--model {model} is English-only and cannot write {english_name(language)} ({language}): drop --model "
-        f"(auto picks a multilingual one) or name a multilingual model (available offline: {offline})"
-    )
-
-
-def _positive(name: str, value: int | float, *, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, got {value}")
-
-
-def add_model_manager_args(p: argparse.ArgumentParser) -> None:
-    """The model manager's flags besides ``--no-preload``: preload list, warm-up, cache size, memory guard."""
-    d = ModelManagerSettings()
-    p.add_argument("--preload", metavar="NAMES", help="comma-separated models to load at start (default: --model)")
-    p.add_argument(
-        "--warmup",
-        choices=WARMUP_MODES,
-        default=d.warmup,
-        help="run a short clip through each model after loading it (default: auto, on CUDA only)",
-    )
-    p.add_argument(
-        "--max-cached-models",
-        type=int,
-        default=d.max_cached,
-        metavar="N",
-        help=f"models kept loaded per worker, least recently used evicted (default: {d.max_cached})",
-    )
-    p.add_argument(
-        "--memory-headroom",
-        type=int,
-        default=d.headroom_mb,
-        metavar="MB",
-        help=f"RAM / GPU memory that must stay free after loading a model (default: {d.headroom_mb})",
-    )
-    p.add_argument(
-        "--model-memory-limit",
-        type=int,
-        default=d.memory_limit_mb,
-        metavar="MB",
-        help="at most this much memory for the loaded models of a worker (default: 0, no limit)",
-    )
-
-
-def model_manager_from_args(ns: argparse.Namespace) -> ModelManagerSettings:
-    """The :class:`ModelManagerSettings` of flags added by :func:`add_model_manager_args` (and ``--no-preload``).
-
-    Raises:
-        UsageError: A value is out of range, or --preload names nothing.
-    """
-    _positive("--max-cached-models", ns.max_cached_models)
-    _positive("--memory-headroom", ns.memory_headroom, allow_zero=True)
-    _positive("--model-memory-limit", ns.model_memory_limit, allow_zero=True)
-    preload: tuple[str, ...] | None = None
-    if getattr(ns, "no_preload", False):
-        preload = ()
-    elif ns.preload is not None:
-        preload = tuple(name.strip() for name in ns.preload.split(",") if name.strip())
-        if not preload:
-            raise UsageError("--preload names no model: give names such as tiny.en,small, or use --no-preload")
-    return ModelManagerSettings(
-        preload=preload,
-        warmup=ns.warmup,
-        max_cached=ns.max_cached_models,
-        headroom_mb=ns.memory_headroom,
-        memory_limit_mb=ns.model_memory_limit,
-    )
-
-
-def add_cluster_args(p: argparse.ArgumentParser) -> None:
-    """The Dask flags shared by the CLI and the app: where work runs, scaling, waiting, priority."""
-    p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler (tcp://host:8786)")
-    p.add_argument(
-        "--workers",
-        metavar="N",
-        help="local Dask worker processes to start; 0 runs in-process (default: the optimizer's choice)",
-    )
-    p.add_argument(
-        "--adapt", metavar="MIN-MAX", help="let the local cluster grow and shrink between MIN and MAX workers"
-    )
-    p.add_argument(
-        "--dashboard-address",
-        default=":8787",
-        metavar="[HOST]:PORT",
-        help="where a local cluster serves the Dask dashboard (default :8787; :0 for any free port)",
-    )
-    p.add_argument(
-        "--worker-timeout",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="fail a job (resumable) when no worker is connected for this long (default 120)",
-    )
-    p.add_argument("--priority", type=int, default=0, help="Dask priority of this run's jobs: higher runs first")
-
-
-def cluster_from_args(ns: argparse.Namespace, fallback_local: bool = False) -> ClusterSettings:
-    """The :class:`ClusterSettings` of the flags added by :func:`add_cluster_args`.
-
-    Raises:
-        UsageError: A malformed worker count, range or timeout.
-    """
-    workers: int | None = None
-    raw = (ns.workers or "").strip().lower()
-    if raw and raw != "auto":
-        if not raw.isdigit():
-            raise UsageError(f"bad --workers {ns.workers!r}: give a number of workers (0 runs in-process) or auto")
-        workers = int(raw)
-    adaptive: tuple[int, int] | None = None
-    if ns.adapt:
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", ns.adapt)
-        if not m or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) < 1:
-            raise UsageError(f"bad --adapt {ns.adapt!r}: use MIN-MAX workers, e.g. 1-8")
-        adaptive = (int(m.group(1)), int(m.group(2)))
-        if workers == 0 or ns.scheduler:
-            raise UsageError("--adapt scales a local cluster: drop --workers 0 / --scheduler, or drop --adapt")
-    _positive("--worker-timeout", ns.worker_timeout)
-    return ClusterSettings(
-        scheduler=(ns.scheduler or "").strip() or None,
-        workers=workers,
-        cpu_affinity=parse_affinity(ns.cpu_affinity) if getattr(ns, "cpu_affinity", None) else "auto",
-        adaptive=adaptive,
-        dashboard_address=ns.dashboard_address,
-        worker_timeout_s=ns.worker_timeout,
-        fallback_local=fallback_local,
-    )
-
-
-def add_language_output_args(p: argparse.ArgumentParser) -> None:
-    """Flags for what is written in which language: task, translation, bilingual file, Chinese script."""
-    p.add_argument(
-        "--task",
-        choices=TASKS,
-        default="transcribe",
-        help="transcribe (text in the spoken language) or translate (English text; multilingual model)",
-    )
-    p.add_argument(
-        "--translate",
-        action="store_true",
-        help="also write an English translation beside the transcription (<stem>.en.srt; multilingual model)",
-    )
-    p.add_argument(
-        "--bilingual",
-        action="store_true",
-        help="also write one file with each original line above its English line (<stem>.<lang>-en.srt)",
-    )
-    p.add_argument(
-        "--name-language",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="put the language code in file names, talk.zh.srt (default: when a translation is written)",
-    )
-    p.add_argument(
-        "--chinese",
-        choices=CHINESE_SCRIPTS,
-        default=None,
-        help="script of Chinese subtitles (default: simplified); ignored for other languages",
-    )
-
-
-def language_output_from_args(ns: argparse.Namespace) -> tuple[str, bool, bool, str]:
-    """(task, translate, bilingual, chinese) of the flags added by :func:`add_language_output_args`.
-
-    ``--bilingual`` implies ``--translate``.
-
-    Raises:
-        UsageError: The flags contradict each other or the model is English-only.
-    """
-    task = getattr(ns, "task", "transcribe") or "transcribe"
-    if task not in TASKS:
-        raise UsageError(f"bad --task {task!r}: use transcribe or translate")
-    bilingual = bool(getattr(ns, "bilingual", False))
-    translate = bool(getattr(ns, "translate", False)) or bilingual
-    if task == "translate" and translate:
-        raise UsageError(
-            "--task translate already writes English; --translate/--bilingual add English beside a transcription: "
-            "drop one of them"
-        )
-    model = (getattr(ns, "model", "") or "").strip()
-    if (task == "translate" or translate) and model.lower().endswith(".en"):
-        raise UsageError(
-            f"translation needs a multilingual model, and {model} is English-only: use --model base "
-            "(or small, medium, a multilingual CTranslate2 folder)"
-        )
-    chinese = getattr(ns, "chinese", None) or "auto"
-    if chinese not in (*CHINESE_SCRIPTS, "auto"):
-        raise UsageError(f"bad --chinese {chinese!r}: use {', '.join(CHINESE_SCRIPTS)}")
-    return task, translate, bilingual, chinese
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``video2srt`` command line."""
-    p = argparse.ArgumentParser(
-        prog="video2srt",
-        description="Turn video and audio files into readable, well-timed subtitles with Whisper.",
-    )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video or audio files")
-    p.add_argument("-o", "--output-dir", type=Path, help="where to write results (default: beside each input)")
-    p.add_argument("-f", "--formats", default="srt", help="comma-separated: srt,vtt,json,ass (default: srt)")
-    p.add_argument("--karaoke", action="store_true", help="ASS (and --burn): per-word \\k timing from the word times")
-    p.add_argument(
-        "--embed",
-        action="store_true",
-        help="also write <stem>.subtitled.mkv (.mp4 for MP4 input, .mka for audio): streams copied, a subtitle track added",
-    )
-    p.add_argument(
-        "--burn", action="store_true", help="also write <stem>.burned.mp4: subtitles rendered into the picture (H.264)"
-    )
-    p.add_argument("--font", default="auto", help="ASS and --burn font name (default: auto, Noto Sans / Noto Sans CJK)")
-    p.add_argument(
-        "--model",
-        default=AUTO_MODEL,
-        help="auto (default: tiny.en for English, a multilingual model for other languages), tiny.en (bundled), "
-        "base (packaged), a Whisper name, or a CTranslate2 folder; see --list-models",
-    )
-    p.add_argument("--language", help="language code or name, e.g. en, zh, German; detected when omitted")
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--compute-type", default="auto", choices=COMPUTE_TYPES)
-    p.add_argument("--batch-size", type=int, help="windows per Whisper call (default: optimizer's choice)")
-    p.add_argument("--beam-size", type=int, default=TranscribeSettings.beam_size)
-    p.add_argument("--cpu-threads", type=int, default=0, help="CTranslate2 threads per worker (0: automatic)")
-    p.add_argument(
-        "--replicas", type=int, default=0, help="model replicas per worker running batches side by side (0: automatic)"
-    )
-    p.add_argument("--no-vad", action="store_true", help="cut at fixed 60 s instead of at pauses")
-    p.add_argument(
-        "--segment-length",
-        default=None,
-        metavar="MIN-MAX",
-        help="segment length range in seconds, cut at pauses (default: 30-90)",
-    )
-    p.add_argument("--max-line-width", type=int, default=SubtitleSettings.max_line_width)
-    p.add_argument("--max-lines", type=int, default=SubtitleSettings.max_lines)
-    p.add_argument("--max-cps", type=float, default=SubtitleSettings.max_cps, help="reading speed, chars/s")
-    p.add_argument("--min-duration", type=float, default=SubtitleSettings.min_duration)
-    p.add_argument("--max-duration", type=float, default=SubtitleSettings.max_duration)
-    p.add_argument(
-        "--cjk-max-cps",
-        type=float,
-        default=SubtitleSettings.cjk_max_cps,
-        help="reading speed of Chinese/Japanese/Korean cues, chars/s",
-    )
-    add_language_output_args(p)
-    p.add_argument("--audio-track", type=int, help="which audio track to use, from 0 (default: the first)")
-    p.add_argument("--align", default="auto", help="WhisperX alignment: auto, off, or a local model folder")
-    p.add_argument("--cpu-affinity", default=os.environ.get("VIDEO2SRT_CPU_AFFINITY", "auto"))
-    add_cluster_args(p)
-    p.add_argument("--jobs-dir", type=Path, help="job folders (default: $VIDEO2SRT_JOBS_DIR or the user cache)")
-    resume = p.add_mutually_exclusive_group()
-    resume.add_argument("--resume", metavar="JOB_ID", help="resume an unfinished job")
-    resume.add_argument("--resume-all", action="store_true", help="resume every unfinished job")
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep audio.wav and segment results")
-    p.add_argument("--hardware", action="store_true", help="print hardware and optimized settings as JSON")
-    p.add_argument("--list-jobs", action="store_true", help="list jobs and their states")
-    p.add_argument("--allow-download", action="store_true", help="let a standard model be downloaded")
-    p.add_argument(
-        "--list-models", action="store_true", help="list the models: languages, size, present or not, expected speed"
-    )
-    p.add_argument(
-        "--download-model", metavar="NAME", help="download a standard model into the Hugging Face cache, then exit"
-    )
-    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    return p
-
-
-def settings_from_args(ns: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """Turn parsed command-line values into :class:`Settings`, checking every value.
-
-    Raises:
-        UsageError: A value is out of range or unknown.
-    """
-    env = os.environ if env is None else env
-    formats = parse_formats(ns.formats)
-    for name in ("max_line_width", "max_lines", "beam_size"):
-        _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
-    for name in ("max_cps", "cjk_max_cps", "min_duration", "max_duration"):
-        _positive(f"--{name.replace('_', '-')}", getattr(ns, name))
-    if ns.min_duration > ns.max_duration:
-        raise UsageError("--min-duration must not exceed --max-duration")
-    if ns.batch_size is not None:
-        _positive("--batch-size", ns.batch_size)
-    _positive("--cpu-threads", ns.cpu_threads, allow_zero=True)
-    _positive("--replicas", ns.replicas, allow_zero=True)
-    if ns.audio_track is not None:
-        _positive("--audio-track", ns.audio_track, allow_zero=True)
-    language = parse_language(ns.language)
-    check_model_language(ns.model.strip() or AUTO_MODEL, language)
-    jobs_dir = ns.jobs_dir.expanduser() if ns.jobs_dir else default_jobs_dir(env)
-    align = ns.align.strip()
-    if align.lower() in ("auto", "off"):
-        align = align.lower()
-    task, translate, bilingual, chinese = language_output_from_args(ns)
-    transcribe = TranscribeSettings(
-        language=language, beam_size=ns.beam_size, align=align, task=task, translate=translate
-    )
-    if ns.batch_size is not None:
-        transcribe = dataclasses.replace(transcribe, batch_size=ns.batch_size)
-    vad = VadSettings(enabled=not ns.no_vad)
-    if ns.segment_length:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*", ns.segment_length)
-        low, high = (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
-        if not m or not 5 <= low <= high or high < vad.window_s:
-            raise UsageError(
-                f"bad --segment-length {ns.segment_length!r}: use MIN-MAX seconds with 5 <= MIN <= MAX and MAX >= 30"
-            )
-        vad = dataclasses.replace(vad, min_segment_s=low, max_segment_s=high, target_segment_s=(low + high) / 2)
-    return Settings(
-        audio=AudioSettings(audio_track=ns.audio_track),
-        vad=vad,
-        model=ModelSettings(
-            name=ns.model.strip() or AUTO_MODEL,
-            device=ns.device,
-            compute_type=ns.compute_type,
-            cpu_threads=ns.cpu_threads,
-            replicas=ns.replicas,
-            allow_download=ns.allow_download or env.get("VIDEO2SRT_ALLOW_DOWNLOAD") == "1",
-        ),
-        transcribe=transcribe,
-        subtitles=SubtitleSettings(
-            max_line_width=ns.max_line_width,
-            max_lines=ns.max_lines,
-            max_cps=ns.max_cps,
-            cjk_max_cps=ns.cjk_max_cps,
-            chinese=chinese,
-            min_duration=ns.min_duration,
-            max_duration=ns.max_duration,
-        ),
-        output=OutputSettings(
-            output_dir=ns.output_dir, formats=formats, bilingual=bilingual, name_language=ns.name_language
-        ),
-        export=ExportSettings(karaoke=ns.karaoke, embed=ns.embed, burn=ns.burn, font=ns.font.strip() or "auto"),
-        cluster=cluster_from_args(ns),
-        jobs=JobSettings(jobs_dir=jobs_dir, keep_checkpoints=ns.keep_checkpoints, priority=ns.priority),
-        debug=ns.debug,
-    )

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.asr.catalogue import model_identity, usable
 from pipeline.asr.detect import LanguageGuess, detect_with
-from pipeline.asr.guard import GuardSettings, drop_repeated_lines
+from pipeline.asr.guard import drop_repeated_lines
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.manager import ModelBusyError, ModelManager
 from pipeline.asr.model_status import aggregate_status
@@ -33,6 +33,7 @@ from pipeline.asr.models import LoadedModel, ModelCache, choose_model, placement
 from pipeline.asr.packaged import PACKAGED
 from pipeline.asr.timing import refine_words, speech_edges
 from pipeline.asr.transcribe import batch_future, check_multilingual
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import (
     CancelledError,
     CheckpointError,
@@ -43,13 +44,15 @@ from pipeline.core.errors import (
     UsageError,
 )
 from pipeline.core.settings import AUTO_MODEL, AudioSettings, ModelSettings, Settings, TranscribeSettings
+from pipeline.core.states import JobState
 from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Transcript
-from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256, fingerprint
+from pipeline.jobs.fingerprint import fingerprint_of
+from pipeline.jobs.store import Job, JobStore, VadCache, atomic_write_text, check_free_space, file_sha256
 from pipeline.media import decode as audio_mod
 from pipeline.media.segments import VadMetrics, finish_metrics, segment_stream
 from pipeline.media.vad import SileroVad
+from pipeline.resolve import optimize, resolve
 from pipeline.system.affinity import apply_cpu_affinity
-from pipeline.system.optimizer import tune_settings
 from pipeline.text import cjk, writers
 from pipeline.text import cues as subtitles
 from pipeline.text.cue_edit import transcript_from_dict, with_cues
@@ -60,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 #: Seconds between rewrites of the partial SRT while a job runs.
 PARTIAL_EVERY_S = 2.0
 #: Batches of one job in flight per cluster worker: a deep enough queue for the longest-first order to even
@@ -164,7 +166,7 @@ class Runner:
 
     def __init__(self, settings: Settings, models: ModelManager | ModelCache | None = None) -> None:
         self._given = settings  # untuned: a cluster plans its workers' threads itself
-        self.settings = tune_settings(settings)
+        self.settings = resolve(settings)[0]
         # The manager owns the one inference thread that loads the model and runs every inference call:
         # CTranslate2 on CPU ran 3.5x slower when a model loaded on one thread was used from another
         # (measured: 5.7 s vs 20.6 s on manifesto).
@@ -249,7 +251,7 @@ class Runner:
         """Start loading the model here in the background (the selected one by default); the future gives it."""
         if settings is None:
             return self.models.request()
-        return self.models.request(tune_settings(settings).model)
+        return self.models.request(resolve(settings)[0].model)
 
     @property
     def selected_model(self) -> ModelSettings:
@@ -302,7 +304,7 @@ class Runner:
             InputError: The file is missing, unreadable or has no audio track.
             CheckpointError: The jobs folder cannot hold the job (no space, not writable).
         """
-        s = tune_settings(settings) if settings is not None else self.settings
+        s = resolve(settings)[0] if settings is not None else self.settings
         input_path = Path(input_path)
         audio_mod.check_input(input_path)
         info = audio_mod.probe(input_path, s.audio)
@@ -361,16 +363,11 @@ class Runner:
         """
         meta = job.read_job()
         s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
-        current = fingerprint(fingerprint_of(s))
-        if current != meta.get("settings_fingerprint") and not job.load_results():
-            # Nothing was transcribed yet (a model that failed to load and was then fixed, say): no result
-            # could mix two models, so the job starts afresh under what it names now.
-            job.update_job(settings_fingerprint=current)
-        elif current != meta.get("settings_fingerprint"):
-            raise CheckpointError(
-                f"job {job.id}: its stored settings (or the model files they name) do not match their fingerprint; "
-                "start it again"
-            )
+        # Finished segments made under other settings, model files or code are transcribed again.
+        note = job.match_settings(fingerprint_of(s))
+        if note:
+            log.warning("%s", note)
+        meta = job.read_job()  # a changed audio or VAD part drops the stored segment plan
         input_path = Path(meta["input_path"])
         started = time.monotonic()
         stop = _Stop(cancel)
@@ -382,12 +379,12 @@ class Runner:
             done = job.load_results()
             return self._run(job, input_path, source, s, meta, done, emit, stop, started)
         except CancelledError:
-            _record(job, state="cancelled")
-            emit("cancelled", message="cancelled")
+            _record(job, state=JobState.CANCELLED)
+            emit(JobState.CANCELLED, message="cancelled")
             raise
         except PipelineError as exc:
-            _record(job, state="failed", error=str(exc))
-            emit("failed", message=str(exc))
+            _record(job, state=JobState.FAILED, error=str(exc))
+            emit(JobState.FAILED, message=str(exc))
             raise
         except Exception as exc:
             # A fault below us (CTranslate2, the disk): one clear line for the user, the details in the log.
@@ -402,8 +399,8 @@ class Runner:
                     f"{input_path}: transcription failed ({type(exc).__name__}: {exc}); "
                     "run again with --debug for details"
                 )
-            _record(job, state="failed", error=str(error))
-            emit("failed", message=str(error))
+            _record(job, state=JobState.FAILED, error=str(error))
+            emit(JobState.FAILED, message=str(error))
             raise error from exc
         finally:
             self._active -= 1
@@ -486,13 +483,15 @@ class Runner:
         job_model, model_reason = self._pick_model(s, language, state.get("model_name"), state.get("model_identity"))
         detect_model = self._detection_model(s) if language is None else None
         wanted = detect_model or job_model
-        model_future = self.models.request(tune_settings(s.replace(model=wanted)).model) if backend is None else None
+        model_future = self.models.request(resolve(s.replace(model=wanted))[0].model) if backend is None else None
         model_name = job_model.name
         if model_future is not None:
             if not model_future.done():
-                job.update_checkpoint(state="waiting_for_model")
-                waiting_for = tune_settings(s.replace(model=wanted)).model
-                emit("waiting_for_model", message=f"waiting for the model: {self.models.message_for(waiting_for)}")
+                job.update_checkpoint(state=JobState.WAITING_FOR_MODEL)
+                waiting_for = resolve(s.replace(model=wanted))[0].model
+                emit(
+                    JobState.WAITING_FOR_MODEL, message=f"waiting for the model: {self.models.message_for(waiting_for)}"
+                )
             loaded = model_future.result()
             model_name = loaded.spec.name
             translating = s.transcribe.task == "translate" or s.transcribe.translate
@@ -502,13 +501,13 @@ class Runner:
             assert backend is not None
 
             def waiting(message: str) -> None:
-                job.update_checkpoint(state="waiting_for_model")
+                job.update_checkpoint(state=JobState.WAITING_FOR_MODEL)
                 emit("waiting_for_workers", message=message)
 
             backend.wait_for_workers(s.cluster.worker_timeout_s, waiting)
         model_wait = time.monotonic() - t
-        job.update_checkpoint(state="running", error=None)
-        emit("running", len(done))
+        job.update_checkpoint(state=JobState.RUNNING, error=None)
+        emit(JobState.RUNNING, len(done))
 
         results: dict[int, SegmentResult] = dict(done)
         plan: list[Segment] = []
@@ -554,7 +553,7 @@ class Runner:
                 last_partial = time.monotonic()
                 # Rebuilding grows with the transcript: never spend more than ~5% of the time on it.
                 partial_every = max(PARTIAL_EVERY_S, 20 * (last_partial - t))
-            emit("running", len(results), None, _contiguous_end(results, plan))
+            emit(JobState.RUNNING, len(results), None, _contiguous_end(results, plan))
 
         finished: object = False
         try:
@@ -636,9 +635,9 @@ class Runner:
         text_segments = [seg for i in sorted(results) for seg in results[i].segments]
         # Lines repeated across windows (each window already removed its own), then word times refined
         # with the speech edges (pipeline.asr.timing).
-        text_segments = [seg for seg in drop_repeated_lines(text_segments, GuardSettings())[0] if seg is not None]
+        text_segments = [seg for seg in drop_repeated_lines(text_segments, s.guard)[0] if seg is not None]
         speech = speech_edges(produced.spans, s.vad.speech_pad_ms / 1000, produced.audio_seconds)
-        text_segments = refine_words(text_segments, speech)
+        text_segments = refine_words(text_segments, speech, s.timing)
         task = s.transcribe.task
         written_language = "en" if task == "translate" else language  # None: no speech, no language forced
         if s.transcribe.align != "off" and text_segments:
@@ -696,10 +695,12 @@ class Runner:
         t = time.monotonic()
         outputs = self._write_outputs(job, input_path, transcript, s, translation)
         transcript.timings["write"] = round(time.monotonic() - t, 3)
-        job.update_checkpoint(state="done", segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict())
+        job.update_checkpoint(
+            state=JobState.DONE, segments_done=total, timings=transcript.timings, vad=produced.vad.to_dict()
+        )
         if not s.jobs.keep_checkpoints:
             job.cleanup_intermediates()
-        emit("done", total, total, produced.audio_seconds)
+        emit(JobState.DONE, total, total, produced.audio_seconds)
         return JobResult(job.id, input_path, transcript, outputs, produced.vad, job.dir)
 
     def _pick_model(
@@ -716,9 +717,8 @@ class Runner:
                     "start the job again"
                 )
             return dataclasses.replace(s.model, name=recorded), f"{recorded}: chosen when the job started"
-        device = placement_for(s.model).device
-        name, reason = choose_model(language, device, _gpu_free_mb(s) if device == "cuda" else 0)
-        return dataclasses.replace(s.model, name=name), reason
+        resolved, reasons = resolve(s, language=language, pick_model=True)
+        return dataclasses.replace(s.model, name=resolved.model.name), reasons["model.name"]
 
     @staticmethod
     def _detection_model(s: Settings) -> ModelSettings:
@@ -742,8 +742,8 @@ class Runner:
             log.warning("--translate: the speech is English already (or there is none); no translation written")
             return None
         segments = [seg for i in sorted(results) for seg in results[i].translation]
-        segments = [seg for seg in drop_repeated_lines(segments, GuardSettings())[0] if seg is not None]
-        segments = refine_words(segments, speech)
+        segments = [seg for seg in drop_repeated_lines(segments, s.guard)[0] if seg is not None]
+        segments = refine_words(segments, speech, s.timing)
         cues = subtitles.build_cues(segments, s.subtitles, produced.spans)
         return Transcript(
             language="en",
@@ -927,7 +927,7 @@ class Runner:
             ``{"mode", "scheduler", "dashboard", "workers": [{"name", "address", "state", "nthreads",
             "resources", "models", ...}]}``; ``mode`` is ``in-process``, ``local``, ``remote`` or
             ``starting`` (a cluster not up yet). Cluster workers also report ``model_state``, ``tasks``,
-            ``cpu_percent``, ``memory_mb`` and ``usage`` (:func:`pipeline.system.hardware.sample_usage`).
+            ``cpu_percent``, ``memory_mb`` and ``usage`` (:func:`pipeline.system.monitor.sample_usage`).
         """
         if self._use_cluster:
             backend = self._ready_backend()
@@ -968,15 +968,6 @@ class Runner:
                 self._backend = None
 
 
-def fingerprint_of(s: Settings) -> dict[str, Any]:
-    """What a job's fingerprint covers: the settings that change its result and, for a named model, the
-    identity of its weights (``auto`` records the model it picks in the job's checkpoint instead)."""
-    values = s.fingerprint_fields()
-    if s.model.name != AUTO_MODEL:
-        values["model_identity"] = model_identity(s.model.name)
-    return values
-
-
 #: Speech windows the language is detected on at most (each one encoder pass of the detecting model).
 DETECT_WINDOWS = 3
 #: A first window this sure decides alone.
@@ -995,13 +986,6 @@ def spread(windows: list[np.ndarray], count: int) -> list[np.ndarray]:
         return speech[:count]
     step = (len(speech) - 1) / (count - 1)
     return [speech[round(i * step)] for i in range(count)]
-
-
-def _gpu_free_mb(s: Settings) -> int:
-    from pipeline.system.detect import CoreHardwareDetector
-
-    info = CoreHardwareDetector(s.jobs.jobs_dir).detect()
-    return max(info.gpu_free_memory_mb or info.gpu_memory_mb or [0])
 
 
 class _Lookahead:
@@ -1047,17 +1031,7 @@ def use_cluster(settings: Settings) -> bool:
         return cs.workers > 0
     if cs.adaptive is not None:
         return True
-    from pipeline.system.detect import CoreHardwareDetector
-    from pipeline.system.optimizer import CoreOptimizer
-
-    optimized = CoreOptimizer().optimize(
-        CoreHardwareDetector(settings.jobs.jobs_dir).detect(),
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=cs.cpu_affinity,
-    )
-    return optimized.concurrency > 1
+    return optimize(settings).concurrency > 1
 
 
 class _Emitter:
@@ -1221,7 +1195,7 @@ class _Flight:
     def detect(self, windows: list[np.ndarray], model: ModelSettings) -> LanguageGuess:
         if self.backend is not None:
             return self.backend.detect_language(windows, model)
-        return detect_with(self.runner.models, windows, tune_settings(self.s.replace(model=model)).model)
+        return detect_with(self.runner.models, windows, resolve(self.s.replace(model=model))[0].model)
 
     def launch(self, items: list[SegmentAudio], language: str) -> None:
         self._send(_Batch(items, language, self.s.transcribe))
@@ -1237,10 +1211,12 @@ class _Flight:
             first = batch.items[0].segment.index == 0
             priority = self.s.jobs.priority + (0.95 if first else min(0.9, audio_s / 1000.0))
             batch.future = self.backend.submit(
-                batch.items, batch.settings, batch.language, self.model, priority=priority
+                batch.items, batch.settings, batch.language, self.model, priority=priority, guard=self.s.guard
             )
         else:
-            batch.future = batch_future(self.runner.models, batch.items, batch.settings, batch.language, self.model)
+            batch.future = batch_future(
+                self.runner.models, batch.items, batch.settings, batch.language, self.model, self.s.guard
+            )
         self._out[id(batch)] = batch
         batch.future.add_done_callback(lambda _f: self._settled.put(batch))
 

@@ -17,18 +17,20 @@ import secrets
 import shutil
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.core.errors import CheckpointError
+from pipeline.core.states import JobState
 from pipeline.core.types import Segment, SegmentResult
+from pipeline.jobs.fingerprint import PLAN_PARTS, changes, segment_values
 
 FORMAT_VERSION = 1
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}$")
-STATES = ("queued", "waiting_for_model", "running", "done", "failed", "cancelled")
+STATES = tuple(state.value for state in JobState)
 
 
 def new_job_id() -> str:
@@ -157,6 +159,9 @@ class Job:
 
     id: str
     dir: Path
+    #: The fingerprint of what this run's segment results depend on (set by :meth:`match_settings`): results
+    #: are stamped with it, and results stamped otherwise are not used.
+    results_fingerprint: str | None = field(default=None, compare=False)
 
     @property
     def audio_path(self) -> Path:
@@ -188,6 +193,51 @@ class Job:
     def save_plan(self, segments: list[Segment]) -> None:
         """Record the exact cuts, so a resume cuts the same way."""
         self.update_job(segment_plan=[s.to_dict() for s in segments])
+
+    def match_settings(self, values: dict[str, Any]) -> str | None:
+        """Adopt fingerprint ``values`` (:func:`pipeline.jobs.fingerprint.fingerprint_of`) for this run.
+
+        Finished segments made under other values (other settings, model files or code; or by a video2srt
+        from before results were stamped) are set aside, to be transcribed again, so a job never mixes
+        results of two settings or two versions; a changed audio or VAD part also drops the segment plan.
+
+        Returns:
+            One line saying what was set aside and why, or None when every finished segment still holds.
+        """
+        data = self.read_job()
+        stamp = fingerprint(segment_values(values))
+        old = data.get("fingerprint_values")
+        stale = [path for path, fp in self._result_stamps() if fp != stamp]
+        note = None
+        if stale:
+            count = f"{len(stale)} finished segment(s) are transcribed again"
+            if not isinstance(old, dict):
+                note = f"job {self.id} was made by an older version of video2srt: {count}"
+            else:
+                what = changes(segment_values(old), segment_values(values))
+                why = ", ".join(what[:3]) + (f" and {len(what) - 3} more" if len(what) > 3 else "")
+                note = f"job {self.id}: {why or 'its settings'} changed since its segments were made: {count}"
+            for path in stale:
+                path.unlink(missing_ok=True)
+        fields: dict[str, Any] = {
+            "settings_fingerprint": fingerprint(values),
+            "fingerprint_values": values,
+            "results_fingerprint": stamp,
+        }
+        if isinstance(old, dict) and any(old.get(k) != values.get(k) for k in PLAN_PARTS):
+            fields["segment_plan"] = None
+        self.update_job(**fields)
+        self.results_fingerprint = stamp
+        return note
+
+    def _result_stamps(self) -> list[tuple[Path, str | None]]:
+        out: list[tuple[Path, str | None]] = []
+        for path in sorted(self.results_dir.glob("*.json")) if self.results_dir.is_dir() else []:
+            try:
+                out.append((path, json.loads(path.read_text(encoding="utf-8")).get("fingerprint")))
+            except (OSError, ValueError, AttributeError):
+                out.append((path, None))
+        return out
 
     # checkpoint.json ------------------------------------------------------------------------------
     def read_checkpoint(self) -> dict[str, Any]:
@@ -244,6 +294,8 @@ class Job:
         body = result.to_dict()
         payload = json.dumps(body, ensure_ascii=False, sort_keys=True)
         record = {"checksum": hashlib.sha256(payload.encode()).hexdigest(), "result": body}
+        if self.results_fingerprint is not None:
+            record["fingerprint"] = self.results_fingerprint
         atomic_write_text(self.results_dir / f"{result.index:05d}.json", json.dumps(record, ensure_ascii=False))
 
     def load_results(self) -> dict[int, SegmentResult]:
@@ -257,6 +309,8 @@ class Job:
                 payload = json.dumps(record["result"], ensure_ascii=False, sort_keys=True)
                 if hashlib.sha256(payload.encode()).hexdigest() != record["checksum"]:
                     continue
+                if self.results_fingerprint is not None and record.get("fingerprint") != self.results_fingerprint:
+                    continue  # made under other settings or code (match_settings sets these aside)
                 result = SegmentResult.from_dict(record["result"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
@@ -398,11 +452,13 @@ class JobStore:
                 "input_sha256": input_sha256,
                 "settings": settings,
                 "settings_fingerprint": fingerprint(fingerprint_of),
+                "fingerprint_values": fingerprint_of,
+                "results_fingerprint": fingerprint(segment_values(fingerprint_of)),
                 "segment_plan": None,
                 "created": time.time(),
             },
         )
-        job.update_checkpoint(state="queued", segments_total=None, segments_done=0, history=[])
+        job.update_checkpoint(state=JobState.QUEUED, segments_total=None, segments_done=0, history=[])
         return job
 
     def open(self, job_id: str) -> Job:
@@ -425,7 +481,7 @@ class JobStore:
 
     def unfinished(self) -> list[Job]:
         """Jobs a crash, a kill or a failure left behind (not done, not cancelled), oldest first."""
-        return [job for job in self.jobs() if job.summary().state not in (*FINISHED_STATES, "cancelled")]
+        return [job for job in self.jobs() if job.summary().state not in (*FINISHED_STATES, JobState.CANCELLED)]
 
     def delete(self, job_id: str) -> None:
         job = self.open(job_id)
@@ -442,13 +498,13 @@ class JobStore:
             if job.id in keep:
                 continue
             summary = job.summary()
-            if summary.state != "done" and now - summary.updated > max_age_days * 86400:
+            if summary.state != JobState.DONE and now - summary.updated > max_age_days * 86400:
                 shutil.rmtree(job.dir, ignore_errors=True)
                 removed.append(job.id)
         return removed
 
 
-FINISHED_STATES = ("done",)
+FINISHED_STATES = (JobState.DONE.value,)
 #: Subtitle outputs an edit rewrites.
 EDITABLE_FORMATS = ("srt", "vtt", "json", "ass")
 #: Video exports a job folder can hold (``output/<name>``), as the API serves them.

@@ -2,7 +2,7 @@
 
 :class:`CoreOptimizer` turns a :class:`~pipeline.system.detect.HardwareInfo` into :class:`OptimizedSettings`
 (batch size, concurrency, memory mapping, affinity, device, model, compute type), each decision with a
-one-line reason. :func:`tune_settings` fills the settings a user left to it.
+one-line reason.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.asr.footprint import model_footprint, model_memory_mb
 from pipeline.asr.models import BUNDLED, SPLIT_THREADS_BELOW, auto_replicas, default_model_name, resolve_compute_type
 from pipeline.core.constants import SAMPLE_RATE
-from pipeline.core.settings import AUTO_MODEL, Settings
+from pipeline.core.settings import AUTO_MODEL
 from pipeline.system.affinity import effective_affinity_strategy, format_core_list, plan_affinity
-from pipeline.system.detect import MIB, CoreHardwareDetector, HardwareInfo
+from pipeline.system.detect import MIB, HardwareInfo
 
 #: Decoded audio of a long (2 h) input: 16 kHz mono float32, in MiB.
 LONG_AUDIO_MB = 2 * 3600 * SAMPLE_RATE * 4 / MIB
@@ -376,29 +376,3 @@ class CoreOptimizer:
 
 # --------------------------------------------------------------------------------------------------------------
 # Summary and report
-
-
-def tune_settings(settings: Settings, detector: CoreHardwareDetector | None = None) -> Settings:
-    """Fill the settings left to the optimizer (batch size 0, CPU threads 0) from this machine.
-
-    Values the user chose are kept. This is how the optimizer becomes the default of every job.
-    """
-    if settings.transcribe.batch_size and settings.model.cpu_threads:
-        return settings
-    detector = detector if detector is not None else CoreHardwareDetector(settings.jobs.jobs_dir)
-    optimized = CoreOptimizer().optimize(
-        detector.detect(),
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=settings.cluster.cpu_affinity,
-    )
-    transcribe = settings.transcribe
-    if not transcribe.batch_size:
-        transcribe = dataclasses.replace(transcribe, batch_size=optimized.batch_size)
-    model = settings.model
-    if not model.cpu_threads:
-        model = dataclasses.replace(model, cpu_threads=optimized.cpu_threads)
-        if not model.replicas:
-            model = dataclasses.replace(model, replicas=optimized.replicas)
-    return settings.replace(transcribe=transcribe, model=model)

@@ -99,9 +99,15 @@ def jobs_router(manager: JobManager) -> APIRouter:
     # never blocks the event loop. Transcription itself runs on the manager's worker thread.
     def create_job(
         file: Annotated[UploadFile | None, File(description="the video or audio file")] = None,
-        formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json,ass (default: all)")] = None,
+        formats: Annotated[str | None, Form(description="comma-separated: srt,vtt,json,ass (default: srt)")] = None,
         language: Annotated[str | None, Form(description="language code such as en; blank or auto: detect")] = None,
         max_line_width: Annotated[str | None, Form(description="characters per subtitle line (default 42)")] = None,
+        max_lines: Annotated[str | None, Form(description="lines per subtitle, 1-10 (default 2)")] = None,
+        batch_size: Annotated[
+            str | None, Form(description="windows per Whisper call, 1-256 (default: the optimizer's choice)")
+        ] = None,
+        beam_size: Annotated[str | None, Form(description="beam search width, 1-20 (default 5)")] = None,
+        vad: Annotated[str | None, Form(description="cut at pauses: on (default) or off")] = None,
         task: Annotated[
             str | None, Form(description="transcribe (default) or translate (English text; multilingual model)")
         ] = None,
@@ -112,10 +118,15 @@ def jobs_router(manager: JobManager) -> APIRouter:
         # Optional in the signature so that a missing file is a one-line 400, not a validation error list.
         if file is None:
             raise HTTPException(400, "no file: send the video or audio as the multipart field 'file'")
+        # Every value is checked by the validators the CLI and the UI share (pipeline.parse.settings_from_request).
         overrides = {
             "formats": formats,
             "language": language,
             "max_line_width": max_line_width,
+            "max_lines": max_lines,
+            "batch_size": batch_size,
+            "beam_size": beam_size,
+            "vad": vad,
             "task": task,
             "chinese": chinese,
         }

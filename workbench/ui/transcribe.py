@@ -15,9 +15,11 @@ from typing import Any
 
 import gradio as gr
 
-from pipeline.core.errors import PipelineError
-from pipeline.core.settings import FORMATS
+from pipeline.core.errors import PipelineError, UsageError
+from pipeline.core.settings import DEFAULT_FORMATS, Settings
 from pipeline.core.states import JobState
+from pipeline.core.validate import RULES
+from pipeline.parse import settings_from_request
 from workbench.bench import Workbench
 from workbench.errors import one_line
 from workbench.status import DELETED
@@ -46,6 +48,38 @@ FORMAT_LABELS = [
     ("JSON (words and timings)", "json"),
     ("ASS (styled; review and burn in the Review tab)", "ass"),
 ]
+
+
+def form_request(
+    base: Settings,
+    language: str | None,
+    formats: list[str],
+    batch_size: float,
+    beam_size: float,
+    vad: bool,
+    width: float,
+    lines: float,
+    task: str | None = "transcribe",
+    script: str | None = "simplified",
+) -> dict[str, Any]:
+    """The Start form's values as a job request, checked by the validators the CLI and the HTTP API share.
+
+    Raises:
+        UsageError: A value is out of range or unknown (the same words as the CLI's and the API's).
+    """
+    overrides = {
+        "language": language or "auto",
+        "formats": ",".join(formats),
+        "batch_size": int(batch_size),
+        "beam_size": int(beam_size),
+        "vad": bool(vad),
+        "max_line_width": int(width),
+        "max_lines": int(lines),
+        "task": task or "transcribe",
+        "chinese": "auto" if script in (None, "", "simplified") else script,
+    }
+    settings_from_request(base, overrides, Path("."))
+    return overrides
 
 
 def job_card(status: dict[str, Any]) -> str:
@@ -149,8 +183,12 @@ def _results(bench: Workbench, jobs: list[tuple[str, str]], statuses: list[dict[
 def build_transcribe_tab(bench: Workbench) -> None:
     """The Transcribe tab; its Start button is also the ``/transcribe`` endpoint of Gradio's client API."""
     manager = bench.manager
+    from pipeline.resolve import resolve
+
     defaults = bench.hardware_report()["optimized"]
     s = bench.settings
+    batch = RULES["transcribe.batch_size"]
+    beam = RULES["transcribe.beam_size"]
     with gr.Tab("Transcribe", id="transcribe"):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
@@ -171,7 +209,7 @@ def build_transcribe_tab(bench: Workbench) -> None:
                     allow_custom_value=True,
                     filterable=True,
                 )
-                formats = gr.CheckboxGroup(FORMAT_LABELS, value=list(FORMATS), label="3 · Subtitle formats")
+                formats = gr.CheckboxGroup(FORMAT_LABELS, value=list(DEFAULT_FORMATS), label="3 · Subtitle formats")
                 with gr.Row():
                     task = gr.Radio(
                         ["transcribe", "translate"],
@@ -192,17 +230,18 @@ def build_transcribe_tab(bench: Workbench) -> None:
                         "for the reasons.",
                         elem_classes="v2s-note",
                     )
+                    # The same range as the CLI's and the API's (pipeline.core.validate.RULES).
                     batch_size = gr.Slider(
-                        1,
-                        64,
-                        value=s.transcribe.batch_size or defaults["batch_size"],
+                        batch.low,
+                        batch.high or batch.low,
+                        value=resolve(s)[0].transcribe.batch_size,
                         step=1,
                         label="Batch size",
                         info="windows per model call; lower it if memory runs out",
                     )
                     beam_size = gr.Slider(
-                        1,
-                        10,
+                        beam.low,
+                        beam.high or beam.low,
                         value=s.transcribe.beam_size,
                         step=1,
                         label="Beam size",
@@ -262,17 +301,10 @@ def build_transcribe_tab(bench: Workbench) -> None:
                 raise gr.Error("Choose at least one video or audio file first (box 1).")
             if not formats:
                 raise gr.Error("Tick at least one subtitle format (box 3).")
-            overrides = {
-                "language": language or "auto",
-                "formats": ",".join(formats),
-                "batch_size": int(batch_size),
-                "beam_size": int(beam_size),
-                "vad": bool(vad),
-                "max_line_width": int(width),
-                "max_lines": int(lines),
-                "task": task or "transcribe",
-                "chinese": "auto" if script in (None, "", "simplified") else script,
-            }
+            try:
+                overrides = form_request(s, language, formats, batch_size, beam_size, vad, width, lines, task, script)
+            except UsageError as exc:
+                raise gr.Error(one_line(str(exc))) from exc
             jobs: list[tuple[str, str]] = []  # (job id, the uploaded file's path here)
             errors: list[str] = []
             for path in files:
