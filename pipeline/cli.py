@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(ns)
         if ns.hardware:
-            from pipeline.system.report import hardware_report
+            from pipeline.optimize.report import hardware_report
 
             print(json.dumps(hardware_report(settings.jobs.jobs_dir), indent=2))
             return 0

@@ -2,7 +2,7 @@
 
 A setting a user leaves open is a sentinel: ``0`` for the batch size, the CPU threads and the replicas,
 ``auto`` for the model. :func:`resolve` turns them into values for this machine (from the optimizer,
-:mod:`pipeline.system.optimizer`) and, once the spoken language is known, the model for it
+:mod:`pipeline.optimize.optimizer`) and, once the spoken language is known, the model for it
 (:func:`pipeline.asr.models.choose_model`), and says why for each one. Values a user chose are kept.
 
 What a cluster worker decides for itself is left open here: the device and compute type a model is placed on
@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.core.settings import AUTO_MODEL, Settings
+from pipeline.optimize.optimizer import CoreOptimizer, OptimizedSettings
 from pipeline.system.detect import CoreHardwareDetector, HardwareInfo
-from pipeline.system.optimizer import CoreOptimizer, OptimizedSettings
 
 #: The reason of a value the user chose (kept as it is).
 AS_REQUESTED = "as requested"

@@ -28,8 +28,8 @@ from pipeline.backends.dask import PLANNED_THREADS, plan_workers
 from pipeline.core.errors import ClusterError
 from pipeline.core.settings import ClusterSettings, ModelSettings, Settings
 from pipeline.jobs.engine import JobEvent, Runner, use_cluster
+from pipeline.optimize.optimizer import CoreOptimizer
 from pipeline.system.detect import HardwareInfo
-from pipeline.system.optimizer import CoreOptimizer
 
 
 @pytest.mark.cluster

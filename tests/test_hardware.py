@@ -20,10 +20,10 @@ from helpers.hardware import fake_nvml, nvml_raising
 
 from pipeline.asr.footprint import model_memory_mb
 from pipeline.core.errors import UsageError
+from pipeline.optimize.optimizer import CPU_BATCH_CAP, CPU_LANE_BATCH, GPU_BATCH_CAP, CoreOptimizer, OptimizedSettings
+from pipeline.optimize.report import hardware_report, summary
 from pipeline.system.affinity import affinity_cores, apply_cpu_affinity, format_core_list, parse_core_list
 from pipeline.system.detect import CoreHardwareDetector, HardwareInfo
-from pipeline.system.optimizer import CPU_BATCH_CAP, CPU_LANE_BATCH, GPU_BATCH_CAP, CoreOptimizer, OptimizedSettings
-from pipeline.system.report import hardware_report, summary
 from workbench.http.hardware import hardware_router
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from helpers.hardware import fake_nvml
 
 from pipeline.core.errors import UsageError
 from pipeline.core.settings import Settings
+from pipeline.parse import settings_from_request as job_settings
 from pipeline.system.monitor import sample_usage
-from workbench.service import job_settings
 
 
 def test_sample_usage_reads_this_machine() -> None:

@@ -18,7 +18,7 @@ from pipeline.asr.manager import ModelBusyError
 from pipeline.core.errors import PipelineError, UsageError
 from pipeline.core.settings import AUTO_MODEL, FORMATS, Settings
 from pipeline.core.states import JobState
-from pipeline.system.report import hardware_report
+from pipeline.optimize.report import hardware_report
 from workbench.errors import JobNotFoundError, ResultNotFoundError
 from workbench.service import JobManager
 from workbench.status import deleted_status

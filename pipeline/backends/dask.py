@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from pipeline.asr.inputs import SegmentAudio
     from pipeline.asr.manager import ModelManager
     from pipeline.core.types import SegmentResult
+    from pipeline.optimize.optimizer import OptimizedSettings
     from pipeline.system.detect import HardwareInfo
-    from pipeline.system.optimizer import OptimizedSettings
 
 log = logging.getLogger(__name__)
 
@@ -503,8 +503,8 @@ def _local_cluster(settings: Settings, plugin: ModelPlugin) -> Any:  # noqa: ANN
     from distributed import Nanny, Scheduler, SpecCluster
 
     from pipeline.asr.models import replicas_for
+    from pipeline.optimize.optimizer import CoreOptimizer
     from pipeline.system.detect import CoreHardwareDetector
-    from pipeline.system.optimizer import CoreOptimizer
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
     optimized = CoreOptimizer().optimize(

@@ -4,7 +4,7 @@
 grid (:func:`vad_grid`) and reports WER, segment count and lengths, speech ratio and skipped silence.
 :func:`throughput_sweep` runs one input under each batch size × workers × threads combination, each in a fresh
 process (:mod:`pipeline.lab.measure`), and :func:`compare_with_optimizer` sets the optimizer's choice
-(:mod:`pipeline.system.optimizer`) beside the best measured one. Everything runs the real pipeline on real
+(:mod:`pipeline.optimize.optimizer`) beside the best measured one. Everything runs the real pipeline on real
 recordings (:mod:`pipeline.lab.evaluation`); nothing is simulated.
 """
 
@@ -169,13 +169,13 @@ def default_thread_counts(cores: int | None = None) -> list[int]:
 
 
 def optimizer_choice(settings: Settings) -> dict[str, Any]:
-    """What the optimizer (:mod:`pipeline.system.optimizer`) picks on this machine for ``settings``' model and device.
+    """What the optimizer (:mod:`pipeline.optimize.optimizer`) picks on this machine for ``settings``' model and device.
 
     Returns:
         ``batch_size``, ``cpu_threads``, ``workers`` (0 when it plans one model, i.e. in-process),
         ``concurrency``, ``device``, ``model``, ``compute_type`` and ``reasons`` (one line per field).
     """
-    from pipeline.system.report import hardware_report
+    from pipeline.optimize.report import hardware_report
 
     report = hardware_report(
         settings.jobs.jobs_dir,

@@ -12,8 +12,8 @@ from fastapi import APIRouter, HTTPException
 from pipeline.core.errors import PipelineError
 from pipeline.core.settings import AUTO_MODEL, COMPUTE_TYPES, DEVICES
 from pipeline.core.validate import parse_affinity
+from pipeline.optimize.optimizer import CoreOptimizer
 from pipeline.system.detect import CoreHardwareDetector
-from pipeline.system.optimizer import CoreOptimizer
 from workbench.http.errors import http_error
 
 

@@ -152,7 +152,7 @@ def build_hardware_tab(demo: Any, report: Callable[..., dict[str, Any]], usage: 
 
     Args:
         demo: The enclosing ``gr.Blocks`` (the charts are drawn when a page loads).
-        report: ``report(refresh=False)`` gives :func:`~pipeline.system.report.hardware_report` for the app's settings.
+        report: ``report(refresh=False)`` gives :func:`~pipeline.optimize.report.hardware_report` for the app's settings.
         usage: The app's usage history (already sampling).
     """
     with gr.Tab("Hardware", id="hardware") as tab:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.settings import AUTO_MODEL
+from pipeline.optimize.optimizer import CoreOptimizer, OptimizedSettings
 from pipeline.system.affinity import format_core_list
 from pipeline.system.detect import CoreHardwareDetector, HardwareInfo
-from pipeline.system.optimizer import CoreOptimizer, OptimizedSettings
 
 
 def _gb(mb: float) -> str:

@@ -1,0 +1,1 @@
+"""The optimizer: settings chosen from the detected hardware and the models, each with a reason."""
