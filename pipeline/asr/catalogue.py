@@ -103,7 +103,8 @@ def cached_standard(name: str) -> Path | None:
 LISTED = ("tiny.en", "tiny", "base", "small", "medium", "large-v2", "large-v3", "large-v3-turbo", "distil-large-v3")
 #: Rough compute per audio second relative to tiny (parameters, with turbo's and distil's small decoders).
 _RELATIVE_COST = {"tiny": 1.0, "base": 1.9, "small": 6.0, "medium": 18.0, "large": 36.0, "turbo": 12.0, "distil": 11.0}
-#: Measured real-time factor of the bundled tiny.en on a 2-core CPU (manifesto.mp4, 88 s, int8, CLI end to end).
+#: Real-time factor of the bundled tiny.en on a 2-core CPU (int8, CLI end to end; docs/benchmarks.md), the
+#: base of the rough estimate the catalogue shows per model.
 TINY_RTF_2_CORES = 0.032
 #: A GPU's real-time factor for tiny (float16, batched), a rough figure that the relative costs scale.
 TINY_RTF_GPU = 0.004

@@ -75,15 +75,14 @@ class VadSettings:
     min_segment_s: float = 30.0
     max_segment_s: float = 90.0
     target_segment_s: float = 60.0
-    #: The first segment is transcribed alone, and its length is how long the first subtitles take: one
-    #: window instead of two halved the wait on the 10-minute input (benchmarks/README.md, "First cue").
+    #: The first segment is transcribed alone, and its length is how long the first subtitles take, so it is
+    #: one window (benchmarks/README.md, "First cue").
     first_window_alone: bool = True
     #: Only a long silence ends a segment early; shorter pauses are left to the cut choice, which fills
     #: windows (at 2 s, segments ended at every pause after 30 s and left half-empty windows behind).
     skip_silence_s: float = 20.0
-    #: Each window costs a full 30 s encoder pass (about half the CPU time on the 10-minute input), so long
-    #: silence is cut down to 5 s; shorter pauses stay, Whisper reads sentences by them (at 2 s it dropped
-    #: utterances again).
+    #: Each window costs a full 30 s encoder pass, so long silence is cut down; shorter pauses stay because
+    #: Whisper reads sentences by them (a shorter cut dropped utterances; docs/benchmarks.md).
     keep_pause_s: float = 5.0
     fixed_segment_s: float = 60.0
     #: A file where VAD finds no speech at ``threshold`` although its RMS level is above ``fallback_level_db``
@@ -96,10 +95,10 @@ class VadSettings:
     lead_in_s: float = 0.5
     retry_threshold: float = 0.25
     fallback_level_db: float = -50.0
-    #: Whisper's full context. 24 s windows were more accurate only until quiet spans were levelled
+    #: Whisper's full context. Shorter windows were more accurate only until quiet spans were levelled
     #: (TranscribeSettings.level_boost_db): what tiny.en dropped from full windows was a quiet speaker beside
-    #: a loud one. With these defaults the 10-minute input takes 19 windows at WER 16.2%; 24 s windows with
-    #: levelling took 28 at 16.5% (benchmarks/windows.py).
+    #: a loud one. Full windows are fewer encoder passes at the same accuracy (benchmarks/windows.py and
+    #: docs/benchmarks.md have the figures).
     window_s: float = 30.0
 
 
