@@ -364,7 +364,7 @@ def test_list_models_prints_the_catalogue(multilingual_model: str, capsys: pytes
 
 
 def test_upload_settings_use_the_same_validator(settings: Settings, tmp_path: Path) -> None:
-    from workbench.service import job_settings
+    from pipeline.parse import settings_from_request as job_settings
 
     auto = settings.replace(model=dataclasses.replace(settings.model, name="auto"))
     assert job_settings(auto, {"language": "Deutsch"}, tmp_path).transcribe.language == "de"
