@@ -12,11 +12,13 @@ import dataclasses
 import functools
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.asr.catalogue import model_identity
 from pipeline.asr.transcribe import LanguageGuess, SegmentAudio
 from pipeline.backends.base import Backend
 from pipeline.core.errors import CancelledError, CheckpointError
@@ -127,7 +129,7 @@ class JobRun:
             vad_cache.put(vad_key, self.plan)
         return self._finish(model_wait, transcribe_s, lanes=not backend.distributed)
 
-    def _start_feed(self) -> tuple[VadCache, str, Any]:
+    def _start_feed(self) -> tuple[VadCache, str, threading.Thread]:
         """Start the producer: the stored segment plan (or the VAD cache's) replayed, else VAD on the audio."""
         s, job = self.s, self.job
         meta = self.meta
@@ -258,8 +260,6 @@ class JobRun:
         """The model this job runs on, by name and weights, recorded once: a resume must find the same."""
         if "model_name" in self.state:
             return
-        from pipeline.asr.catalogue import model_identity
-
         self.state["model_name"] = self.job_model.name
         self.job.update_checkpoint(
             model_name=self.job_model.name,
