@@ -40,6 +40,7 @@ def child(visit: bool) -> int:
     s = replace(s, cluster=replace(s.cluster, workers=1, dashboard_address=":0"), model=replace(s.model, cpu_threads=2))
     t = time.monotonic()
     backend = DaskBackend(s)
+    backend.ready()
     out["backend_s"] = time.monotonic() - t
     while [m.get("state") for m in backend.model_statuses().values()] != ["ready"]:
         time.sleep(0.02)

@@ -105,6 +105,15 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
     return 1 if failures else 0
 
 
+def _expire_jobs(settings: Settings) -> None:
+    """Remove the unfinished jobs left untouched for longer than ``--expire-days``, saying which."""
+    from pipeline.jobs.store import JobStore
+
+    days = settings.jobs.expire_days
+    for job_id in JobStore(settings.jobs.jobs_dir).expire(days):
+        log.warning("removed job %s: unfinished for more than %g days", job_id, days)
+
+
 def _export_videos(settings: Settings, result: object) -> list[Path]:
     """``--embed`` and ``--burn`` for one finished job: the video files written beside its subtitles."""
     from pipeline.text.mux import export_video
@@ -222,10 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.resume or ns.resume_all:
             if ns.inputs:
                 raise UsageError("--resume and --resume-all take no input files")
+            _expire_jobs(settings)
             return _resume(settings, ns.resume)
         if not ns.inputs:
             parser.print_usage(sys.stderr)
             raise UsageError("give at least one input file (or --hardware)")
+        _expire_jobs(settings)
         return _run_each(settings, ns.inputs, lambda runner, raw, on_event: runner.run(Path(raw), settings, on_event))
     except UsageError as exc:
         print(f"video2srt: error: {exc}", file=sys.stderr)

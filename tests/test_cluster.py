@@ -99,7 +99,9 @@ def test_a_worker_the_local_cluster_adds_later_gets_the_model_plugin(settings: S
     from pipeline.backends.dask import DaskBackend
 
     backend = DaskBackend(job_settings(settings, workers=1))
+    assert backend.model_statuses() == {}  # constructing it starts nothing
     try:
+        backend.ready()
         _until(lambda: [s["state"] for s in backend.model_statuses().values()] == ["ready"])
         backend.cluster.scale(2)  # as adaptive scaling does: a new worker from the cluster's worker spec
         _until(lambda: sorted(s["state"] for s in backend.model_statuses().values()) == ["ready", "ready"])

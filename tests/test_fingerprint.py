@@ -21,8 +21,8 @@ from media import concat_speech, speech_clips
 from pipeline.asr import transcribe as transcribe_mod
 from pipeline.core.errors import ModelError, TranscriptionError
 from pipeline.core.settings import Settings
-from pipeline.jobs import engine as runner_mod
 from pipeline.jobs import fingerprint as fingerprint_mod
+from pipeline.jobs import flight as flight_mod
 from pipeline.jobs.engine import Runner
 from pipeline.jobs.store import Job, JobStore, fingerprint
 
@@ -42,7 +42,7 @@ def _interrupted(
     long_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Runner, Job]:
     """A job that finished its first segments and then failed for good on segment 3."""
-    monkeypatch.setattr(runner_mod, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(flight_mod, "RETRY_BACKOFF_S", 0.01)
     errors = [ModelError("model files are broken")]
 
     def failing(model, items, settings, language, guard=None):  # noqa: ANN001, ANN202

@@ -333,7 +333,8 @@ def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
 
     from pipeline.asr.inputs import SegmentAudio
     from pipeline.core.types import Segment, SpeechSpan, Window
-    from pipeline.jobs.engine import _DONE, _Lookahead, _Stop, spread
+    from pipeline.jobs.feed import DONE, Lookahead, Stop
+    from pipeline.jobs.plan import spread
 
     windows = [np.full(16000, i, np.int16) for i in range(7)]
     assert [int(w[0]) for w in spread(windows, 3)] == [0, 3, 6]
@@ -346,11 +347,11 @@ def test_detection_windows_are_spread_and_looked_ahead_in_order() -> None:
         seg = Segment(i, span.start, span.end, (span,), (Window((span,)),))
         items.append(SegmentAudio(seg, (windows[i],)))
         q.put(items[-1])
-    q.put(_DONE)
-    ahead = _Lookahead(q)
-    seen = ahead.more_windows(8, _Stop(None))  # stops at the end of the input
+    q.put(DONE)
+    ahead = Lookahead(q)
+    seen = ahead.more_windows(8, Stop(None))  # stops at the end of the input
     assert [int(w[0]) for w in seen] == [0, 1, 2]
-    assert [ahead.get(0.1) for _ in range(4)] == [*items, _DONE]  # nothing lost, nothing reordered
+    assert [ahead.get(0.1) for _ in range(4)] == [*items, DONE]  # nothing lost, nothing reordered
 
 
 def test_list_models_prints_the_catalogue(multilingual_model: str, capsys: pytest.CaptureFixture[str]) -> None:

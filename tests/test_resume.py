@@ -19,7 +19,7 @@ from media import concat_speech, speech_clips
 from pipeline.asr import transcribe as transcribe_mod
 from pipeline.core.errors import CheckpointError, ModelError, TranscriptionError, TransientError
 from pipeline.core.settings import Settings
-from pipeline.jobs import engine as runner_mod
+from pipeline.jobs import flight as flight_mod
 from pipeline.jobs.engine import Runner
 from pipeline.jobs.store import JobStore
 
@@ -108,7 +108,7 @@ def test_sigkill_at_random_points_then_resume_all(
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_mod, "RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr(flight_mod, "RETRY_BACKOFF_S", 0.01)
 
 
 def _flaky(monkeypatch: pytest.MonkeyPatch, segment: int, errors: list[Exception]) -> None:
@@ -235,8 +235,29 @@ def test_unfinished_jobs_expire(data_dir: Path, settings: Settings, model_cache)
     data = json.loads((old.dir / "checkpoint.json").read_text())
     data["updated"] = time.time() - 8 * 86400
     (old.dir / "checkpoint.json").write_text(json.dumps(data))
-    Runner(settings, model_cache)  # a new runner cleans up on start
+    Runner(settings, model_cache)  # constructing a runner removes nothing: expiry is asked for explicitly
+    assert old.dir.exists()
+    assert JobStore(settings.jobs.jobs_dir).expire(settings.jobs.expire_days) == [old.id]
     assert not old.dir.exists() and fresh.dir.exists()
+
+
+def test_the_cli_removes_expired_jobs_before_resuming_and_says_so(
+    data_dir: Path,
+    settings: Settings,
+    model_cache,  # noqa: ANN001
+) -> None:
+    old = Runner(settings, model_cache).create_job(data_dir / "jfk" / "jfk.wav", settings)
+    data = json.loads((old.dir / "checkpoint.json").read_text())
+    data["updated"] = time.time() - 8 * 86400
+    (old.dir / "checkpoint.json").write_text(json.dumps(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--resume-all", "--jobs-dir", str(settings.jobs.jobs_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"removed job {old.id}: unfinished for more than 7 days" in proc.stderr
+    assert "no unfinished jobs" in proc.stderr and not old.dir.exists()
 
 
 def test_list_jobs_shows_unfinished_first(data_dir: Path, tmp_path: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001

@@ -196,7 +196,7 @@ def test_lanes_pull_calls_until_the_queue_is_empty_and_the_output_never_depends_
 
 
 def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
-    from pipeline.jobs.engine import call_figures
+    from pipeline.jobs.assemble import call_figures
 
     calls = [
         {"windows": 2, "calls": 1, "audio_fed_s": 50.0, "padded_s": 60.0, "infer_s": 2.0, "lane": "a", "ended": 10.0},
@@ -212,7 +212,7 @@ def test_call_figures_total_the_calls_and_measure_the_lane_tail() -> None:
 def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
     from pipeline.asr.inputs import SegmentAudio
     from pipeline.core.types import Segment, SegmentResult, SpeechSpan, TextSegment, Window
-    from pipeline.jobs.engine import _join_parts
+    from pipeline.jobs.plan import join_parts
 
     spans = tuple(SpeechSpan(float(a), float(a + 20)) for a in (0, 25, 50))
     segment = Segment(3, 0.0, 70.0, spans, tuple(Window((s,)) for s in spans))
@@ -225,8 +225,8 @@ def test_segments_split_into_windows_and_their_results_join_in_order() -> None:
 
     waiting: dict = {}
     # The parts come back out of order, in two calls; the segment is whole only when the last one is in.
-    assert _join_parts([result("c")], [parts[2]], waiting) == []
-    (joined,) = _join_parts([result("a"), result("b")], parts[:2], waiting)
+    assert join_parts([result("c")], [parts[2]], waiting) == []
+    (joined,) = join_parts([result("a"), result("b")], parts[:2], waiting)
     assert [s.text for s in joined.segments] == ["a", "b", "c"] and joined.index == 3
     assert joined.dropped == ("note a", "note b", "note c") and waiting == {}
     single = SegmentAudio(segment, whole.windows[:1])
