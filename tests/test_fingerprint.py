@@ -24,7 +24,8 @@ from pipeline.core.settings import Settings
 from pipeline.jobs import fingerprint as fingerprint_mod
 from pipeline.jobs import flight as flight_mod
 from pipeline.jobs.engine import Runner
-from pipeline.jobs.store import Job, JobStore, fingerprint
+from pipeline.jobs.files import fingerprint
+from pipeline.jobs.store import Job, JobStore
 
 SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 REAL_TRANSCRIBE = transcribe_mod.transcribe_segments

@@ -60,7 +60,7 @@ class Workbench:
 
     def _start_backend(self) -> None:
         try:
-            runner = self.manager.runner  # detects the hardware, applies CPU affinity
+            runner = self.manager.runner  # detects the hardware; the backend pins CPUs when it starts
             if self.preload_enabled or runner.on_cluster:
                 # In-process: marks the model loading before returning, so the status has no idle gap. On a
                 # cluster: starts or reaches it; each worker's plugin preloads (or not: --no-preload).

@@ -1,24 +1,10 @@
-"""Dask distributed: where transcription runs when it does not run in-process (the only module importing it).
+"""The Dask backend: batches run on Dask workers (the only module that imports ``distributed``).
 
-Three places, chosen by :class:`~pipeline.core.settings.ClusterSettings`:
-
-- ``--workers 0``: no cluster; :class:`pipeline.backends.local.LocalBackend` transcribes in-process.
-- ``--workers N`` (or the optimizer's choice): a local cluster of worker *processes*, one per GPU (pinned
-  with ``CUDA_VISIBLE_DEVICES`` and declaring the ``GPU`` resource) or CPU workers that split the cores.
-- ``--scheduler ADDRESS``: an existing cluster; any ``dask worker ADDRESS`` on a machine with the package
-  installed is a CPU worker (``--resources GPU=1`` and ``CUDA_VISIBLE_DEVICES`` make it a GPU worker).
-
-Every worker gets :class:`ModelPlugin` (also workers that join later): it applies CPU affinity and gives
-the worker one :class:`~pipeline.asr.manager.ModelManager`, which loads and warms the model on the
-worker's own inference thread while the coordinator decodes. Local workers are started with the plugin, so
-the model loads before they have even joined; a remote scheduler hands it to its workers. A task carries a
-batch of segments with their samples (no shared disk) and returns their results; the batches are fixed by
-the segment plan, so a cluster gives byte-identical output to ``--workers 0``. A dead worker's tasks are
-rerun elsewhere by the scheduler; the engine keeps results by segment index, so nothing is lost or counted
-twice.
-
-A local cluster's scheduler serves the Dask dashboard, whose bokeh pages load on the first visit
-(:class:`~pipeline.backends.dask_dashboard.LazyDashboard`): a CLI run that nobody watches does not pay for them.
+``--workers N`` (or the optimizer's plan) starts a local cluster of worker processes, one per GPU or CPU workers
+that split the cores; ``--scheduler ADDRESS`` joins an existing one. Every worker gets :class:`ModelPlugin`,
+which pins its CPUs and gives it one model manager that loads and warms the model while the coordinator
+decodes. A task carries a batch of segments with their samples (no shared disk); the batches follow the segment
+plan, so the output is byte-identical to the local backend's. docs/architecture.md ("Cluster") has the rest.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.settings import Settings
 from pipeline.core.types import Cue, SegmentResult, SpeechSpan, TextSegment, Transcript
 from pipeline.jobs.feed import Produced
-from pipeline.jobs.store import Job, atomic_write_text
+from pipeline.jobs.files import atomic_write_text
+from pipeline.jobs.store import Job
 from pipeline.media import decode as audio_mod
 from pipeline.text import cjk, writers
 from pipeline.text import cues as subtitles

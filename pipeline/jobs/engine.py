@@ -26,10 +26,11 @@ from pipeline.core.states import JobState
 from pipeline.jobs.assemble import call_figures
 from pipeline.jobs.events import Emitter, EventCallback, JobEvent, JobResult
 from pipeline.jobs.feed import Stop, VadModel, disk_full
+from pipeline.jobs.files import check_free_space, file_sha256
 from pipeline.jobs.fingerprint import fingerprint_of
 from pipeline.jobs.plan import DETECT_WINDOWS, first_models, spread, use_cluster
 from pipeline.jobs.run import JobRun
-from pipeline.jobs.store import Job, JobStore, check_free_space, file_sha256
+from pipeline.jobs.store import Job, JobStore
 from pipeline.media import decode as audio_mod
 from pipeline.resolve import resolve
 

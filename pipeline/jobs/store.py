@@ -8,7 +8,6 @@ PCM16) and ``output/``. Every write is atomic: temp file, fsync, rename, fsync t
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -21,11 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipeline.core.errors import CheckpointError
 from pipeline.core.states import JobState
 from pipeline.core.types import Segment, SegmentResult
+from pipeline.jobs.files import (
+    WavWriter,
+    atomic_write_many,
+    atomic_write_text,
+    fingerprint,
+    fsync_dir,
+    read_json,
+    write_json,
+)
 from pipeline.jobs.fingerprint import PLAN_PARTS, changes, segment_values
 
 FORMAT_VERSION = 1
@@ -47,110 +53,6 @@ def validate_job_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
         raise CheckpointError(f"{job_id!r} is not a job id (expected the form 20260101-120000-1a2b3c4d)")
     return job_id
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on folders; the rename is still atomic
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # At most 100 bytes of the name: a target whose own name is near the file system's 255-byte limit
-    # (a long input name) must not fail on its longer temp name.
-    short = path.name.encode("utf-8")[:100].decode("utf-8", "ignore")
-    tmp = path.with_name(f".{short}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: missing") from exc
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable or corrupt ({exc})") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: not a JSON object")
-    return data
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fingerprint(values: dict[str, Any]) -> str:
-    """A stable hash of JSON-able settings."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class WavWriter:
-    """Streams 16 kHz mono PCM16 into a job's ``audio.wav``: written under a temp name, renamed when done."""
-
-    def __init__(self, path: Path, sample_rate: int) -> None:
-        import soundfile
-
-        self.path = path
-        self._tmp = path.with_name(".audio.wav.partial")
-        self._file = soundfile.SoundFile(
-            str(self._tmp), mode="w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV"
-        )
-
-    def write(self, samples: np.ndarray) -> None:
-        try:
-            self._file.write(samples)
-        except RuntimeError as exc:
-            # libsndfile says only "System error"; a full disk must read as one, like every other write here.
-            if shutil.disk_usage(self._tmp.parent).free < samples.nbytes + (1 << 16):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._tmp)) from exc
-            raise
-
-    def close(self, keep: bool = True) -> None:
-        """Finish the file; ``keep=False`` (a failed decode) removes it."""
-        if not keep:
-            try:
-                self._file.close()  # may fail again on a full disk; the file goes either way
-            except (RuntimeError, OSError):
-                pass
-            self._tmp.unlink(missing_ok=True)
-            return
-        self._file.close()
-        with open(self._tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self.path)
-        _fsync_dir(self.path.parent)
 
 
 @dataclass
@@ -177,7 +79,7 @@ class Job:
 
     # job.json -------------------------------------------------------------------------------------
     def read_job(self) -> dict[str, Any]:
-        data = _read_json(self.dir / "job.json")
+        data = read_json(self.dir / "job.json")
         if data.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(
                 f"job {self.id}: folder format {data.get('format_version')!r} is not {FORMAT_VERSION}; "
@@ -188,7 +90,7 @@ class Job:
     def update_job(self, **fields: Any) -> None:
         data = self.read_job()
         data.update(fields)
-        _write_json(self.dir / "job.json", data)
+        write_json(self.dir / "job.json", data)
 
     def save_plan(self, segments: list[Segment]) -> None:
         """Record the exact cuts, so a resume cuts the same way."""
@@ -241,7 +143,7 @@ class Job:
 
     # checkpoint.json ------------------------------------------------------------------------------
     def read_checkpoint(self) -> dict[str, Any]:
-        return _read_json(self.dir / "checkpoint.json")
+        return read_json(self.dir / "checkpoint.json")
 
     def update_checkpoint(self, **fields: Any) -> dict[str, Any]:
         try:
@@ -250,7 +152,7 @@ class Job:
             data = {}
         data.update(fields)
         data["updated"] = time.time()
-        _write_json(self.dir / "checkpoint.json", data)
+        write_json(self.dir / "checkpoint.json", data)
         return data
 
     def append_history(self, entries: list[dict[str, Any]]) -> None:
@@ -260,7 +162,7 @@ class Job:
 
     def summary(self) -> JobSummary:
         try:
-            job = _read_json(self.dir / "job.json")
+            job = read_json(self.dir / "job.json")
             cp = self.read_checkpoint()
         except CheckpointError as exc:
             # A job killed while its folder was being set up has no times of its own: the folder's age is its age
@@ -340,7 +242,7 @@ class Job:
         target = self.dir / f"input{source.suffix.lower()[:10]}"
         if source != target:
             os.replace(source, target)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
             self.update_job(input_path=str(target))
         return target
 
@@ -351,7 +253,7 @@ class Job:
         Raises:
             CheckpointError: The job has no transcript (not done) or it is unreadable.
         """
-        return _read_json(self.output_dir / "result.json")
+        return read_json(self.output_dir / "result.json")
 
     def edited(self) -> bool:
         """Whether the cues were edited (the originals are kept as ``output/original.<ext>``)."""
@@ -373,8 +275,8 @@ class Job:
             for fmt in self.result_formats():
                 originals[self.output_dir / f"original.{fmt}"] = (self.output_dir / f"result.{fmt}").read_bytes()
             json_first = sorted(originals.items(), key=lambda kv: kv[0].name == "original.json")
-            _atomic_write_many(dict(json_first))  # original.json last: it marks the job as edited
-        _atomic_write_many({self.output_dir / f"result.{fmt}": text.encode("utf-8") for fmt, text in files.items()})
+            atomic_write_many(dict(json_first))  # original.json last: it marks the job as edited
+        atomic_write_many({self.output_dir / f"result.{fmt}": text.encode("utf-8") for fmt, text in files.items()})
         self.remove_exports()
 
     def restore_original(self) -> bool:
@@ -386,7 +288,7 @@ class Job:
             for fmt in EDITABLE_FORMATS
             if (self.output_dir / f"original.{fmt}").exists()
         }
-        _atomic_write_many(originals)
+        atomic_write_many(originals)
         (self.output_dir / "original.json").unlink(missing_ok=True)
         for fmt in EDITABLE_FORMATS:
             (self.output_dir / f"original.{fmt}").unlink(missing_ok=True)
@@ -442,7 +344,7 @@ class JobStore:
             job.results_dir.mkdir()
         except OSError as exc:
             raise CheckpointError(f"cannot create job folder in {self.root}: {exc.strerror or exc}") from exc
-        _write_json(
+        write_json(
             job.dir / "job.json",
             {
                 "format_version": FORMAT_VERSION,
@@ -511,27 +413,6 @@ EDITABLE_FORMATS = ("srt", "vtt", "json", "ass")
 EXPORT_NAMES = ("result.subtitled.mkv", "result.subtitled.mp4", "result.subtitled.mka", "result.burned.mp4")
 
 
-def _atomic_write_many(files: dict[Path, bytes]) -> None:
-    """Write every file under a temp name first (synced), then rename them all into place."""
-    temps: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name[:100]}.{secrets.token_hex(4)}.tmp")
-            temps.append((tmp, path))
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-    if temps:
-        _fsync_dir(temps[0][1].parent)
-
-
 @dataclass(frozen=True)
 class JobSummary:
     """One line of ``--list-jobs``."""
@@ -554,23 +435,6 @@ class JobSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
-    """Refuse early when ``folder``'s file system cannot hold ``need_bytes`` (plus a 64 MiB margin).
-
-    Raises:
-        CheckpointError: Not enough free space, with both figures and what to do.
-    """
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < need_bytes + (64 << 20):
-        raise CheckpointError(
-            f"not enough free space for {what} in {folder}: it needs about {need_bytes / 1e6:.0f} MB and "
-            f"{free / 1e6:.0f} MB are free; free some space or use --jobs-dir on a bigger disk"
-        )
 
 
 class VadCache:
@@ -600,6 +464,6 @@ class VadCache:
 
     def put(self, key: str, segments: list[Segment]) -> None:
         try:
-            _write_json(self.root / f"{key}.json", {"key": key, "segments": [s.to_dict() for s in segments]})
+            write_json(self.root / f"{key}.json", {"key": key, "segments": [s.to_dict() for s in segments]})
         except OSError:
             pass  # a cache that cannot be written only costs speed next time
