@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import soundfile as sf
 from conftest import with_parts
-from media import concat_speech, speech_clips
+from helpers.jobs import SHORT_SEGMENTS
 
 from pipeline.asr import transcribe as transcribe_mod
 from pipeline.core.errors import ModelError, TranscriptionError
@@ -27,20 +26,11 @@ from pipeline.jobs.engine import Runner
 from pipeline.jobs.files import fingerprint
 from pipeline.jobs.store import Job, JobStore
 
-SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 REAL_TRANSCRIBE = transcribe_mod.transcribe_segments
 
 
-@pytest.fixture(scope="module")
-def long_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 80 s of speech: cut at 15–30 s, four or five segments."""
-    path = tmp_path_factory.mktemp("media") / "two_minutes.wav"
-    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
-    return path
-
-
 def _interrupted(
-    long_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch
+    speech_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Runner, Job]:
     """A job that finished its first segments and then failed for good on segment 3."""
     monkeypatch.setattr(flight_mod, "RETRY_BACKOFF_S", 0.01)
@@ -55,7 +45,7 @@ def _interrupted(
     s = with_parts(settings, transcribe={"batch_size": 2}, jobs={"keep_checkpoints": True}, vad=SHORT_SEGMENTS)
     runner = Runner(s, model_cache)
     with pytest.raises(TranscriptionError, match="model files are broken"):
-        runner.run(long_input, s)
+        runner.run(speech_input, s)
     (job,) = JobStore(s.jobs.jobs_dir).jobs()
     assert {0, 1} <= set(job.load_results())
     return runner, job
@@ -91,9 +81,9 @@ def _edit_job(job: Job, change: Callable[[dict[str, Any]], None]) -> None:
 
 
 def test_a_changed_guard_threshold_transcribes_the_finished_segments_again(
-    long_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    speech_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    runner, job = _interrupted(long_input, settings, model_cache, monkeypatch)
+    runner, job = _interrupted(speech_input, settings, model_cache, monkeypatch)
     before = job.read_job()
     assert before["fingerprint_values"]["guard"]["compression_ratio"] == 2.4
     assert _stamps(job) == {before["results_fingerprint"]}
@@ -118,9 +108,9 @@ def test_a_changed_guard_threshold_transcribes_the_finished_segments_again(
 
 
 def test_a_new_results_version_transcribes_the_finished_segments_again(
-    long_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    speech_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    runner, job = _interrupted(long_input, settings, model_cache, monkeypatch)
+    runner, job = _interrupted(speech_input, settings, model_cache, monkeypatch)
     monkeypatch.setattr(fingerprint_mod, "RESULTS_VERSION", fingerprint_mod.RESULTS_VERSION + 1)
     seen = _recording(monkeypatch)
     _, notes = _resume(runner, job, caplog)
@@ -129,9 +119,9 @@ def test_a_new_results_version_transcribes_the_finished_segments_again(
 
 
 def test_a_job_folder_of_an_older_version_resumes_from_scratch_with_a_note(
-    long_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    speech_input: Path, settings: Settings, model_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
-    runner, job = _interrupted(long_input, settings, model_cache, monkeypatch)
+    runner, job = _interrupted(speech_input, settings, model_cache, monkeypatch)
     plan = job.read_job()["segment_plan"]
 
     def older(data: dict[str, Any]) -> None:

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 from conftest import with_parts
 from helpers.cluster import job_cli
-from media import concat_speech, speech_clips
+from helpers.jobs import SHORT_SEGMENTS
 
 from pipeline.asr import transcribe as transcribe_mod
 from pipeline.core.errors import CheckpointError, ModelError, TranscriptionError, TransientError
@@ -26,22 +25,13 @@ from pipeline.jobs.store import JobStore
 # Jobs killed and resumed, minutes in all: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy
 
-SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
 
 #: The real transcription, which the failure tests put back once the cause went away.
 REAL_TRANSCRIBE = transcribe_mod.transcribe_segments
 
 
 @pytest.fixture(scope="module")
-def long_input(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 80 s of speech: cut at 15–30 s, four or five segments."""
-    path = tmp_path_factory.mktemp("media") / "two_minutes.wav"
-    sf.write(path, concat_speech(speech_clips(data_dir), 80, pauses=(0.8, 1.4, 0.6)), 16000)
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]:
+def reference(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, float]:
     """The SRT of an uninterrupted run, and how long such a run takes.
 
     Timed on a second run: the first one in a fresh environment also compiles every module it imports, and
@@ -52,7 +42,9 @@ def reference(long_input: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
         root = tmp_path_factory.mktemp(f"reference{run}")
         t = time.monotonic()
         proc = subprocess.run(
-            job_cli(str(long_input), "-o", str(root), "--jobs-dir", str(root / "jobs")), capture_output=True, text=True
+            job_cli(str(speech_input), "-o", str(root), "--jobs-dir", str(root / "jobs")),
+            capture_output=True,
+            text=True,
         )
         times.append(time.monotonic() - t)
         assert proc.returncode == 0, proc.stderr
@@ -66,7 +58,7 @@ def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
 
 
 def test_sigkill_at_random_points_then_resume_all(
-    long_input: Path, reference: tuple[bytes, float], tmp_path: Path
+    speech_input: Path, reference: tuple[bytes, float], tmp_path: Path
 ) -> None:
     expected, duration = reference
     rng = random.Random(20261129)
@@ -79,7 +71,7 @@ def test_sigkill_at_random_points_then_resume_all(
         root = tmp_path / f"kill{attempt}"
         jobs = root / "jobs"
         proc = subprocess.Popen(
-            job_cli(str(long_input), "-o", str(root), "--jobs-dir", str(jobs)),
+            job_cli(str(speech_input), "-o", str(root), "--jobs-dir", str(jobs)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -128,11 +120,11 @@ def _settings(settings: Settings) -> Settings:
 
 
 def test_transient_failures_are_retried(
-    long_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries
+    speech_input: Path, settings: Settings, model_cache, monkeypatch, fast_retries
 ) -> None:  # noqa: ANN001
     _flaky(monkeypatch, 1, [TransientError("worker lost"), RuntimeError("CUDA failed: out of memory")])
     s = _settings(settings)
-    result = Runner(s, model_cache).run(long_input, s)
+    result = Runner(s, model_cache).run(speech_input, s)
     history = json.loads((result.job_dir / "checkpoint.json").read_text())["history"]
     mine = [h for h in history if h["segment"] == 1]
     assert [h["attempt"] for h in mine] == [1, 2] and all(h["transient"] for h in mine)
@@ -141,7 +133,7 @@ def test_transient_failures_are_retried(
 
 
 def test_permanent_failure_keeps_finished_segments_and_resumes(
-    long_input: Path,
+    speech_input: Path,
     settings: Settings,
     model_cache,
     monkeypatch,
@@ -152,7 +144,7 @@ def test_permanent_failure_keeps_finished_segments_and_resumes(
     s = _settings(settings)
     runner = Runner(s, model_cache)
     with pytest.raises(TranscriptionError, match="segment\\(s\\) .*3.* failed: model files are broken"):
-        runner.run(long_input, s)
+        runner.run(speech_input, s)
     (job,) = JobStore(s.jobs.jobs_dir).jobs()
     cp = job.read_checkpoint()
     assert cp["state"] == "failed" and "model files are broken" in cp["error"]
@@ -163,7 +155,7 @@ def test_permanent_failure_keeps_finished_segments_and_resumes(
     # The cause went away: the resume finishes it, and the subtitles match an uninterrupted run.
     monkeypatch.setattr(transcribe_mod, "transcribe_segments", REAL_TRANSCRIBE)
     result = runner.resume(job.id)
-    assert result.outputs["srt"].read_bytes() == _reference_with(settings, long_input, model_cache)
+    assert result.outputs["srt"].read_bytes() == _reference_with(settings, speech_input, model_cache)
 
 
 def _reference_with(settings: Settings, path: Path, model_cache) -> bytes:  # noqa: ANN001
@@ -177,10 +169,10 @@ def _reference_with(settings: Settings, path: Path, model_cache) -> bytes:  # no
     return Runner(s, model_cache).run(path, s).outputs["srt"].read_bytes()
 
 
-def test_corrupt_result_is_recomputed(long_input: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
+def test_corrupt_result_is_recomputed(speech_input: Path, settings: Settings, model_cache) -> None:  # noqa: ANN001
     s = _settings(settings)
     runner = Runner(s, model_cache)
-    first = runner.run(long_input, s)
+    first = runner.run(speech_input, s)
     job = JobStore(s.jobs.jobs_dir).open(first.job_id)
     path = job.results_dir / "00001.json"
     path.write_text(path.read_text().replace("e", "E", 3))  # checksum no longer holds

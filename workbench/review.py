@@ -13,13 +13,12 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import CancelledError, CheckpointError, PipelineError, UsageError
 from pipeline.core.settings import Settings
-from pipeline.core.states import JobState
+from pipeline.core.states import JobState, WireEnum
 from pipeline.core.types import Transcript
 from pipeline.jobs.store import EDITABLE_FORMATS, Job
 from pipeline.text import mux as export_mod
@@ -37,8 +36,8 @@ EXPORT_FILES = {
 }
 
 
-class ExportState(str, Enum):
-    """An export's state as ``GET /api/jobs/{id}/export/{kind}`` shows it (the value is the wire string)."""
+class ExportState(WireEnum):
+    """An export's state as ``GET /api/jobs/{id}/export/{kind}`` shows it."""
 
     IDLE = "idle"  # none made, none running
     QUEUED = "queued"
@@ -46,9 +45,6 @@ class ExportState(str, Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: An export that is not over yet.

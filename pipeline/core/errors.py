@@ -7,10 +7,10 @@ wrong and what to do. The edges (CLI, app) map these to exit codes or UI errors;
 
 from __future__ import annotations
 
-from enum import Enum
+from pipeline.core.states import WireEnum
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(WireEnum):
     """What kind of failure an error is; the edges map a kind to an exit code, an HTTP status or a UI message."""
 
     USAGE = "usage"  # a wrong flag, setting or request: fix the call
@@ -22,9 +22,6 @@ class ErrorKind(str, Enum):
     CLUSTER = "cluster"  # the Dask cluster cannot be reached or has no workers
     CANCELLED = "cancelled"  # the owner cancelled the job
     EXPORT = "export"  # writing a styled file or a video failed
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class PipelineError(Exception):

@@ -5,8 +5,15 @@ from __future__ import annotations
 from enum import Enum
 
 
-class JobState(str, Enum):
-    """A job's state as written to ``checkpoint.json`` and shown by the API (the value is the wire string)."""
+class WireEnum(str, Enum):
+    """A state whose value is the string on the wire (JSON, the API); ``str()`` gives that string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class JobState(WireEnum):
+    """A job's state as written to ``checkpoint.json`` and shown by the API."""
 
     QUEUED = "queued"
     WAITING_FOR_MODEL = "waiting_for_model"
@@ -14,9 +21,6 @@ class JobState(str, Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def active(self) -> bool:

@@ -14,6 +14,10 @@ from pipeline.core.settings import JobSettings, ModelSettings, OutputSettings, S
 from workbench.http.jobs import jobs_router
 from workbench.service import JobManager
 
+#: VAD bounds that cut the conftest's 80 s ``speech_input`` into four or five segments (15–30 s each), so a job
+#: can be interrupted with some segments finished and some not.
+SHORT_SEGMENTS = {"min_segment_s": 15.0, "max_segment_s": 30.0, "target_segment_s": 22.5}
+
 
 def api_settings(root: Path) -> Settings:
     """Settings for jobs submitted through the API: bundled tiny.en on the CPU, English, files under ``root``."""
