@@ -93,9 +93,10 @@ def test_upload_poll_and_fetch_results(shared: tuple[TestClient, JobManager], ma
     data = r.json()
     assert {"language", "duration", "model", "segments", "cues", "timings"} <= set(data)
     assert {"start", "end", "text", "words"} <= set(data["segments"][0])
-    # vtt was not asked for: a clear 404.
+    # vtt was not asked for: made from the job's transcript, the same cues as the SRT.
     r = client.get(f"/api/jobs/{job_id}/result.vtt")
-    assert r.status_code == 404 and "formats" in r.json()["detail"]
+    assert r.status_code == 200 and r.text.startswith("WEBVTT")
+    assert r.text.count(" --> ") == len(cues)
     assert job_id in [j["job_id"] for j in client.get("/api/jobs").json()]
     # Done: nothing to resume or cancel; the upload moved into the job folder (review and video export read it).
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409

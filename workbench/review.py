@@ -190,11 +190,13 @@ class ReviewManager:
             return None
         return (info.width, info.height) if info.has_video else None
 
-    def ass_text(self, job_id: str) -> bytes:
-        """The job's styled ASS (rendered from its transcript when the job did not write one)."""
-        job = self._done_job(job_id, "get its ASS file")
+    def rendered(self, job_id: str, fmt: str) -> bytes:
+        """A finished job's subtitles in ``fmt``, rendered from its transcript: for a format the job was not
+        asked to write (the default is SRT alone; the Review player needs VTT, an export needs ASS)."""
+        job = self._done_job(job_id, f"get its {fmt.upper()} file")
         s = self._settings(job)
-        return render(self._transcript(job), "ass", s.export, self._video_size(job)).encode("utf-8")
+        size = self._video_size(job) if fmt == "ass" else None
+        return render(self._transcript(job), fmt, s.export, size).encode("utf-8")
 
     # exporting --------------------------------------------------------------------------------------
     def _refuse_while_exporting(self, job_id: str, doing: str) -> None:

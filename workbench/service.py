@@ -348,14 +348,9 @@ class JobManager:
             except OSError as exc:
                 raise ResultNotFoundError(f"job {job.id}: result.{fmt} cannot be read ({exc.strerror or exc})") from exc
         summary = job.summary()
-        if summary.state == JobState.DONE and fmt == "ass":
-            # A job from before ASS existed, or one that did not ask for it: styled from its transcript.
-            return self.review.ass_text(job.id), False
         if summary.state == JobState.DONE:
-            raise ResultNotFoundError(
-                f"job {job.id} has no result.{fmt}: it was not among the formats asked for; "
-                "submit again with formats=srt,vtt,json,ass"
-            )
+            # A format the job did not write (or one from before it existed): made from its transcript.
+            return self.review.rendered(job.id, fmt), False
         hint = "try again when it is done" if is_active(summary.state) else "resume it first"
         raise ResultNotFoundError(f"job {job.id} has no result.{fmt} yet (state {summary.state}); {hint}")
 
