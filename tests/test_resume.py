@@ -48,7 +48,7 @@ def reference(speech_input: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         )
         times.append(time.monotonic() - t)
         assert proc.returncode == 0, proc.stderr
-    return (root / "two_minutes.srt").read_bytes(), min(times)
+    return (root / "eighty_seconds.srt").read_bytes(), min(times)
 
 
 def _result_files(jobs: Path) -> dict[str, tuple[int, bytes]]:
@@ -87,11 +87,11 @@ def test_sigkill_at_random_points_then_resume_all(
             job_cli("--resume-all", "-o", str(root), "--jobs-dir", str(jobs)), capture_output=True, text=True
         )
         assert resume.returncode == 0, resume.stderr
-        if not (root / "two_minutes.srt").exists():
+        if not (root / "eighty_seconds.srt").exists():
             # Killed before the job folder existed, or after it finished: nothing to resume; run it again.
             assert "no unfinished jobs" in resume.stderr or not list(jobs.glob("*/job.json"))
             continue
-        assert (root / "two_minutes.srt").read_bytes() == expected, f"attempt {attempt}"
+        assert (root / "eighty_seconds.srt").read_bytes() == expected, f"attempt {attempt}"
         # Finished segments were not transcribed again: their files are untouched (while kept).
         after = _result_files(jobs)
         assert all(after.get(k, v) == v for k, v in before.items())

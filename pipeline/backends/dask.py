@@ -239,7 +239,7 @@ class DaskBackend:
             else:
                 # The nanny would otherwise export OMP_NUM_THREADS=1 into this process and every worker, and
                 # MALLOC_TRIM_THRESHOLD_=65536, under which CTranslate2's large buffers go back to the OS at
-                # every free: 7.5 s of system time per worker on the 10-minute input, against 3 s without.
+                # every free, which more than doubles a worker's system time (docs/benchmarks.md).
                 dask.config.set({"distributed.nanny.pre-spawn-environ": {}, **LEAN_CONFIG})
                 self.cluster = _local_cluster(self.settings, plugin)
                 client = Client(self.cluster, set_as_default=False)

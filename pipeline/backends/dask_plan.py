@@ -2,8 +2,8 @@
 gets, the model settings as a worker runs them, and the status rows of the workers.
 
 Why the threads are set per worker: Dask's nanny exports ``OMP_NUM_THREADS=1`` (and MKL/OpenBLAS) into every
-worker it spawns, which held a 2-thread CTranslate2 worker to one core (measured: 28–32 s against 15–18 s
-in-process on the 10-minute input). Our workers get the thread count they are planned for.
+worker it spawns, which holds a multi-thread CTranslate2 worker to one core (docs/benchmarks.md, "Process
+housekeeping"). Our workers get the thread count they are planned for.
 """
 
 from __future__ import annotations
