@@ -8,10 +8,18 @@ window count and the CPU seconds (user + system of this process, model load incl
 shared machine wall time is not comparable between candidates; CPU time is steadier, and the window count is
 what it mostly follows (each window is a full 30 s encoder pass).
 
+``--kinds`` measures instead on the benchmark inputs of ``benchmarks/inputs.py`` (dense, pauses, silences,
+speakers; built if missing), one input at a time: per candidate and input, the Whisper windows, the seconds the
+encoder sees (30 s a window, guard re-decodes included), the windows' own audio and the WER; beside them
+faster-whisper's batched pipeline's chunks and their audio, from its own VAD and chunking with its defaults
+(no transcription: those counts do not depend on it). All of it is deterministic, so it can be compared on a
+busy machine where wall time cannot.
+
 Usage::
 
     python benchmarks/compare.py --prepare-only --inputs 10min      # builds bench-out/inputs/10min.wav
     python benchmarks/windows.py [--candidates 'before,chosen,...'] [--out bench-out]
+    python benchmarks/windows.py --kinds dense,pauses,silences,speakers --candidates 'chosen,...'
 """
 
 from __future__ import annotations
@@ -54,6 +62,13 @@ CANDIDATES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "chosen": ({}, {}),
     "chosen · beam 3": ({}, {"beam_size": 3}),
     "chosen · beam 1": ({}, {"beam_size": 1}),
+    "chosen · keep pauses 1 s": ({"keep_pause_s": 1.0}, {}),
+    "chosen · keep pauses 0.4 s": ({"keep_pause_s": 0.4}, {}),
+    "chosen · silence 160 ms": ({"min_silence_ms": 160}, {}),
+    # faster-whisper's batched VAD splits at 160 ms of silence and keeps 0.8 s (its pads) of a longer one.
+    "chosen · silence 160 ms · keep pauses 0.4 s": ({"min_silence_ms": 160, "keep_pause_s": 0.4}, {}),
+    "chosen · silence 160 ms · keep pauses 0.2 s": ({"min_silence_ms": 160, "keep_pause_s": 0.2}, {}),
+    "chosen · silence 160 ms · keep pauses 0 s": ({"min_silence_ms": 160, "keep_pause_s": 0.0}, {}),
 }
 
 
@@ -109,6 +124,93 @@ def fw_figures(clips: Sequence[Clip], long_clip: Clip) -> dict[str, Any]:
     }
 
 
+def fw_chunks(path: Path) -> tuple[int, float]:
+    """faster-whisper's batched pipeline's chunks of ``path`` and their seconds of audio, without transcribing.
+
+    Its own VAD and chunking with the options ``BatchedInferencePipeline.transcribe`` uses by default.
+    """
+    from faster_whisper import decode_audio
+    from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+    audio = decode_audio(str(path))
+    stamps = get_speech_timestamps(audio, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160))
+    chunks, _ = collect_chunks(audio, stamps, max_duration=30)
+    return len(chunks), round(sum(c.size for c in chunks) / 16000, 3)
+
+
+def measure_kinds(names: Sequence[str], kinds: Sequence[str], out: Path, data: Path) -> list[dict[str, Any]]:
+    """Per candidate and benchmark input: windows, encoder seconds, audio fed and WER, one input at a time.
+
+    Args:
+        names: Keys of :data:`CANDIDATES`.
+        kinds: Benchmark input kinds (``benchmarks/inputs.py``).
+        out: Scratch folder; the inputs are built (or reused) in ``out/inputs``.
+        data: The test data folder.
+
+    Returns:
+        One row per candidate and input, then one per input for faster-whisper (``name`` ``"fw"``).
+    """
+    from inputs import build  # noqa: PLC0415 - the scripts run as files, not as a package
+
+    from pipeline.jobs.engine import Runner
+    from pipeline.lab.evaluation import transcript_text
+
+    built = {kind: build(kind, out / "inputs", 600.0, data) for kind in kinds}
+    base = base_settings(out / "windows", device="cpu", compute_type="int8", batch_size=0)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        vad_fields, tr_fields = CANDIDATES[name]
+        settings = base.replace(
+            vad=dataclasses.replace(base.vad, **vad_fields),
+            transcribe=dataclasses.replace(base.transcribe, **tr_fields),
+        )
+        runner = Runner(settings)
+        try:
+            for kind, b in built.items():
+                transcript = runner.run(b.mp4, settings).transcript
+                rows.append(
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "windows": transcript.timings.get("windows"),
+                        "padded_s": transcript.timings.get("padded_s"),
+                        "audio_fed_s": transcript.timings.get("audio_fed_s"),
+                        "guard_redecodes": transcript.timings.get("guard_redecodes"),
+                        "wer": corpus_wer([b.ref], [transcript_text(transcript)]),
+                    }
+                )
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        finally:
+            runner.close()
+    for kind, b in built.items():
+        windows, fed = fw_chunks(b.mp4)
+        rows.append({"name": "fw", "kind": kind, "windows": windows, "padded_s": 30.0 * windows, "audio_fed_s": fed})
+    return rows
+
+
+def kinds_markdown(rows: list[dict[str, Any]], kinds: Sequence[str]) -> str:
+    """The per-input table: windows, encoder seconds, audio fed and WER of each candidate, and fw's chunks."""
+    head = ["candidate", *(f"{k}: windows · encoder s · fed s · WER" for k in kinds)]
+    lines = [
+        "Per benchmark input: Whisper windows · seconds the encoder sees (30 s a window, guard re-decodes "
+        "included) · the windows' own audio · WER. fw: faster-whisper batched's chunks (its VAD and chunking).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(kinds),
+    ]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        cells = [name]
+        for kind in kinds:
+            r = next((r for r in rows if r["name"] == name and r["kind"] == kind), None)
+            if r is None:
+                cells.append("")
+                continue
+            wer = f"{r['wer'] * 100:.1f}%" if r.get("wer") is not None else "–"
+            cells.append(f"{r['windows']} · {r['padded_s']:.0f} · {r['audio_fed_s']:.0f} · {wer}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict[str, Any]], fw: dict[str, Any], sets: Sequence[str]) -> str:
     """The table: per set ours − fw in points (and whether every set is within 0.5), then the 10-minute figures."""
     head = ["candidate", *sets, "all sets ≤ +0.5", "10 min WER", "windows", "CPU s"]
@@ -156,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated names (see CANDIDATES)")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="scratch and results folder")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the test data folder (default: tests/data)")
+    p.add_argument(
+        "--kinds", default="", help="measure on these benchmark inputs instead (dense,pauses,silences,speakers)"
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faster_whisper").setLevel(logging.ERROR)
@@ -164,6 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown candidate(s) {', '.join(unknown)}: use {', '.join(CANDIDATES)}")
     out: Path = ns.out.resolve()
+    if ns.kinds:
+        kinds = [k.strip() for k in ns.kinds.split(",") if k.strip()]
+        kind_rows = measure_kinds(names, kinds, out, ns.data)
+        table = kinds_markdown(kind_rows, kinds)
+        print(table)
+        (out / "windows-kinds.md").write_text(table)
+        (out / "windows-kinds.json").write_text(json.dumps(kind_rows, indent=1))
+        return 0
     wav, ref = out / "inputs" / "10min.wav", out / "inputs" / "10min.ref.txt"
     if not wav.exists() or not ref.exists():
         raise SystemExit(f"{wav} is missing: build it with python benchmarks/compare.py --prepare-only --inputs 10min")
