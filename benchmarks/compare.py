@@ -60,7 +60,6 @@ TOOLS = ("ours", "fw", "whisperx")
 INPUTS = (*inputs_mod.KINDS, "manifesto", "2h")
 DEFAULT_INPUTS = INPUTS
 QUICK_INPUTS = (*inputs_mod.KINDS, "manifesto")
-SAMPLE_RATE = 16000
 #: Length each input kind is built up to, in seconds (``--quick``: QUICK_S).
 TARGET_S = 600.0
 QUICK_S = 120.0

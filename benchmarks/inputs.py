@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.lab.evaluation import DEFAULT_DATA_DIR, load_sets
 
-SAMPLE_RATE = 16000
 KINDS = ("dense", "pauses", "silences", "speakers")
 #: Bump when the way inputs are built changes, so old builds are not reused.
 BUILD_VERSION = 1

@@ -35,11 +35,11 @@ from bench_common import DEFAULT_DATA_DIR  # noqa: E402 - the scripts run as fil
 from compare import prepare_inputs  # noqa: E402
 
 import pipeline.backends.dask as cluster_mod  # noqa: E402
+from pipeline.core.constants import SAMPLE_RATE  # noqa: E402
 from pipeline.core.settings import ClusterSettings, JobSettings, ModelManagerSettings, OutputSettings, Settings  # noqa: E402
 from pipeline.core.types import SegmentResult  # noqa: E402
 from pipeline.jobs.engine import Runner  # noqa: E402
 
-SAMPLE_RATE = 16000
 _work = {"seconds": 0.0}
 _work_lock = threading.Lock()
 
