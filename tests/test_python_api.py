@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, with_parts
 
 from pipeline.core.settings import Settings
@@ -44,3 +45,18 @@ def test_import_pipeline_does_no_work() -> None:
     first, second = out.stdout.splitlines()
     assert first == "['pipeline']"
     assert second == "True Settings"
+
+
+@pytest.mark.heavy
+def test_transcribe_file_detects_german_and_writes_german_subtitles(
+    data_dir: Path, settings: Settings, multilingual_model: str, tmp_path: Path
+) -> None:
+    from pipeline import transcribe_file
+
+    s = with_parts(settings, model={"name": multilingual_model}, transcribe={"language": None}, cluster={"workers": 0})
+    # "er griff auch alles an was ins wasser kam selbst ein großer dinosaurier wie der t rex ..."
+    result = transcribe_file(data_dir / "fleurs_multi" / "fleurs-de-001.ogg", s, output_dir=tmp_path)
+    assert result.transcript.language == "de"
+    text = " ".join(cue.text for cue in result.cues).lower()
+    assert "wasser" in text and "dinosaurier" in text, text
+    assert result.outputs["srt"].read_text(encoding="utf-8").count(" --> ") == len(result.cues)
