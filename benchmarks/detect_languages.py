@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.asr.detect import detect_language  # noqa: E402
 from pipeline.asr.models import load, placement_for, resolve  # noqa: E402
 from pipeline.core.settings import AudioSettings, ModelSettings  # noqa: E402
-from pipeline.jobs.engine import DETECT_WINDOWS, spread  # noqa: E402
+from pipeline.jobs.plan import DETECT_WINDOWS, spread  # noqa: E402
 from pipeline.lab.evaluation import LANGUAGES, language_clips  # noqa: E402
 from pipeline.media.decode import decode  # noqa: E402
 

@@ -97,7 +97,8 @@ def run_warm(flags: list[str], media: Path, scratch: Path, data: Path) -> dict[s
 
 def warm_child(cli_args: list[str], data: Path) -> int:
     """In this process: start the runner as the app does, wait until ready, warm up, time one job."""
-    from pipeline.jobs.engine import JobEvent, Runner
+    from pipeline.jobs.engine import Runner
+    from pipeline.jobs.events import JobEvent
     from pipeline.lab.watch import wait_until_ready
     from pipeline.parse import build_parser, settings_from_args
 

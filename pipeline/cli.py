@@ -15,7 +15,7 @@ from pipeline.core.settings import AUTO_MODEL, Settings
 from pipeline.parse import build_parser, settings_from_args
 
 if TYPE_CHECKING:
-    from pipeline.jobs.engine import JobEvent
+    from pipeline.jobs.events import JobEvent
 
 log = logging.getLogger("video2srt")
 
@@ -182,7 +182,7 @@ def _resume(settings: Settings, job_id: str | None) -> int:
 
 def _list_models(settings: Settings) -> int:
     from pipeline.asr.catalogue import catalogue
-    from pipeline.resolve import optimize
+    from pipeline.optimize.optimizer import optimize
 
     # The speeds are for the machine as ``auto`` would use it, whatever --model names.
     optimized = optimize(settings.replace(model=dataclasses.replace(settings.model, name=AUTO_MODEL)))

@@ -15,23 +15,11 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.core.settings import AUTO_MODEL, Settings
-from pipeline.optimize.optimizer import CoreOptimizer, OptimizedSettings
+from pipeline.optimize.optimizer import optimize
 from pipeline.system.detect import CoreHardwareDetector, HardwareInfo
 
 #: The reason of a value the user chose (kept as it is).
 AS_REQUESTED = "as requested"
-
-
-def optimize(settings: Settings, hardware: HardwareInfo | None = None) -> OptimizedSettings:
-    """The optimizer's plan for ``settings`` on this machine (``hardware`` detected when not given)."""
-    info = hardware if hardware is not None else CoreHardwareDetector(settings.jobs.jobs_dir).detect()
-    return CoreOptimizer().optimize(
-        info,
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=settings.cluster.cpu_affinity,
-    )
 
 
 def resolve(

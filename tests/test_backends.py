@@ -11,7 +11,8 @@ from helpers.cluster import job_settings
 
 from pipeline.backends.local import LocalBackend
 from pipeline.core.settings import Settings
-from pipeline.jobs.engine import JobResult, Runner
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobResult
 
 
 def _run(clip: Path, settings: Settings, workers: int, out: Path) -> tuple[JobResult, str]:

@@ -27,7 +27,9 @@ from media import concat_speech, speech_clips
 from pipeline.backends.dask import PLANNED_THREADS, plan_workers
 from pipeline.core.errors import ClusterError
 from pipeline.core.settings import ClusterSettings, ModelSettings, Settings
-from pipeline.jobs.engine import JobEvent, Runner, use_cluster
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobEvent
+from pipeline.jobs.plan import use_cluster
 from pipeline.optimize.optimizer import CoreOptimizer
 from pipeline.system.detect import HardwareInfo
 

@@ -17,7 +17,8 @@ from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.transcribe import transcribe_segments
 from pipeline.core.settings import GuardSettings, Settings
 from pipeline.core.types import Segment, SpeechSpan, TextSegment, Window, Word
-from pipeline.jobs.engine import JobResult, Runner
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobResult
 from pipeline.jobs.store import JobStore
 
 GUARD = GuardSettings()

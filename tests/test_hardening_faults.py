@@ -36,7 +36,10 @@ from media import concat_speech, speech_clips
 from pipeline.core.errors import CheckpointError
 from pipeline.core.settings import Settings
 from pipeline.jobs import store as checkpoint
-from pipeline.jobs.engine import JobEvent, Runner
+
+# Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobEvent
 
 # Minutes of real servers and real jobs: deselect with -m "not heavy" for a fast loop.
 pytestmark = pytest.mark.heavy

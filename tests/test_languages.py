@@ -312,7 +312,7 @@ def test_api_lists_models_validates_language_and_reports_the_choice(
 def test_fingerprint_covers_the_language_and_the_model_weights(settings: Settings, tmp_path: Path) -> None:
     import shutil
 
-    from pipeline.jobs.engine import fingerprint_of
+    from pipeline.jobs.fingerprint import fingerprint_of
 
     folder = tmp_path / "my-model"
     shutil.copytree(models.bundled_model_path(), folder)

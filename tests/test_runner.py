@@ -17,7 +17,8 @@ from media import concat_speech, speech_clips
 
 from pipeline.core.errors import CancelledError
 from pipeline.core.settings import Settings
-from pipeline.jobs.engine import JobEvent, Runner
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobEvent
 from pipeline.media.decode import MemoryMappedAudio
 
 

@@ -27,7 +27,8 @@ from pipeline.core.settings import (
     TranscribeSettings,
 )
 from pipeline.core.types import Cue, SpeechSpan, TextSegment, Word
-from pipeline.jobs.engine import JobResult, Runner
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobResult
 
 RULES = SubtitleSettings()
 FRAME = 0.04

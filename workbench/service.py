@@ -4,7 +4,7 @@
 take queued jobs from a :class:`queue.Queue` and run them in submission order. Callers (HTTP handlers, UI
 callbacks) only ever copy an upload, create the job folder and enqueue; they never wait for transcription.
 State comes from the job folders (:class:`~pipeline.jobs.store.JobStore`), overlaid with the latest
-:class:`~pipeline.jobs.engine.JobEvent` of the job that is running (:mod:`workbench.status`).
+:class:`~pipeline.jobs.events.JobEvent` of the job that is running (:mod:`workbench.status`).
 
 Once started (:meth:`JobManager.start`), the service also cleans up on a schedule: jobs unfinished for longer
 than ``jobs.expire_days`` (never one it holds) and upload folders no job uses.
@@ -30,7 +30,8 @@ from typing import Any, BinaryIO
 from pipeline.core.errors import CancelledError, CheckpointError, InputError, PipelineError
 from pipeline.core.settings import FORMATS, Settings
 from pipeline.core.states import JobState
-from pipeline.jobs.engine import JobEvent, Runner
+from pipeline.jobs.engine import Runner
+from pipeline.jobs.events import JobEvent
 from pipeline.jobs.store import Job, JobStore, validate_job_id
 from pipeline.parse import settings_from_request
 from workbench.errors import (

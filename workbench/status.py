@@ -1,7 +1,7 @@
 """A job's status as the API and the UI show it: what its folder says, overlaid with what its live run reports.
 
 The folder (:class:`~pipeline.jobs.store.Job`) knows the state, segments and times; the latest
-:class:`~pipeline.jobs.engine.JobEvent` of a running job knows the stage, audio done and speed.
+:class:`~pipeline.jobs.events.JobEvent` of a running job knows the stage, audio done and speed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from pipeline.core.errors import CheckpointError
 from pipeline.core.states import JobState
-from pipeline.jobs.engine import JobEvent
+from pipeline.jobs.events import JobEvent
 from pipeline.jobs.store import Job
 from workbench.errors import one_line
 

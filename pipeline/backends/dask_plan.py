@@ -149,18 +149,11 @@ def not_reached(scheduler: str | None, error: BaseException | None) -> dict[str,
 
 def local_plans(settings: Settings) -> list[WorkerPlan]:
     """The workers of a local cluster for this machine (see :func:`plan_workers`)."""
-    from pipeline.optimize.optimizer import CoreOptimizer
+    from pipeline.optimize.optimizer import optimize
     from pipeline.system.detect import CoreHardwareDetector
 
     info = CoreHardwareDetector(settings.jobs.jobs_dir).detect()
-    optimized = CoreOptimizer().optimize(
-        info,
-        device=settings.model.device,
-        compute_type=settings.model.compute_type,
-        model=settings.model.name,
-        cpu_affinity=settings.cluster.cpu_affinity,
-    )
-    return plan_workers(settings.cluster, settings.model, info, optimized)
+    return plan_workers(settings.cluster, settings.model, info, optimize(settings, info))
 
 
 def worker_options(plan: WorkerPlan, model: ModelSettings) -> dict[str, Any]:

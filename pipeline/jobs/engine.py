@@ -23,28 +23,17 @@ from pipeline.backends.local import LocalBackend
 from pipeline.core.errors import CancelledError, CheckpointError, ClusterError, PipelineError, TranscriptionError
 from pipeline.core.settings import ModelSettings, Settings
 from pipeline.core.states import JobState
-from pipeline.jobs.assemble import call_figures
-from pipeline.jobs.events import Emitter, EventCallback, JobEvent, JobResult
+from pipeline.jobs.events import Emitter, EventCallback, JobResult
 from pipeline.jobs.feed import Stop, VadModel, disk_full
 from pipeline.jobs.files import check_free_space, file_sha256
 from pipeline.jobs.fingerprint import fingerprint_of
-from pipeline.jobs.plan import DETECT_WINDOWS, first_models, spread, use_cluster
+from pipeline.jobs.plan import first_models, use_cluster
 from pipeline.jobs.run import JobRun
 from pipeline.jobs.store import Job, JobStore
 from pipeline.media import decode as audio_mod
 from pipeline.resolve import resolve
 
-__all__ = [
-    "DETECT_WINDOWS",
-    "EventCallback",
-    "JobEvent",
-    "JobResult",
-    "Runner",
-    "call_figures",
-    "fingerprint_of",
-    "spread",
-    "use_cluster",
-]
+__all__ = ["Runner"]
 
 log = logging.getLogger(__name__)
 

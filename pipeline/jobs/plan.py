@@ -20,7 +20,8 @@ from pipeline.core.errors import CancelledError, CheckpointError
 from pipeline.core.settings import AUTO_MODEL, ModelSettings, Settings
 from pipeline.core.types import Segment, SegmentResult
 from pipeline.jobs.feed import DONE, Lookahead, Stop
-from pipeline.resolve import optimize, resolve
+from pipeline.optimize.optimizer import optimize
+from pipeline.resolve import resolve
 
 #: Speech windows the language is detected on at most (each one encoder pass of the detecting model).
 DETECT_WINDOWS = 3

@@ -30,7 +30,7 @@ from pipeline.lab.report import Progress, Report, pct, say, table
 from pipeline.lab.watch import cluster_available
 
 if TYPE_CHECKING:
-    from pipeline.jobs.engine import JobResult
+    from pipeline.jobs.events import JobResult
 
 #: VAD rows whose WER is within this (absolute) of the best count as equally accurate.
 WER_TOLERANCE = 0.005

@@ -131,7 +131,7 @@ def watch_jobs(
     watch = JobWatch()
     started = time.perf_counter()
 
-    def on_event(event: Any) -> None:  # noqa: ANN401 - pipeline.jobs.engine.JobEvent
+    def on_event(event: Any) -> None:  # noqa: ANN401 - pipeline.jobs.events.JobEvent
         fraction = event.audio_done / event.duration if event.duration else 0.0
         watch.progress.append(
             {

@@ -15,9 +15,9 @@ from typing import Any
 from pipeline.asr.footprint import model_footprint, model_memory_mb
 from pipeline.asr.models import BUNDLED, SPLIT_THREADS_BELOW, auto_replicas, default_model_name, resolve_compute_type
 from pipeline.core.constants import SAMPLE_RATE
-from pipeline.core.settings import AUTO_MODEL
+from pipeline.core.settings import AUTO_MODEL, Settings
 from pipeline.system.affinity import effective_affinity_strategy, format_core_list, plan_affinity
-from pipeline.system.detect import MIB, HardwareInfo
+from pipeline.system.detect import MIB, CoreHardwareDetector, HardwareInfo
 
 #: Decoded audio of a long (2 h) input: 16 kHz mono float32, in MiB.
 LONG_AUDIO_MB = 2 * 3600 * SAMPLE_RATE * 4 / MIB
@@ -376,3 +376,15 @@ class CoreOptimizer:
 
 # --------------------------------------------------------------------------------------------------------------
 # Summary and report
+
+
+def optimize(settings: Settings, hardware: HardwareInfo | None = None) -> OptimizedSettings:
+    """The optimizer's plan for ``settings`` on this machine (``hardware`` detected when not given)."""
+    info = hardware if hardware is not None else CoreHardwareDetector(settings.jobs.jobs_dir).detect()
+    return CoreOptimizer().optimize(
+        info,
+        device=settings.model.device,
+        compute_type=settings.model.compute_type,
+        model=settings.model.name,
+        cpu_affinity=settings.cluster.cpu_affinity,
+    )
