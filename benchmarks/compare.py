@@ -310,10 +310,23 @@ def _busy_cpu_s() -> float:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
 
+def _high_water(pid: int) -> int:
+    """A process's own peak RSS in bytes (``VmHWM``), or 0 where the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def measure(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Measured:
     """Run a command and measure it: wall time, peak RSS of its process tree, CPU time, others' load.
 
-    RSS is the sum over the process and all its descendants, sampled every 50 ms. CPU time comes from the
+    RSS is the sum over the process and all its descendants, sampled every 50 ms; each process's own high-water
+    mark (``VmHWM``) is a floor, so that a peak between two samples is not missed. CPU time comes from the
     kernel's accounting of the child and its reaped descendants. "Other load" is the machine's busy CPU time
     not spent by this tree, over the wall time (in cores): other work that disturbed the timing.
 
@@ -346,6 +359,7 @@ def measure(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = Non
             for p in tree:
                 try:
                     total += p.memory_info().rss
+                    peak = max(peak, _high_water(p.pid))
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     pass
             peak = max(peak, total)
@@ -354,8 +368,8 @@ def measure(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = Non
         busy = _busy_cpu_s() - busy0
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    # ru_maxrss (KiB) is the largest single process; keep it as a floor for very short runs.
-    peak = max(peak, usage.ru_maxrss * 1024)
+    # Not wait4's ru_maxrss: a child started by vfork inherits, at exec, the high-water mark of the
+    # benchmark's own process, so a large parent (one that built the 2-hour input) set every tool's floor.
     return Measured(proc.returncode, wall, peak / 2**20, cpu, max(0.0, busy - cpu) / wall if wall else 0.0)
 
 
