@@ -67,9 +67,10 @@ def _run_each(settings: Settings, items: Sequence[str], run: Callable[..., objec
     A failing item prints one ``error:`` line and the others go on; the exit code is 1 if any failed.
     """
     from pipeline.jobs.engine import Runner
-    from pipeline.system.memory import skip_heap_walk_at_exit
+    from pipeline.system.memory import share_one_heap_arena, skip_heap_walk_at_exit
 
     skip_heap_walk_at_exit()
+    share_one_heap_arena()  # before the model's lanes start
     runner = Runner(settings)
     on_event, close_bars = _progress_callback(sys.stderr.isatty())
     failures = 0

@@ -190,9 +190,10 @@ def start_worker(
     from pipeline.asr.manager import ModelManager
     from pipeline.asr.models import placement_for
     from pipeline.system.affinity import apply_cpu_affinity
-    from pipeline.system.memory import skip_heap_walk_at_exit
+    from pipeline.system.memory import share_one_heap_arena, skip_heap_walk_at_exit
 
     skip_heap_walk_at_exit()  # the nanny waits for this process to end when the cluster closes
+    share_one_heap_arena()  # before the model's lanes start
     cores = apply_cpu_affinity(cpu_affinity, placement_for(model).device)
     planned = os.environ.get(PLANNED_THREADS, "")
     threads = int(planned) if planned.isdigit() else len(cores or []) or os.cpu_count() or 1

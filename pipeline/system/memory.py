@@ -43,6 +43,25 @@ def trim_heap() -> None:
     libc.malloc_trim(0)
 
 
+#: glibc's ``mallopt`` parameter for the largest number of heap arenas.
+_M_ARENA_MAX = -8
+
+
+@functools.cache
+def share_one_heap_arena() -> None:
+    """Let every thread that allocates from now on share one glibc heap arena (elsewhere nothing).
+
+    The inference lanes run side by side on threads, and glibc would give each its own arena and keep what
+    each frees, so the process's peak depended on whether two lanes' encoder passes coincided. In one arena a
+    block one lane frees is reused by the next that allocates: a lower and steadier peak, at no cost in time
+    that we could measure (docs/benchmarks.md, "Process housekeeping"). Call it before those threads start;
+    called once, however often this is called.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_ARENA_MAX, 1)
+
+
 @functools.cache
 def skip_heap_walk_at_exit() -> None:
     """Let this process exit without the interpreter's last garbage collection over every live object.
