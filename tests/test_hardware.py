@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -536,3 +537,39 @@ def test_router_construction_probes_nothing(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(CoreHardwareDetector, "detect", no_probe)
     hardware_router(Path("/x"))
+
+
+_COUNT_HEAPS = """
+import ctypes, sys, threading
+from pipeline.system.memory import share_one_heap_arena
+if sys.argv[1] == "share":
+    share_one_heap_arena()
+keep = []
+def work():
+    keep.append([bytearray(200_000) for _ in range(20)])  # above obmalloc's limit: glibc's malloc
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+path = sys.argv[2]
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(fp))
+libc.fclose(ctypes.c_void_p(fp))
+print(open(path).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap arenas")
+def test_threads_share_one_heap_arena_unless_the_environment_says_otherwise(tmp_path: Path) -> None:
+    def heaps(mode: str, **env: str) -> int:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+        report = tmp_path / f"{mode}-{len(env)}.xml"
+        cmd = [sys.executable, "-c", _COUNT_HEAPS, mode, str(report)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=full)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+
+    assert heaps("plain") > 1  # glibc gives the threads arenas of their own
+    assert heaps("share") == 1
+    assert heaps("share", MALLOC_ARENA_MAX="4") > 1  # the user's own setting wins

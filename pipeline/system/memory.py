@@ -6,6 +6,7 @@ import atexit
 import ctypes
 import functools
 import gc
+import os
 import sys
 import time
 from typing import Any
@@ -55,10 +56,11 @@ def share_one_heap_arena() -> None:
     each frees, so the process's peak depended on whether two lanes' encoder passes coincided. In one arena a
     block one lane frees is reused by the next that allocates: a lower and steadier peak, at no cost in time
     that we could measure (docs/benchmarks.md, "Process housekeeping"). Call it before those threads start;
-    called once, however often this is called.
+    it acts once, however often it is called, and not where the environment sets ``MALLOC_ARENA_MAX``.
     """
     libc = _libc()
-    if libc is not None and hasattr(libc, "mallopt"):
+    # A MALLOC_ARENA_MAX of the user's own (glibc reads it at start) wins.
+    if libc is not None and hasattr(libc, "mallopt") and "MALLOC_ARENA_MAX" not in os.environ:
         libc.mallopt(_M_ARENA_MAX, 1)
 
 
