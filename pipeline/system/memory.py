@@ -50,13 +50,14 @@ _M_ARENA_MAX = -8
 
 @functools.cache
 def share_one_heap_arena() -> None:
-    """Let every thread that allocates from now on share one glibc heap arena (elsewhere nothing).
+    """Let threads that start from now on share glibc's heap arenas instead of making new ones (elsewhere nothing).
 
     The inference lanes run side by side on threads, and glibc would give each its own arena and keep what
-    each frees, so the process's peak depended on whether two lanes' encoder passes coincided. In one arena a
-    block one lane frees is reused by the next that allocates: a lower and steadier peak, at no cost in time
-    that we could measure (docs/benchmarks.md, "Process housekeeping"). Call it before those threads start;
-    it acts once, however often it is called, and not where the environment sets ``MALLOC_ARENA_MAX``.
+    each frees, so the process's peak depended on whether two lanes' encoder passes coincided. In a shared
+    arena a block one lane frees is reused by the next that allocates: a lower and steadier peak, at no cost in
+    time that we could measure (docs/benchmarks.md, "Process housekeeping"). Called before any other thread
+    allocates (the CLI), every thread shares the one main arena; later (a Dask worker) they share those that
+    exist. It acts once, however often it is called, and not where the environment sets ``MALLOC_ARENA_MAX``.
     """
     libc = _libc()
     # A MALLOC_ARENA_MAX of the user's own (glibc reads it at start) wins.
