@@ -206,3 +206,36 @@ def test_thread_safe_reads_and_clean_close(tmp_path: Path, jfk: np.ndarray) -> N
     wav.close()
     with pytest.raises(ValueError, match="after close"):
         wav.read(0, 1)
+
+
+def _envelope_match(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(a.size, b.size) // 1600 * 1600
+    return float(np.corrcoef(np.abs(a[:n]).reshape(-1, 1600).mean(1), np.abs(b[:n]).reshape(-1, 1600).mean(1))[0, 1])
+
+
+def test_a_stream_that_changes_its_rate_midway_decodes_whole(data_dir: Path, tmp_path: Path, jfk: np.ndarray) -> None:
+    """Concatenated ADTS AAC switches from 44.1 to 22.05 kHz mid-stream (faster-whisper's decoder refuses it)."""
+    import subprocess
+
+    parts = []
+    for rate in (44100, 22050):
+        part = tmp_path / f"jfk-{rate}.aac"
+        cmd = ["ffmpeg", "-v", "error", "-i", str(data_dir / "jfk" / "jfk.wav"), "-ar", str(rate), str(part)]
+        subprocess.run(cmd, check=True)
+        parts.append(part.read_bytes())
+    both = tmp_path / "both.aac"
+    both.write_bytes(b"".join(parts))
+    decoded = audio.decode_all(both)
+    half = jfk.size
+    assert abs(decoded.size - 2 * half) < 0.3 * 16000, decoded.size / 16000
+    assert _envelope_match(jfk, decoded[:half]) > 0.9
+    assert _envelope_match(jfk, decoded[-half:]) > 0.9
+
+
+def test_samples_match_faster_whispers_decoder(data_dir: Path) -> None:
+    """Frames are resampled in groups, as faster-whisper does: the same samples, bit for bit, on a real video."""
+    from faster_whisper.audio import decode_audio
+
+    path = data_dir / "video" / "manifesto.mp4"
+    ours, theirs = audio.decode_all(path), decode_audio(str(path))
+    assert ours.size == theirs.size and np.array_equal(ours, theirs)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import InputError
 from pipeline.core.settings import AudioSettings
 
@@ -122,6 +123,54 @@ def probe(path: Path, settings: AudioSettings | None = None) -> MediaInfo:
         )
 
 
+#: Seconds of input gathered before one resampler call: a call per decoded frame (1024 samples of AAC) made
+#: resampling cost more than decoding (docs/benchmarks.md, "Process housekeeping"). At most a chunk's length,
+#: so that chunks stay small.
+GROUP_S = CHUNK_SAMPLES / SAMPLE_RATE
+
+
+class _Resampler:
+    """Decoded frames in, 16 kHz mono int16 arrays out, gathered into large frames first.
+
+    Frames go through a FIFO into the resampler :data:`GROUP_S` seconds at a time, as faster-whisper's
+    ``decode_audio`` does. A stream that changes its format or rate mid-way (concatenated ADTS AAC does) gets a
+    new FIFO and resampler from that frame on, after what was gathered in the old format.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._setup: tuple[str, str, int] | None = None
+        self._fifo: Any = None
+        self._resampler: Any = None
+
+    def feed(self, frame: Any) -> Iterator[np.ndarray]:  # noqa: ANN401 - av.AudioFrame
+        """Take one decoded frame; yield samples whenever enough have gathered."""
+        import av
+
+        setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if setup != self._setup:
+            yield from self.finish()
+            self._setup = setup
+            self._fifo = av.AudioFifo()
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self._rate)
+        frame.pts = None  # the FIFO checks that timestamps follow on; gaps do not matter here
+        self._fifo.write(frame)
+        if self._fifo.samples >= GROUP_S * frame.sample_rate:
+            yield from self._resample(self._fifo.read())
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """Yield what has gathered and the resampler's last samples."""
+        if self._fifo is not None and self._fifo.samples:
+            yield from self._resample(self._fifo.read())
+        if self._resampler is not None:
+            yield from self._resample(None)
+        self._setup = self._fifo = self._resampler = None
+
+    def _resample(self, frame: Any) -> Iterator[np.ndarray]:  # noqa: ANN401 - av.AudioFrame or None
+        for out in self._resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1)
+
+
 def decode(
     path: Path,
     settings: AudioSettings | None = None,
@@ -149,17 +198,15 @@ def decode(
     try:
         stream, _ = _pick_track(container, path, settings)
         total = _duration(container, stream)
-        # Threaded decoding of the audio stream only; other streams are never decoded.
-        stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        resampler = _Resampler(rate)
         pending: list[np.ndarray] = []
         pending_n = 0
         produced = 0
         try:
+            # Only the chosen stream is demuxed and decoded; other streams never are.
             for packet in container.demux(stream):
                 for frame in packet.decode():
-                    for out in resampler.resample(frame):
-                        arr = out.to_ndarray().reshape(-1)
+                    for arr in resampler.feed(frame):
                         pending.append(arr)
                         pending_n += arr.size
                 if pending_n >= CHUNK_SAMPLES:
@@ -169,8 +216,7 @@ def decode(
                     yield chunk
                     if on_progress:
                         on_progress(produced / rate, total)
-            for out in resampler.resample(None):
-                arr = out.to_ndarray().reshape(-1)
+            for arr in resampler.finish():
                 pending.append(arr)
                 pending_n += arr.size
         except av.error.FFmpegError as exc:
