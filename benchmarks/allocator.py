@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench_common import bundled_model_path, media_duration
-from compare import measure
+from compare import measure, tool_command
 
 #: Variant name -> the environment it adds.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -43,8 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rep in range(ns.repeat):
             for i, (name, extra) in enumerate(VARIANTS.items()):
                 out = Path(tmp) / f"{i}-{rep}"
-                cmd = [sys.executable, "-m", "pipeline", str(ns.input), "-o", str(out), "-f", "srt,json"]
-                cmd += ["--model", str(model), "--language", "en", "--workers", "0", "--jobs-dir", str(out / "jobs")]
+                cmd, _ = tool_command("ours", ns.input, out, model, batch_size=8)
                 m = measure(cmd, out / "log.txt", env={**os.environ, **extra})
                 if m.rc != 0:
                     print(f"{name}: exit {m.rc}, see {out / 'log.txt'}", file=sys.stderr)

@@ -102,22 +102,44 @@ def test_truncated_mp4(data_dir: Path, tmp_path: Path) -> None:
         list(audio.decode(path))
 
 
-def test_truncated_faststart_mp4(data_dir: Path, tmp_path: Path) -> None:
-    """With the index at the front the first half still plays; the cut is reported, not hidden."""
+def _faststart(src_path: Path, fast: Path) -> Path:
+    """``src_path`` remuxed with its index at the front, so that a cut file still plays up to the cut."""
     import av
 
-    src_path, fast = data_dir / "video" / "manifesto.mp4", tmp_path / "fast.mp4"
     with av.open(str(src_path)) as src, av.open(str(fast), "w", options={"movflags": "faststart"}) as dst:
         streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
         for packet in src.demux():
             if packet.dts is not None:
                 packet.stream = streams[packet.stream.index]
                 dst.mux(packet)
+    return fast
+
+
+def test_truncated_faststart_mp4(data_dir: Path, tmp_path: Path) -> None:
+    """With the index at the front the first half still plays; the cut is reported, not hidden."""
+    fast = _faststart(data_dir / "video" / "manifesto.mp4", tmp_path / "fast.mp4")
     data = fast.read_bytes()
     cut = tmp_path / "fast_cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="truncated"):
         list(audio.decode(cut))
+
+
+def test_a_damaged_last_moment_keeps_all_that_decoded(data_dir: Path, tmp_path: Path) -> None:
+    """Cut at 97%: every audio packet whole before the cut is kept, including what the resampler still held."""
+    import av
+
+    fast = _faststart(data_dir / "video" / "manifesto.mp4", tmp_path / "fast.mp4")
+    data = fast.read_bytes()
+    cut = tmp_path / "cut97.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.97)])
+    with av.open(str(fast)) as container:
+        stream = container.streams.audio[0]
+        size = cut.stat().st_size
+        whole = [p for p in container.demux(stream) if p.size and p.pos is not None and p.pos + p.size <= size]
+        complete_s = float(sum(p.duration for p in whole) * stream.time_base)
+    seconds = sum(c.size for c in audio.decode(cut)) / 16000
+    assert complete_s - 0.25 <= seconds <= complete_s + 0.25, (seconds, complete_s)
 
 
 def test_video_without_audio(tmp_path: Path) -> None:
@@ -232,10 +254,11 @@ def test_a_stream_that_changes_its_rate_midway_decodes_whole(data_dir: Path, tmp
     assert _envelope_match(jfk, decoded[-half:]) > 0.9
 
 
-def test_samples_match_faster_whispers_decoder(data_dir: Path) -> None:
-    """Frames are resampled in groups, as faster-whisper does: the same samples, bit for bit, on a real video."""
+@pytest.mark.parametrize("name", ["video/manifesto.mp4", "fleurs_multi/fleurs-de-003.ogg"])
+def test_samples_match_faster_whispers_decoder(data_dir: Path, name: str) -> None:
+    """Frames are resampled in groups, as faster-whisper does: the same samples, bit for bit, on real files."""
     from faster_whisper.audio import decode_audio
 
-    path = data_dir / "video" / "manifesto.mp4"
+    path = data_dir / name
     ours, theirs = audio.decode_all(path), decode_audio(str(path))
     assert ours.size == theirs.size and np.array_equal(ours, theirs)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.constants import SAMPLE_RATE
 from pipeline.core.errors import InputError
 from pipeline.core.settings import AudioSettings
 
@@ -123,23 +122,19 @@ def probe(path: Path, settings: AudioSettings | None = None) -> MediaInfo:
         )
 
 
-#: Seconds of input gathered before one resampler call: a call per decoded frame (1024 samples of AAC) made
-#: resampling cost more than decoding (docs/benchmarks.md, "Process housekeeping"). At most a chunk's length,
-#: so that chunks stay small.
-GROUP_S = CHUNK_SAMPLES / SAMPLE_RATE
-
-
 class _Resampler:
     """Decoded frames in, 16 kHz mono int16 arrays out, gathered into large frames first.
 
-    Frames go through a FIFO into the resampler :data:`GROUP_S` seconds at a time, as faster-whisper's
-    ``decode_audio`` does. A stream that changes its format or rate mid-way (concatenated ADTS AAC does) gets a
+    Frames go through a FIFO into the resampler a chunk's length (:data:`CHUNK_SAMPLES`) at a time, as
+    faster-whisper's ``decode_audio`` does: a call per decoded frame (1024 samples of AAC) made resampling cost
+    more than decoding (docs/benchmarks.md, "Process housekeeping"). A stream that changes its format or rate mid-way (concatenated ADTS AAC does) gets a
     new FIFO and resampler from that frame on, after what was gathered in the old format.
     """
 
     def __init__(self, rate: int) -> None:
         self._rate = rate
         self._setup: tuple[str, str, int] | None = None
+        self._group = 0  # input samples a resampler call takes
         self._fifo: Any = None
         self._resampler: Any = None
 
@@ -151,11 +146,12 @@ class _Resampler:
         if setup != self._setup:
             yield from self.finish()
             self._setup = setup
+            self._group = CHUNK_SAMPLES * frame.sample_rate // self._rate
             self._fifo = av.AudioFifo()
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self._rate)
         frame.pts = None  # the FIFO checks that timestamps follow on; gaps do not matter here
         self._fifo.write(frame)
-        if self._fifo.samples >= GROUP_S * frame.sample_rate:
+        if self._fifo.samples >= self._group:
             yield from self._resample(self._fifo.read())
 
     def finish(self) -> Iterator[np.ndarray]:
@@ -216,13 +212,14 @@ def decode(
                     yield chunk
                     if on_progress:
                         on_progress(produced / rate, total)
-            for arr in resampler.finish():
-                pending.append(arr)
-                pending_n += arr.size
         except av.error.FFmpegError as exc:
             damage = exc
         else:
             damage = None
+        # What the resampler still holds, also when damage ended the decoding: it decoded before the damage.
+        for arr in resampler.finish():
+            pending.append(arr)
+            pending_n += arr.size
         if pending_n:
             chunk = np.concatenate(pending)
             produced += chunk.size
