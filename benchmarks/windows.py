@@ -167,7 +167,9 @@ def measure_kinds(names: Sequence[str], kinds: Sequence[str], out: Path, data: P
         runner = Runner(settings)
         try:
             for kind, b in built.items():
+                cpu = _cpu_s()
                 transcript = runner.run(b.mp4, settings).transcript
+                cpu = _cpu_s() - cpu
                 rows.append(
                     {
                         "name": name,
@@ -177,6 +179,7 @@ def measure_kinds(names: Sequence[str], kinds: Sequence[str], out: Path, data: P
                         "audio_fed_s": transcript.timings.get("audio_fed_s"),
                         "guard_redecodes": transcript.timings.get("guard_redecodes"),
                         "wer": corpus_wer([b.ref], [transcript_text(transcript)]),
+                        "cpu_s": round(cpu, 1),
                     }
                 )
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -189,11 +192,12 @@ def measure_kinds(names: Sequence[str], kinds: Sequence[str], out: Path, data: P
 
 
 def kinds_markdown(rows: list[dict[str, Any]], kinds: Sequence[str]) -> str:
-    """The per-input table: windows, encoder seconds, audio fed and WER of each candidate, and fw's chunks."""
-    head = ["candidate", *(f"{k}: windows · encoder s · fed s · WER" for k in kinds)]
+    """The per-input table: windows, encoder seconds, audio fed, WER and CPU s of each candidate, and fw's chunks."""
+    head = ["candidate", *(f"{k}: windows · encoder s · fed s · WER · CPU s" for k in kinds)]
     lines = [
         "Per benchmark input: Whisper windows · seconds the encoder sees (30 s a window, guard re-decodes "
-        "included) · the windows' own audio · WER. fw: faster-whisper batched's chunks (its VAD and chunking).",
+        "included) · the windows' own audio · WER · CPU s of the run (this process: decoding, VAD, "
+        "transcription). fw: faster-whisper batched's chunks (its VAD and chunking).",
         "",
         "| " + " | ".join(head) + " |",
         "|---|" + "---:|" * len(kinds),
@@ -206,7 +210,8 @@ def kinds_markdown(rows: list[dict[str, Any]], kinds: Sequence[str]) -> str:
                 cells.append("")
                 continue
             wer = f"{r['wer'] * 100:.1f}%" if r.get("wer") is not None else "–"
-            cells.append(f"{r['windows']} · {r['padded_s']:.0f} · {r['audio_fed_s']:.0f} · {wer}")
+            cpu = f"{r['cpu_s']:.1f}" if r.get("cpu_s") is not None else "–"
+            cells.append(f"{r['windows']} · {r['padded_s']:.0f} · {r['audio_fed_s']:.0f} · {wer} · {cpu}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
+from pipeline.asr import decode
 from pipeline.asr.detect import detect_language
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.models import ModelCache
@@ -65,6 +66,40 @@ def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(mo
     for a, b in zip(together, apart):
         for x, y in zip((w for t in a.segments for w in t.words), (w for t in b.segments for w in t.words)):
             assert abs(x.start - y.start) < 0.5
+
+
+def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Encoding a call's windows one by one (less memory at once, docs/benchmarks.md "Cost of a Whisper call")
+    changes neither the encoder's output nor the text and word times of a CPU call."""
+    clips = [c[: 25 * 16000] for c in speech_clips(data_dir)[:3]]
+    whisper = model.model
+    features = np.stack([whisper.feature_extractor(np.pad(c, (0, 30 * 16000 - c.size)))[:, :3000] for c in clips])
+    sizes: list[int] = []
+    real_encode = whisper.encode
+
+    def counted(f: np.ndarray):  # noqa: ANN202
+        sizes.append(1 if f.ndim == 2 else f.shape[0])
+        return real_encode(f)
+
+    monkeypatch.setattr(whisper, "encode", counted)
+    batched = np.asarray(whisper.encode(features))
+    one_by_one = np.asarray(decode.WindowEncoder(whisper).encode(features))
+    assert sizes == [3, 1, 1, 1]
+    assert one_by_one.shape == batched.shape == (3, 1500, 384)
+    np.testing.assert_allclose(one_by_one, batched, atol=1e-3)
+    # Through a whole call: the same text and word times as with faster-whisper's batched encoder pass.
+    windows = [Window((SpeechSpan(60.0 * i, 60.0 * i + c.size / 16000),)) for i, c in enumerate(clips)]
+    sizes.clear()
+    ours = decode.decode_windows(model, clips, windows, SETTINGS, "en")
+    assert sizes == [1, 1, 1]
+    monkeypatch.setattr(decode, "WindowEncoder", lambda m: m)
+    theirs = decode.decode_windows(model, clips, windows, SETTINGS, "en")
+    assert sizes[3:] == [3]
+    assert [[s.text for s in w] for w in ours] == [[s.text for s in w] for w in theirs]
+    assert sum(len(s.words) for w in ours for s in w) > 40
+    for a, b in zip(ours, theirs):
+        for x, y in zip((w for s in a for w in s.words), (w for s in b for w in s.words)):
+            assert (x.word, x.start, x.end) == (y.word, y.start, y.end)
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,10 @@ def decode_windows(
     buffer = np.concatenate(parts)
     # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
     clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length in placed]
-    pipeline = BatchedInferencePipeline(model.model)
+    # On the CPU the windows of a call are encoded one by one (see WindowEncoder); on a GPU a batched
+    # encoder pass is the throughput, and its memory is sized by the batch size.
+    whisper = WindowEncoder(model.model) if model.placement.device == "cpu" else model.model
+    pipeline = BatchedInferencePipeline(whisper)
     segments, _ = pipeline.transcribe(
         buffer,
         language=language if model.multilingual else "en",
@@ -80,6 +84,32 @@ def decode_windows(
         if text_segment is not None:
             out[w].append(text_segment)
     return out
+
+
+class WindowEncoder:
+    """A faster-whisper ``WhisperModel`` whose encoder takes the windows of a batch one at a time.
+
+    The encoder's self-attention holds heads × 1500 × 1500 scores for every window of the call at once, the
+    largest allocation of a CPU call: two windows together lifted a lane's peak by ~40 MB over one window,
+    four by ~110 MB, eight by ~170 MB (``python benchmarks/call_costs.py``; docs/benchmarks.md, "Cost of a
+    Whisper call"), while the encoder's CPU time per window is the same either way. The outputs are the
+    same numbers, stacked, so the decoder still runs the whole batch at once.
+    """
+
+    def __init__(self, model: Any) -> None:  # noqa: ANN401 - a faster_whisper.WhisperModel
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the model's
+        return getattr(self._model, name)
+
+    def encode(self, features: np.ndarray) -> Any:  # noqa: ANN401 - a ctranslate2.StorageView
+        import ctranslate2
+
+        if features.ndim == 2 or features.shape[0] == 1:
+            return self._model.encode(features)
+        # np.asarray views each output; concatenate copies them into one array that the StorageView keeps alive.
+        parts = [np.asarray(self._model.encode(features[i : i + 1])) for i in range(features.shape[0])]
+        return ctranslate2.StorageView.from_array(np.concatenate(parts))
 
 
 def _to_file_time(seg: object, origin: float, window: Window) -> TextSegment | None:

@@ -1,0 +1,179 @@
+"""What one Whisper call costs on the CPU, per window: encoder, decoder and word timing, and the call's peak memory.
+
+The windows are the ones ours cuts from a benchmark input (``benchmarks/inputs.py``; ``dense`` by default), the
+model is the bundled tiny.en (int8, one thread, one replica: one lane, as each lane runs). For each batch size
+and encoder mode, every window is decoded through :func:`pipeline.asr.decode.decode_windows`'s batched
+pipeline, and this process measures:
+
+* CPU seconds per window (``time.process_time``) of the whole call, and of CTranslate2's ``encode``, ``generate``
+  and ``align`` (word timing) inside it;
+* the peak RSS over the RSS before the call, sampled every 2 ms by a thread (the heap is trimmed before
+  each call, so what a call allocates shows);
+* whether the text is the same in both encoder modes.
+
+``batched`` is faster-whisper's own encoder pass (every window of the call at once); ``per window`` is
+:class:`pipeline.asr.decode.WindowEncoder`, what ours uses on the CPU.
+
+Usage::
+
+    python benchmarks/call_costs.py [--input dense] [--windows 8] [--batches 1,2,4,8] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inputs as inputs_mod  # noqa: E402 - the scripts run as files, not as a package
+from bench_common import bundled_model_path  # noqa: E402
+
+from pipeline.asr import decode  # noqa: E402
+from pipeline.asr.models import LoadedModel, ModelSpec, Placement, load  # noqa: E402
+from pipeline.core.constants import SAMPLE_RATE  # noqa: E402
+from pipeline.core.settings import TranscribeSettings, VadSettings  # noqa: E402
+from pipeline.core.types import Window  # noqa: E402
+from pipeline.lab.evaluation import DEFAULT_DATA_DIR  # noqa: E402
+from pipeline.media.decode import decode_all  # noqa: E402
+from pipeline.media.segments import segment_audio  # noqa: E402
+from pipeline.media.vad import SileroVad  # noqa: E402
+
+PHASES = ("encode", "generate", "align")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+class PeakSampler:
+    """Samples this process's RSS every 2 ms on a daemon thread; ``reset`` starts a new peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, _rss_mb())
+            time.sleep(0.002)
+
+    def reset(self) -> float:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        time.sleep(0.05)
+        base = _rss_mb()
+        self.peak = base
+        return base
+
+
+class Timed:
+    """CTranslate2's Whisper model with its ``encode``, ``generate`` and ``align`` timed (CPU seconds)."""
+
+    def __init__(self, inner: Any) -> None:  # noqa: ANN401 - a ctranslate2.models.Whisper
+        self._inner = inner
+        self.spent: collections.Counter[str] = collections.Counter()
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401
+        fn = getattr(self._inner, name)
+        if name not in PHASES:
+            return fn
+
+        def timed(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            t = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.spent[name] += time.process_time() - t
+
+        return timed
+
+
+def cut_windows(path: Path, count: int) -> tuple[list[Window], list[np.ndarray]]:
+    """The first ``count`` full windows ours cuts from ``path`` (the first, alone in its segment, skipped)."""
+    audio = decode_all(path)
+    x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio
+    segments, _ = segment_audio(x, VadSettings(), SileroVad())
+    windows = [w for s in segments for w in s.windows][1 : count + 1]
+    samples = [
+        np.concatenate([x[int(p.start * SAMPLE_RATE) : int(p.end * SAMPLE_RATE)] for p in w.pieces]) for w in windows
+    ]
+    return windows, samples
+
+
+def run_mode(
+    model: LoadedModel,
+    timed: Timed,
+    sampler: PeakSampler,
+    windows: Sequence[Window],
+    samples: Sequence[np.ndarray],
+    batch: int,
+    encoder: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """Decode every window in calls of ``batch``; CPU per window per phase, the largest call peak, the text."""
+    settings = TranscribeSettings(batch_size=batch)
+    timed.spent.clear()
+    peaks: list[float] = []
+    texts: list[str] = []
+    original = decode.WindowEncoder
+    # decode_windows wraps the model on the CPU; swapping the wrapper picks the encoder mode under test.
+    decode.WindowEncoder = encoder  # type: ignore[assignment,misc]
+    t = time.process_time()
+    try:
+        for i in range(0, len(windows), batch):
+            base = sampler.reset()
+            out = decode.decode_windows(model, samples[i : i + batch], windows[i : i + batch], settings, "en")
+            peaks.append(sampler.peak - base)
+            texts += [seg.text for segs in out for seg in segs]
+    finally:
+        decode.WindowEncoder = original  # type: ignore[misc]
+    n = len(windows)
+    row = {"total": (time.process_time() - t) / n, "peak": max(peaks), "text": " ".join(texts)}
+    row.update({p: timed.spent[p] / n for p in PHASES})
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", default="dense", choices=inputs_mod.KINDS, help="benchmark input kind")
+    p.add_argument("--windows", type=int, default=8, help="windows to decode (a multiple of every batch size)")
+    p.add_argument("--batches", default="1,2,4,8", help="batch sizes")
+    p.add_argument("--repeat", type=int, default=2, help="rounds; the table shows the last (the first warms up)")
+    p.add_argument("--out", type=Path, default=Path("bench-out"), help="where inputs are built")
+    ns = p.parse_args(argv)
+    built = inputs_mod.build(ns.input, ns.out / "inputs", 600.0, DEFAULT_DATA_DIR)
+    windows, samples = cut_windows(built.wav, ns.windows)
+    spec = ModelSpec("tiny.en", str(bundled_model_path()), "bundled")
+    model = load(spec, Placement("cpu", "int8", cpu_threads=1, replicas=1))
+    timed = Timed(model.model.model)
+    model.model.model = timed
+    sampler = PeakSampler()
+    modes: dict[str, Callable[[Any], Any]] = {"batched": lambda m: m, "per window": decode.WindowEncoder}
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for _ in range(ns.repeat):
+        for batch in (int(b) for b in ns.batches.split(",")):
+            for name, encoder in modes.items():
+                rows[(batch, name)] = run_mode(model, timed, sampler, windows, samples, batch, encoder)
+    audio_s = sum(s.size for s in samples) / SAMPLE_RATE
+    print(f"{ns.input}: {len(windows)} windows, {audio_s:.1f} s of audio; tiny.en int8, 1 thread")
+    print("| batch | encoder | CPU s / window | encode | generate | align (word timing) | call peak MB | same text |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    for (batch, name), r in rows.items():
+        same = r["text"] == rows[(batch, "batched")]["text"]
+        print(
+            f"| {batch} | {name} | {r['total']:.2f} | {r['encode']:.2f} | {r['generate']:.2f} | {r['align']:.2f} "
+            f"| +{r['peak']:.0f} | {'yes' if same else 'no'} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
