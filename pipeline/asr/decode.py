@@ -89,11 +89,11 @@ def decode_windows(
 class WindowEncoder:
     """A faster-whisper ``WhisperModel`` whose encoder takes the windows of a batch one at a time.
 
-    The encoder's self-attention holds heads × 1500 × 1500 scores for every window of the call at once, the
-    largest allocation of a CPU call: two windows together lifted a lane's peak by ~40 MB over one window,
-    four by ~110 MB, eight by ~170 MB (``python benchmarks/call_costs.py``; docs/benchmarks.md, "Cost of a
-    Whisper call"), while the encoder's CPU time per window is the same either way. The outputs are the
-    same numbers, stacked, so the decoder still runs the whole batch at once.
+    The encoder's self-attention holds heads × 1500 × 1500 scores for every window it encodes at once: at the
+    default batch size that is the largest allocation of a CPU call, while the encoder's CPU time per window
+    is the same either way (``python benchmarks/call_costs.py``; the figures are in docs/benchmarks.md, "Cost
+    of a Whisper call"). The outputs are the same numbers, stacked, so the decoder still runs the whole batch
+    at once.
     """
 
     def __init__(self, model: Any) -> None:  # noqa: ANN401 - a faster_whisper.WhisperModel
