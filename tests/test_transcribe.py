@@ -97,9 +97,10 @@ def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir
     assert sizes[3:] == [3]
     assert [[s.text for s in w] for w in ours] == [[s.text for s in w] for w in theirs]
     assert sum(len(s.words) for w in ours for s in w) > 40
+    # Bit-identical where measured; the margin leaves room for another CPU's float summation order.
     for a, b in zip(ours, theirs):
         for x, y in zip((w for s in a for w in s.words), (w for s in b for w in s.words)):
-            assert (x.word, x.start, x.end) == (y.word, y.start, y.end)
+            assert x.word == y.word and abs(x.start - y.start) <= 0.02 and abs(x.end - y.end) <= 0.02
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001
