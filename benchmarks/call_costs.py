@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ import inputs as inputs_mod  # noqa: E402 - the scripts run as files, not as a p
 from bench_common import bundled_model_path  # noqa: E402
 
 from pipeline.asr import decode  # noqa: E402
+from pipeline.asr.inputs import SegmentAudio, to_float  # noqa: E402
 from pipeline.asr.models import LoadedModel, ModelSpec, Placement, load  # noqa: E402
 from pipeline.core.constants import SAMPLE_RATE  # noqa: E402
 from pipeline.core.settings import TranscribeSettings, VadSettings  # noqa: E402
@@ -46,32 +46,37 @@ from pipeline.lab.evaluation import DEFAULT_DATA_DIR  # noqa: E402
 from pipeline.media.decode import decode_all  # noqa: E402
 from pipeline.media.segments import segment_audio  # noqa: E402
 from pipeline.media.vad import SileroVad  # noqa: E402
+from pipeline.system.memory import trim_heap  # noqa: E402
 
 PHASES = ("encode", "generate", "align")
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
-
-
 class PeakSampler:
-    """Samples this process's RSS every 2 ms on a daemon thread; ``reset`` starts a new peak."""
+    """This process's RSS read from ``/proc/self/statm`` every 2 ms on a daemon thread; ``reset`` starts a new peak.
+
+    Not :class:`pipeline.lab.memory.MemorySampler`: it walks the process tree with psutil, which at 2 ms takes
+    about two thirds of a core, and the CPU columns here count every thread of this process.
+    """
 
     def __init__(self) -> None:
         self.peak = 0.0
         threading.Thread(target=self._run, daemon=True).start()
 
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
     def _run(self) -> None:
         while True:
-            self.peak = max(self.peak, _rss_mb())
+            self.peak = max(self.peak, self.rss_mb())
             time.sleep(0.002)
 
     def reset(self) -> float:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        """Trim the heap, let it settle, and start a new peak from the RSS now (returned)."""
+        trim_heap(now_=True)
         time.sleep(0.05)
-        base = _rss_mb()
-        self.peak = base
+        self.peak = base = self.rss_mb()
         return base
 
 
@@ -99,14 +104,11 @@ class Timed:
 
 def cut_windows(path: Path, count: int) -> tuple[list[Window], list[np.ndarray]]:
     """The first ``count`` full windows ours cuts from ``path`` (the first, alone in its segment, skipped)."""
-    audio = decode_all(path)
-    x = audio.astype(np.float32) / 32768.0 if audio.dtype == np.int16 else audio
+    x = to_float(decode_all(path))
     segments, _ = segment_audio(x, VadSettings(), SileroVad())
-    windows = [w for s in segments for w in s.windows][1 : count + 1]
-    samples = [
-        np.concatenate([x[int(p.start * SAMPLE_RATE) : int(p.end * SAMPLE_RATE)] for p in w.pieces]) for w in windows
-    ]
-    return windows, samples
+    read = [SegmentAudio.read(s, lambda a, b: x[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]) for s in segments]
+    pairs = [pair for item in read for pair in zip(item.segment.windows, item.windows)][1 : count + 1]
+    return [w for w, _ in pairs], [samples for _, samples in pairs]
 
 
 def run_mode(

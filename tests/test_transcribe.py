@@ -11,11 +11,12 @@ from media import concat_speech, speech_clips
 
 from pipeline.asr import decode
 from pipeline.asr.detect import detect_language
-from pipeline.asr.inputs import SegmentAudio
+from pipeline.asr.inputs import SegmentAudio, to_float
 from pipeline.asr.models import ModelCache
 from pipeline.asr.transcribe import level_window, transcribe_segments
 from pipeline.core.settings import GuardSettings, ModelSettings, TranscribeSettings, VadSettings
 from pipeline.core.types import Segment, SpeechSpan, Window
+from pipeline.media.decode import decode_all
 from pipeline.media.segments import segment_audio
 from pipeline.media.vad import SileroVad
 
@@ -68,10 +69,9 @@ def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(mo
             assert abs(x.start - y.start) < 0.5
 
 
-def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def _check_window_encoder(model, clips: list[np.ndarray], language: str, monkeypatch) -> None:  # noqa: ANN001
     """Encoding a call's windows one by one (less memory at once, docs/benchmarks.md "Cost of a Whisper call")
     changes neither the encoder's output nor the text and word times of a CPU call."""
-    clips = [c[: 25 * 16000] for c in speech_clips(data_dir)[:3]]
     whisper = model.model
     features = np.stack([whisper.feature_extractor(np.pad(c, (0, 30 * 16000 - c.size)))[:, :3000] for c in clips])
     sizes: list[int] = []
@@ -82,25 +82,41 @@ def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir
         return real_encode(f)
 
     monkeypatch.setattr(whisper, "encode", counted)
+    n = len(clips)
     batched = np.asarray(whisper.encode(features))
     one_by_one = np.asarray(decode.WindowEncoder(whisper).encode(features))
-    assert sizes == [3, 1, 1, 1]
-    assert one_by_one.shape == batched.shape == (3, 1500, 384)
+    assert sizes == [n] + [1] * n
+    assert one_by_one.shape == batched.shape and one_by_one.shape[:2] == (n, 1500)
     np.testing.assert_allclose(one_by_one, batched, atol=1e-3)
     # Through a whole call: the same text and word times as with faster-whisper's batched encoder pass.
     windows = [Window((SpeechSpan(60.0 * i, 60.0 * i + c.size / 16000),)) for i, c in enumerate(clips)]
     sizes.clear()
-    ours = decode.decode_windows(model, clips, windows, SETTINGS, "en")
-    assert sizes == [1, 1, 1]
+    ours = decode.decode_windows(model, clips, windows, SETTINGS, language)
+    assert sizes == [1] * n
     monkeypatch.setattr(decode, "WindowEncoder", lambda m: m)
-    theirs = decode.decode_windows(model, clips, windows, SETTINGS, "en")
-    assert sizes[3:] == [3]
+    theirs = decode.decode_windows(model, clips, windows, SETTINGS, language)
+    assert sizes[n:] == [n]
     assert [[s.text for s in w] for w in ours] == [[s.text for s in w] for w in theirs]
     assert sum(len(s.words) for w in ours for s in w) > 40
     # Bit-identical where measured; the margin leaves room for another CPU's float summation order.
     for a, b in zip(ours, theirs):
         for x, y in zip((w for s in a for w in s.words), (w for s in b for w in s.words)):
             assert x.word == y.word and abs(x.start - y.start) <= 0.02 and abs(x.end - y.end) <= 0.02
+
+
+def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    names = ("jfk/jfk.wav", "harvard/harvard-sentences-list30.mp3", "mfa/acoustic_corpus.wav")
+    clips = [decode_all(data_dir / name)[: 25 * 16000] for name in names]
+    _check_window_encoder(model, [to_float(c) for c in clips], "en", monkeypatch)
+
+
+def test_cpu_encodes_german_a_window_at_a_time_with_the_batched_numbers(
+    model_cache: ModelCache, multilingual_model: str, data_dir: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    base = model_cache.get(ModelSettings(name=multilingual_model, device="cpu", compute_type="int8"))
+    names = ("fleurs-de-003.ogg", "fleurs-de-004.ogg")
+    clips = [to_float(decode_all(data_dir / "fleurs_multi" / name))[: 25 * 16000] for name in names]
+    _check_window_encoder(base, clips, "de", monkeypatch)
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001

@@ -28,17 +28,20 @@ TRIM_EVERY_S = 20.0
 _trimmed_at = [0.0]
 
 
-def trim_heap() -> None:
+def trim_heap(now_: bool = False) -> None:
     """Hand the C heap's free pages back to the system now and then (glibc ``malloc_trim``; elsewhere nothing).
 
     Batches running side by side on several threads free their encoder activations into different malloc
     arenas, which glibc keeps, so a long input's process keeps growing. A trim after every batch costs time
     (the next batch faults the pages in again), so trims are at least ``TRIM_EVERY_S`` apart: fragmentation
     grows slowly. The measurements are in docs/benchmarks.md ("Against faster-whisper and WhisperX").
+
+    Args:
+        now_: Trim whatever the time since the last trim (a benchmark's clean start).
     """
     libc = _libc()
     now = time.monotonic()
-    if libc is None or now - _trimmed_at[0] < TRIM_EVERY_S:
+    if libc is None or (not now_ and now - _trimmed_at[0] < TRIM_EVERY_S):
         return
     _trimmed_at[0] = now
     libc.malloc_trim(0)
