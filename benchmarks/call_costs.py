@@ -1,4 +1,4 @@
-"""What one Whisper call costs on the CPU, per window: encoder, decoder and word timing, and the call's peak memory.
+"""What one Whisper call costs on the CPU, per window: encoder, decoder and word timing, and their peak memory.
 
 The windows are the ones ours cuts from a benchmark input (``benchmarks/inputs.py``; ``dense`` by default), the
 model is the bundled tiny.en (int8, one thread, one replica: one lane, as each lane runs). For each batch size
@@ -8,11 +8,12 @@ pipeline, and this process measures:
 * CPU seconds per window (``time.process_time``) of the whole call, and of CTranslate2's ``encode``, ``generate``
   and ``align`` (word timing) inside it;
 * the peak RSS over the RSS before the call, sampled every 2 ms by a thread (the heap is trimmed before
-  each call, so what a call allocates shows);
-* whether the text is the same in both encoder modes.
+  each call, so what a call allocates shows), and the largest rise within each of the three passes;
+* whether the text is the same in both modes.
 
-``batched`` is faster-whisper's own encoder pass (every window of the call at once); ``per window`` is
-:class:`pipeline.asr.decode.WindowEncoder`, what ours uses on the CPU.
+``batched`` is faster-whisper's own passes (every window of the call at once); ``per window`` is
+:class:`pipeline.asr.decode.PerWindowModel`, what ours uses on the CPU: encoder and word timing a window at a
+time, the decoder on the whole batch.
 
 Usage::
 
@@ -60,6 +61,7 @@ class PeakSampler:
 
     def __init__(self) -> None:
         self.peak = 0.0
+        self.phase_peak = 0.0  # the same, restarted by each timed pass (Timed)
         threading.Thread(target=self._run, daemon=True).start()
 
     @staticmethod
@@ -69,7 +71,9 @@ class PeakSampler:
 
     def _run(self) -> None:
         while True:
-            self.peak = max(self.peak, self.rss_mb())
+            rss = self.rss_mb()
+            self.peak = max(self.peak, rss)
+            self.phase_peak = max(self.phase_peak, rss)
             time.sleep(0.002)
 
     def reset(self) -> float:
@@ -81,11 +85,14 @@ class PeakSampler:
 
 
 class Timed:
-    """CTranslate2's Whisper model with its ``encode``, ``generate`` and ``align`` timed (CPU seconds)."""
+    """CTranslate2's Whisper model with its ``encode``, ``generate`` and ``align`` timed (CPU seconds) and the
+    largest RSS rise within each (MB)."""
 
-    def __init__(self, inner: Any) -> None:  # noqa: ANN401 - a ctranslate2.models.Whisper
+    def __init__(self, inner: Any, sampler: PeakSampler) -> None:  # noqa: ANN401 - a ctranslate2.models.Whisper
         self._inner = inner
+        self._sampler = sampler
         self.spent: collections.Counter[str] = collections.Counter()
+        self.rise: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401
         fn = getattr(self._inner, name)
@@ -94,10 +101,12 @@ class Timed:
 
         def timed(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
             t = time.process_time()
+            self._sampler.phase_peak = base = self._sampler.rss_mb()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.spent[name] += time.process_time() - t
+                self.rise[name] = max(self.rise.get(name, 0.0), self._sampler.phase_peak - base)
 
         return timed
 
@@ -123,11 +132,12 @@ def run_mode(
     """Decode every window in calls of ``batch``; CPU per window per phase, the largest call peak, the text."""
     settings = TranscribeSettings(batch_size=batch)
     timed.spent.clear()
+    timed.rise.clear()
     peaks: list[float] = []
     texts: list[str] = []
-    original = decode.WindowEncoder
-    # decode_windows wraps the model on the CPU; swapping the wrapper picks the encoder mode under test.
-    decode.WindowEncoder = encoder  # type: ignore[assignment,misc]
+    original = decode.PerWindowModel
+    # decode_windows wraps the model on the CPU; swapping the wrapper picks the mode under test.
+    decode.PerWindowModel = encoder  # type: ignore[assignment,misc]
     t = time.process_time()
     try:
         for i in range(0, len(windows), batch):
@@ -136,10 +146,11 @@ def run_mode(
             peaks.append(sampler.peak - base)
             texts += [seg.text for segs in out for seg in segs]
     finally:
-        decode.WindowEncoder = original  # type: ignore[misc]
+        decode.PerWindowModel = original  # type: ignore[misc]
     n = len(windows)
     row = {"total": (time.process_time() - t) / n, "peak": max(peaks), "text": " ".join(texts)}
     row.update({p: timed.spent[p] / n for p in PHASES})
+    row.update({f"{p} peak": timed.rise.get(p, 0.0) for p in PHASES})
     return row
 
 
@@ -155,10 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     windows, samples = cut_windows(built.wav, ns.windows)
     spec = ModelSpec("tiny.en", str(bundled_model_path()), "bundled")
     model = load(spec, Placement("cpu", "int8", cpu_threads=1, replicas=1))
-    timed = Timed(model.model.model)
-    model.model.model = timed
     sampler = PeakSampler()
-    modes: dict[str, Callable[[Any], Any]] = {"batched": lambda m: m, "per window": decode.WindowEncoder}
+    timed = Timed(model.model.model, sampler)
+    model.model.model = timed
+    modes: dict[str, Callable[[Any], Any]] = {"batched": lambda m: m, "per window": decode.PerWindowModel}
     rows: dict[tuple[int, str], dict[str, Any]] = {}
     for _ in range(ns.repeat):
         for batch in (int(b) for b in ns.batches.split(",")):
@@ -166,13 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows[(batch, name)] = run_mode(model, timed, sampler, windows, samples, batch, encoder)
     audio_s = sum(s.size for s in samples) / SAMPLE_RATE
     print(f"{ns.input}: {len(windows)} windows, {audio_s:.1f} s of audio; tiny.en int8, 1 thread")
-    print("| batch | encoder | CPU s / window | encode | generate | align (word timing) | call peak MB | same text |")
-    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    print(
+        "| batch | passes | CPU s / window | encode | generate | align (word timing) | call peak MB "
+        "| encode · generate · align peak MB | same text |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for (batch, name), r in rows.items():
         same = r["text"] == rows[(batch, "batched")]["text"]
         print(
             f"| {batch} | {name} | {r['total']:.2f} | {r['encode']:.2f} | {r['generate']:.2f} | {r['align']:.2f} "
-            f"| +{r['peak']:.0f} | {'yes' if same else 'no'} |"
+            f"| +{r['peak']:.0f} | +{r['encode peak']:.0f} · +{r['generate peak']:.0f} · +{r['align peak']:.0f} "
+            f"| {'yes' if same else 'no'} |"
         )
     return 0
 

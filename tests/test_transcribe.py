@@ -69,22 +69,30 @@ def test_same_grouping_gives_identical_results_and_any_grouping_the_same_text(mo
             assert abs(x.start - y.start) < 0.5
 
 
-def _check_window_encoder(model, clips: list[np.ndarray], language: str, monkeypatch) -> None:  # noqa: ANN001
-    """Encoding a call's windows one by one (less memory at once, docs/benchmarks.md "Cost of a Whisper call")
-    changes neither the encoder's output nor the text and word times of a CPU call."""
+def _check_per_window_model(model, clips: list[np.ndarray], language: str, monkeypatch) -> None:  # noqa: ANN001
+    """Encoding and word-timing a call's windows one by one (less memory at once, docs/benchmarks.md "Cost of a
+    Whisper call") changes neither the encoder's output nor the text and word times of a CPU call."""
+    from faster_whisper.tokenizer import Tokenizer
+
     whisper = model.model
     features = np.stack([whisper.feature_extractor(np.pad(c, (0, 30 * 16000 - c.size)))[:, :3000] for c in clips])
     sizes: list[int] = []
-    real_encode = whisper.encode
+    aligned: list[int] = []
+    real_encode, real_align = whisper.encode, whisper.find_alignment
 
     def counted(f: np.ndarray):  # noqa: ANN202
         sizes.append(1 if f.ndim == 2 else f.shape[0])
         return real_encode(f)
 
+    def counted_align(tokenizer, text_tokens, *args):  # noqa: ANN001, ANN002, ANN202
+        aligned.append(len(text_tokens))
+        return real_align(tokenizer, text_tokens, *args)
+
     monkeypatch.setattr(whisper, "encode", counted)
+    monkeypatch.setattr(whisper, "find_alignment", counted_align)
     n = len(clips)
     batched = np.asarray(whisper.encode(features))
-    one_by_one = np.asarray(decode.WindowEncoder(whisper).encode(features))
+    one_by_one = np.asarray(decode.PerWindowModel(whisper).encode(features))
     assert sizes == [n] + [1] * n
     assert one_by_one.shape == batched.shape and one_by_one.shape[:2] == (n, 1500)
     np.testing.assert_allclose(one_by_one, batched, atol=1e-3)
@@ -92,31 +100,44 @@ def _check_window_encoder(model, clips: list[np.ndarray], language: str, monkeyp
     windows = [Window((SpeechSpan(60.0 * i, 60.0 * i + c.size / 16000),)) for i, c in enumerate(clips)]
     sizes.clear()
     ours = decode.decode_windows(model, clips, windows, SETTINGS, language)
-    assert sizes == [1] * n
-    monkeypatch.setattr(decode, "WindowEncoder", lambda m: m)
+    assert sizes == [1] * n and aligned == [1] * n
+    monkeypatch.setattr(decode, "PerWindowModel", lambda m: m)
     theirs = decode.decode_windows(model, clips, windows, SETTINGS, language)
-    assert sizes[n:] == [n]
+    assert sizes[n:] == [n] and aligned[n:] == [n]
     assert [[s.text for s in w] for w in ours] == [[s.text for s in w] for w in theirs]
     assert sum(len(s.words) for w in ours for s in w) > 40
     # Bit-identical where measured; the margin leaves room for another CPU's float summation order.
     for a, b in zip(ours, theirs):
         for x, y in zip((w for s in a for w in s.words), (w for s in b for w in s.words)):
             assert x.word == y.word and abs(x.start - y.start) <= 0.02 and abs(x.end - y.end) <= 0.02
+    # A window with no text among others (it happens: the guard then drops or re-decodes it) gets no words either way.
+    tokenizer = Tokenizer(whisper.hf_tokenizer, whisper.model.is_multilingual, task="transcribe", language=language)
+    tokens = [tokenizer.encode(" " + " ".join(s.text for s in w)) for w in theirs]
+    tokens[1] = []
+    encoded = whisper.encode(features)
+    one_by_one = decode.PerWindowModel(whisper).find_alignment(tokenizer, tokens, encoded, [3000] * n)
+    together = real_align(tokenizer, tokens, encoded, [3000] * n)
+    assert one_by_one[1] == together[1] == [] and all(one_by_one[i] for i in range(n) if i != 1)
+    for a, b in zip(one_by_one, together):
+        assert [w["word"] for w in a] == [w["word"] for w in b]
+        assert all(abs(x["start"] - y["start"]) <= 0.02 and abs(x["end"] - y["end"]) <= 0.02 for x, y in zip(a, b))
 
 
-def test_cpu_encodes_a_window_at_a_time_with_the_batched_numbers(model, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_cpu_encodes_and_word_times_a_window_at_a_time_with_the_batched_numbers(
+    model, data_dir: Path, monkeypatch
+) -> None:  # noqa: ANN001
     names = ("jfk/jfk.wav", "harvard/harvard-sentences-list30.mp3", "mfa/acoustic_corpus.wav")
     clips = [decode_all(data_dir / name)[: 25 * 16000] for name in names]
-    _check_window_encoder(model, [to_float(c) for c in clips], "en", monkeypatch)
+    _check_per_window_model(model, [to_float(c) for c in clips], "en", monkeypatch)
 
 
-def test_cpu_encodes_german_a_window_at_a_time_with_the_batched_numbers(
+def test_cpu_encodes_and_word_times_german_a_window_at_a_time_with_the_batched_numbers(
     model_cache: ModelCache, multilingual_model: str, data_dir: Path, monkeypatch
 ) -> None:  # noqa: ANN001
     base = model_cache.get(ModelSettings(name=multilingual_model, device="cpu", compute_type="int8"))
     names = ("fleurs-de-003.ogg", "fleurs-de-004.ogg")
     clips = [to_float(decode_all(data_dir / "fleurs_multi" / name))[: 25 * 16000] for name in names]
-    _check_window_encoder(base, clips, "de", monkeypatch)
+    _check_per_window_model(base, clips, "de", monkeypatch)
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001

@@ -54,9 +54,9 @@ def decode_windows(
     buffer = np.concatenate(parts)
     # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
     clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length in placed]
-    # On the CPU the windows of a call are encoded one by one (see WindowEncoder); on a GPU a batched
-    # encoder pass is the throughput, and its memory is sized by the batch size.
-    whisper = WindowEncoder(model.model) if model.placement.device == "cpu" else model.model
+    # On the CPU the windows of a call are encoded and word-timed one by one (see PerWindowModel); on a GPU
+    # batched passes are the throughput, and their memory is sized by the batch size.
+    whisper = PerWindowModel(model.model) if model.placement.device == "cpu" else model.model
     pipeline = BatchedInferencePipeline(whisper)
     segments, _ = pipeline.transcribe(
         buffer,
@@ -86,14 +86,15 @@ def decode_windows(
     return out
 
 
-class WindowEncoder:
-    """A faster-whisper ``WhisperModel`` whose encoder takes the windows of a batch one at a time.
+class PerWindowModel:
+    """A faster-whisper ``WhisperModel`` that encodes and word-times the windows of a batch one at a time.
 
-    The encoder's self-attention holds heads × 1500 × 1500 scores for every window it encodes at once: at the
-    default batch size that is the largest allocation of a CPU call, while the encoder's CPU time per window
-    is the same either way (``python benchmarks/call_costs.py``; the figures are in docs/benchmarks.md, "Cost
-    of a Whisper call"). The outputs are the same numbers, stacked, so the decoder still runs the whole batch
-    at once.
+    Both passes take memory for every window they are given at once: the encoder for its self-attention
+    scores (heads × 1500 × 1500 a window), word timing (CTranslate2's ``align``) more the more windows it
+    aligns together. These are the largest allocations of a CPU call, while their CPU time per window is the
+    same or less one at a time (``python benchmarks/call_costs.py``; the figures are in docs/benchmarks.md,
+    "Cost of a Whisper call"). The outputs are the same numbers, so the decoder between the two passes still
+    runs the whole batch at once.
     """
 
     def __init__(self, model: Any) -> None:  # noqa: ANN401 - a faster_whisper.WhisperModel
@@ -110,6 +111,36 @@ class WindowEncoder:
         # np.asarray views each output; concatenate copies them into one array that the StorageView keeps alive.
         parts = [np.asarray(self._model.encode(features[i : i + 1])) for i in range(features.shape[0])]
         return ctranslate2.StorageView.from_array(np.concatenate(parts))
+
+    def add_word_timestamps(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - faster-whisper's own
+        from faster_whisper import WhisperModel
+
+        # faster-whisper's method, run on this proxy so that the find_alignment it calls is the one below.
+        return WhisperModel.add_word_timestamps(self, *args, **kwargs)
+
+    def find_alignment(
+        self,
+        tokenizer: Any,  # noqa: ANN401 - a faster_whisper Tokenizer
+        text_tokens: list[list[int]],
+        encoder_output: Any,  # noqa: ANN401 - a ctranslate2.StorageView
+        num_frames: int | list[int],
+        median_filter_width: int = 7,
+    ) -> list[list[dict[str, Any]]]:
+        """faster-whisper's ``find_alignment``, one window at a time."""
+        import ctranslate2
+
+        if len(text_tokens) <= 1:
+            return self._model.find_alignment(tokenizer, text_tokens, encoder_output, num_frames, median_filter_width)
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
+        encoded = np.asarray(encoder_output)
+        out: list[list[dict[str, Any]]] = []
+        for i, tokens in enumerate(text_tokens):
+            if not tokens:
+                out.append([])  # what faster-whisper gives a window with no text
+                continue
+            one = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[i : i + 1]))
+            out += self._model.find_alignment(tokenizer, [tokens], one, [frames[i]], median_filter_width)
+        return out
 
 
 def _to_file_time(seg: object, origin: float, window: Window) -> TextSegment | None:
