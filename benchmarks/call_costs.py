@@ -78,7 +78,7 @@ class PeakSampler:
 
     def reset(self) -> float:
         """Trim the heap, let it settle, and start a new peak from the RSS now (returned)."""
-        trim_heap(now_=True)
+        trim_heap(force=True)
         time.sleep(0.05)
         self.peak = base = self.rss_mb()
         return base

@@ -426,6 +426,7 @@ def run_tool(
     batch_size: int,
     quiet_wait_s: float = 0.0,
     ours_batch: int | None = None,
+    ours_tree: Path | None = None,
 ) -> RunResult:
     """Run one tool on one input once and score its SRT.
 
@@ -437,6 +438,8 @@ def run_tool(
         model: The CTranslate2 model folder.
         batch_size: Windows per batched Whisper call.
         quiet_wait_s: Longest wait for other processes to go quiet before starting (see :func:`wait_for_quiet`).
+        ours_tree: A checkout whose ``pipeline`` package ours runs from (``python -m pipeline`` there, with
+            this environment's packages); None: the installed CLI.
 
     Returns:
         The run's result.
@@ -446,6 +449,9 @@ def run_tool(
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     cmd, srt_path = tool_command(tool, item.path, run_dir, model, batch_size, ours_batch)
+    if tool == "ours" and ours_tree is not None:
+        inner = shlex.join([sys.executable, "-m", "pipeline", *cmd[1:]])
+        cmd = ["bash", "-c", f"cd {shlex.quote(str(ours_tree))} && exec {inner}"]
     log_path = run_dir / "log.txt"
     m = measure(cmd, log_path, tool_env())
     result = RunResult(

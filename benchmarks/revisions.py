@@ -15,10 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shlex
-import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,20 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in range(ns.repeat):
         for item in items:
             for rev, tree in trees if r % 2 == 0 else trees[::-1]:
-                run_dir = out / "runs" / item.name / f"{rev.replace('/', '_')}-{r}"
-                shutil.rmtree(run_dir, ignore_errors=True)
-                run_dir.mkdir(parents=True)
-                cmd, srt = compare.tool_command("ours", item.path, run_dir, model, 0)
-                inner = [sys.executable, "-m", "pipeline", *cmd[1:]]
-                m = compare.measure(
-                    ["bash", "-c", f"cd {shlex.quote(str(tree))} && exec {shlex.join(inner)}"],
-                    run_dir / "log.txt",
-                    compare.tool_env(),
-                )
-                cues = compare.read_srt(srt) if m.rc == 0 and srt.exists() else []
-                wer = compare.corpus_wer([item.ref], [" ".join(text for _, _, text in cues)]) if cues else float("nan")
+                run_out = out / rev.replace("/", "_")
+                res = compare.run_tool("ours", item, r + 1, run_out, model, 0, ours_tree=tree)
+                wer = f"{res.wer:.2%}" if res.wer is not None else (res.error or "—")
                 print(
-                    f"| {item.name} | {rev} | {m.wall_s:.1f} | {m.cpu_s:.1f} | {m.peak_rss_mb:.0f} | {wer:.2%} |",
+                    f"| {item.name} | {rev} | {res.wall_s:.1f} | {res.cpu_s:.1f} | {res.peak_rss_mb:.0f} | {wer} |",
                     flush=True,
                 )
     return 0

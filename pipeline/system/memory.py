@@ -28,7 +28,7 @@ TRIM_EVERY_S = 20.0
 _trimmed_at = [0.0]
 
 
-def trim_heap(now_: bool = False) -> None:
+def trim_heap(force: bool = False) -> None:
     """Hand the C heap's free pages back to the system now and then (glibc ``malloc_trim``; elsewhere nothing).
 
     Batches running side by side on several threads free their encoder activations into different malloc
@@ -37,11 +37,11 @@ def trim_heap(now_: bool = False) -> None:
     grows slowly. The measurements are in docs/benchmarks.md ("Against faster-whisper and WhisperX").
 
     Args:
-        now_: Trim whatever the time since the last trim (a benchmark's clean start).
+        force: Trim whatever the time since the last trim (a benchmark's clean start).
     """
     libc = _libc()
     now = time.monotonic()
-    if libc is None or (not now_ and now - _trimmed_at[0] < TRIM_EVERY_S):
+    if libc is None or (not force and now - _trimmed_at[0] < TRIM_EVERY_S):
         return
     _trimmed_at[0] = now
     libc.malloc_trim(0)
