@@ -12,7 +12,7 @@ pipeline, and this process measures:
 * whether the text is the same in both modes.
 
 ``batched`` is faster-whisper's own passes (every window of the call at once); ``per window`` is
-:class:`pipeline.asr.decode.PerWindowModel`, what ours uses on the CPU: encoder and word timing a window at a
+:class:`pipeline.asr.decode.CallModel` with ``per_window``, what ours uses on the CPU: encoder and word timing a window at a
 time, the decoder on the whole batch.
 
 Usage::
@@ -27,7 +27,7 @@ import collections
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def run_mode(
     windows: Sequence[Window],
     samples: Sequence[np.ndarray],
     batch: int,
-    encoder: Callable[[Any], Any],
+    per_window: bool,
 ) -> dict[str, Any]:
     """Decode every window in calls of ``batch``; CPU per window per phase, the largest call peak, the text."""
     settings = TranscribeSettings(batch_size=batch)
@@ -135,9 +135,13 @@ def run_mode(
     timed.rise.clear()
     peaks: list[float] = []
     texts: list[str] = []
-    original = decode.PerWindowModel
-    # decode_windows wraps the model on the CPU; swapping the wrapper picks the mode under test.
-    decode.PerWindowModel = encoder  # type: ignore[assignment,misc]
+    original, mode = decode.CallModel, per_window
+
+    def wrap(whisper: Any, per_window: bool, encoded: decode.EncoderCache | None = None) -> decode.CallModel:  # noqa: ANN401, ARG001
+        return original(whisper, per_window=mode, encoded=encoded)
+
+    # decode_windows wraps the model for its device; swapping the wrapper picks the mode under test.
+    decode.CallModel = wrap  # type: ignore[assignment,misc]
     t = time.process_time()
     try:
         for i in range(0, len(windows), batch):
@@ -146,7 +150,7 @@ def run_mode(
             peaks.append(sampler.peak - base)
             texts += [seg.text for segs in out for seg in segs]
     finally:
-        decode.PerWindowModel = original  # type: ignore[misc]
+        decode.CallModel = original  # type: ignore[misc]
     n = len(windows)
     row = {"total": (time.process_time() - t) / n, "peak": max(peaks), "text": " ".join(texts)}
     row.update({p: timed.spent[p] / n for p in PHASES})
@@ -169,12 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampler = PeakSampler()
     timed = Timed(model.model.model, sampler)
     model.model.model = timed
-    modes: dict[str, Callable[[Any], Any]] = {"batched": lambda m: m, "per window": decode.PerWindowModel}
+    modes = {"batched": False, "per window": True}
     rows: dict[tuple[int, str], dict[str, Any]] = {}
     for _ in range(ns.repeat):
         for batch in (int(b) for b in ns.batches.split(",")):
-            for name, encoder in modes.items():
-                rows[(batch, name)] = run_mode(model, timed, sampler, windows, samples, batch, encoder)
+            for name, per_window in modes.items():
+                rows[(batch, name)] = run_mode(model, timed, sampler, windows, samples, batch, per_window)
     audio_s = sum(s.size for s in samples) / SAMPLE_RATE
     print(f"{ns.input}: {len(windows)} windows, {audio_s:.1f} s of audio; tiny.en int8, 1 thread")
     print(

@@ -7,6 +7,11 @@ and memory include process start, imports, model load, decoding and writing, as 
 Usage::
 
     python benchmarks/fw_batched.py INPUT OUT.srt --model PATH [--batch-size 8] [--language en] [--timings T.json]
+    python benchmarks/fw_batched.py INPUT OUT.srt --model PATH --language de --translate   # also OUT.en.srt
+
+``--translate`` also writes an English translation (``<OUT stem>.en.srt``) with a second ``transcribe`` call
+(``task="translate"``) on the same decoded audio and loaded model: what a faster-whisper user scripts for
+subtitles in the spoken language and in English.
 
 ``--timings`` writes the time of each stage (imports, model load, decoding, VAD, transcription, writing)
 and what the model was fed (chunks, their audio seconds, 30 s each once padded) as JSON. It only observes:
@@ -19,8 +24,9 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compute-type", default="int8")
     p.add_argument("--language", default=None, help="language code; detected when omitted")
     p.add_argument("--timings", type=Path, help="write each stage's time and the chunk counts here (JSON)")
+    p.add_argument("--translate", action="store_true", help="also write an English translation, <OUT stem>.en.srt")
     return p
 
 
@@ -50,6 +57,7 @@ def transcribe_to_srt(
     compute_type: str = "int8",
     language: str | None = None,
     timings: dict[str, float] | None = None,
+    translate: bool = False,
 ) -> int:
     """Transcribe ``input_path`` and write one SRT cue per segment to ``output_path``.
 
@@ -62,6 +70,7 @@ def transcribe_to_srt(
         compute_type: CTranslate2 compute type, e.g. ``int8``.
         language: Language code, or None to detect it.
         timings: Filled with each stage's seconds and the chunk counts when given.
+        translate: Also write an English translation beside ``output_path`` (``<stem>.en.srt``), a second pass.
 
     Returns:
         The number of cues written.
@@ -82,15 +91,24 @@ def transcribe_to_srt(
     pipeline = BatchedInferencePipeline(model)
     segments, _info = pipeline.transcribe(audio, batch_size=batch_size, language=language)
     t4 = time.perf_counter()
-    subs = pysubs2.SSAFile()
-    for seg in segments:  # a generator: transcription happens while iterating
-        text = seg.text.strip()
-        if text:
-            subs.append(pysubs2.SSAEvent(start=int(seg.start * 1000), end=int(seg.end * 1000), text=text))
+
+    def cues(segments: Iterable[Any]) -> pysubs2.SSAFile:
+        subs = pysubs2.SSAFile()
+        for seg in segments:  # a generator: transcription happens while iterating
+            text = seg.text.strip()
+            if text:
+                subs.append(pysubs2.SSAEvent(start=int(seg.start * 1000), end=int(seg.end * 1000), text=text))
+        return subs
+
+    subs = cues(segments)
     t5 = time.perf_counter()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     subs.save(str(output_path), format_="srt")
     t6 = time.perf_counter()
+    if translate:
+        english, _info = pipeline.transcribe(audio, batch_size=batch_size, language=language, task="translate")
+        cues(english).save(str(output_path.with_suffix(".en.srt")), format_="srt")
+        t["translate"] = round(time.perf_counter() - t6, 3)
     t.update(
         imports=round(t1 - t0, 3),
         decode=round(t2 - t1, 3),
@@ -136,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     ns = build_parser().parse_args(argv)
     timings: dict[str, float] | None = {} if ns.timings else None
-    transcribe_to_srt(ns.input, ns.output, ns.model, ns.batch_size, ns.device, ns.compute_type, ns.language, timings)
+    transcribe_to_srt(
+        ns.input, ns.output, ns.model, ns.batch_size, ns.device, ns.compute_type, ns.language, timings, ns.translate
+    )
     if ns.timings and timings is not None:
         timings["total"] = round(time.perf_counter() - started, 3)
         ns.timings.write_text(json.dumps(timings, indent=1))

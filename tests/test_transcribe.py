@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from media import concat_speech, speech_clips
 
-from pipeline.asr import decode
+from pipeline.asr import decode, transcribe
 from pipeline.asr.detect import detect_language
 from pipeline.asr.inputs import SegmentAudio, to_float
 from pipeline.asr.models import ModelCache
@@ -92,7 +92,7 @@ def _check_per_window_model(model, clips: list[np.ndarray], language: str, monke
     monkeypatch.setattr(whisper, "find_alignment", counted_align)
     n = len(clips)
     batched = np.asarray(whisper.encode(features))
-    one_by_one = np.asarray(decode.PerWindowModel(whisper).encode(features))
+    one_by_one = np.asarray(decode.CallModel(whisper).encode(features))
     assert sizes == [n] + [1] * n
     assert one_by_one.shape == batched.shape and one_by_one.shape[:2] == (n, 1500)
     np.testing.assert_allclose(one_by_one, batched, atol=1e-3)
@@ -101,7 +101,7 @@ def _check_per_window_model(model, clips: list[np.ndarray], language: str, monke
     sizes.clear()
     ours = decode.decode_windows(model, clips, windows, SETTINGS, language)
     assert sizes == [1] * n and aligned == [1] * n
-    monkeypatch.setattr(decode, "PerWindowModel", lambda m: m)
+    monkeypatch.setattr(decode, "CallModel", lambda m, **_: m)
     theirs = decode.decode_windows(model, clips, windows, SETTINGS, language)
     assert sizes[n:] == [n] and aligned[n:] == [n]
     assert [[s.text for s in w] for w in ours] == [[s.text for s in w] for w in theirs]
@@ -115,7 +115,7 @@ def _check_per_window_model(model, clips: list[np.ndarray], language: str, monke
     tokens = [tokenizer.encode(" " + " ".join(s.text for s in w)) for w in theirs]
     tokens[1] = []
     encoded = whisper.encode(features)
-    one_by_one = decode.PerWindowModel(whisper).find_alignment(tokenizer, tokens, encoded, [3000] * n)
+    one_by_one = decode.CallModel(whisper).find_alignment(tokenizer, tokens, encoded, [3000] * n)
     together = real_align(tokenizer, tokens, encoded, [3000] * n)
     assert one_by_one[1] == together[1] == [] and all(one_by_one[i] for i in range(n) if i != 1)
     for a, b in zip(one_by_one, together):
@@ -138,6 +138,80 @@ def test_cpu_encodes_and_word_times_german_a_window_at_a_time_with_the_batched_n
     names = ("fleurs-de-003.ogg", "fleurs-de-004.ogg")
     clips = [to_float(decode_all(data_dir / "fleurs_multi" / name))[: 25 * 16000] for name in names]
     _check_per_window_model(base, clips, "de", monkeypatch)
+
+
+class _Forgetful(decode.EncoderCache):
+    """An encoder cache that never finds anything: every decoding encodes its windows again."""
+
+    def get(self, features: np.ndarray) -> None:
+        return None
+
+
+def _count_encoded(whisper, monkeypatch) -> list[int]:  # noqa: ANN001
+    """The windows of each encoder pass ``whisper`` runs from now on."""
+    sizes: list[int] = []
+    real = whisper.encode
+
+    def counted(f: np.ndarray):  # noqa: ANN202
+        sizes.append(1 if f.ndim == 2 else f.shape[0])
+        return real(f)
+
+    monkeypatch.setattr(whisper, "encode", counted)
+    return sizes
+
+
+def test_the_translation_pass_encodes_no_window_again(
+    model_cache: ModelCache, multilingual_model: str, data_dir: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    """German speech transcribed and translated in one call: each window is encoded once, for the transcription
+    pass, and both texts are exactly what encoding every window again for the translation gives."""
+    base = model_cache.get(ModelSettings(name=multilingual_model, device="cpu", compute_type="int8"))
+    clips = [to_float(decode_all(data_dir / "fleurs_multi" / f"fleurs-de-00{i}.ogg")) for i in (3, 4)]
+    items = []
+    for i, clip in enumerate(clips):
+        span = SpeechSpan(60.0 * i, round(60.0 * i + clip.size / 16000, 3))
+        items.append(SegmentAudio(Segment(i, span.start, span.end, (span,), (Window((span,)),)), (clip,)))
+    settings = TranscribeSettings(language="de", batch_size=8, translate=True)
+    sizes = _count_encoded(base.model, monkeypatch)
+    once = transcribe_segments(base, items, settings, "de")
+    encoded_once = sum(sizes)
+    monkeypatch.setattr(transcribe, "EncoderCache", _Forgetful)
+    twice = transcribe_segments(base, items, settings, "de")
+    covered = once[0].stats["coverage_redecodes"]
+    assert covered == twice[0].stats["coverage_redecodes"]
+    assert encoded_once == len(clips) + covered and sum(sizes) - encoded_once == 2 * (len(clips) + covered)
+    assert once[0].stats["padded_s"] == 30.0 * encoded_once
+    assert [(r.segments, r.translation, r.dropped, r.recovered) for r in once] == [
+        (r.segments, r.translation, r.dropped, r.recovered) for r in twice
+    ]
+    german = " ".join(t.text for r in once for t in r.segments).lower()
+    english = " ".join(t.text for r in once for t in r.translation).lower()
+    assert len(english.split()) > 20 and " the " in f" {english} " and " die " not in f" {english} ", english
+    assert " die " in f" {german} " or " der " in f" {german} ", german
+
+
+def test_a_window_decoded_again_with_other_options_is_not_encoded_again(model, data_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    """What the guard's retry does (the same windows, 3-grams blocked): with the call's encoder cache it runs no
+    encoder pass, and gives what encoding again gives."""
+    clips = [to_float(decode_all(data_dir / name)[: 25 * 16000]) for name in ("jfk/jfk.wav", "mfa/acoustic_corpus.wav")]
+    windows = [Window((SpeechSpan(60.0 * i, 60.0 * i + c.size / 16000),)) for i, c in enumerate(clips)]
+    sizes = _count_encoded(model.model, monkeypatch)
+    cache = decode.EncoderCache()
+    first = decode.decode_windows(model, clips, windows, SETTINGS, "en", encoded=cache)
+    assert sizes == [1, 1] and cache.windows == 2
+    again = decode.decode_windows(model, clips, windows, SETTINGS, "en", no_repeat_ngram_size=3, encoded=cache)
+    assert sizes == [1, 1] and cache.windows == 2
+    fresh = decode.decode_windows(model, clips, windows, SETTINGS, "en", no_repeat_ngram_size=3)
+    assert sizes == [1, 1, 1, 1]
+    assert again == fresh and sum(len(s.words) for w in first for s in w) > 30
+    # One window alone is found too (a retry of one window of the call).
+    decode.decode_windows(model, clips[1:], windows[1:], SETTINGS, "en", encoded=cache)
+    assert sizes == [1, 1, 1, 1] and cache.windows == 2
+    # On a GPU the batch is encoded at once, and found again as a whole (the translation pass).
+    features = np.stack([model.model.feature_extractor(np.pad(c, (0, 30 * 16000 - c.size)))[:, :3000] for c in clips])
+    batched = decode.CallModel(model.model, per_window=False, encoded=decode.EncoderCache())
+    output = batched.encode(features)
+    assert sizes[4:] == [2] and batched.encode(features) is output and sizes[4:] == [2]
 
 
 def test_english_only_model_needs_no_detection(model) -> None:  # noqa: ANN001

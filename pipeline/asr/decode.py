@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +33,13 @@ def decode_windows(
     language: str,
     no_repeat_ngram_size: int = 0,
     task: str = "transcribe",
+    encoded: EncoderCache | None = None,
 ) -> list[list[TextSegment]]:
-    """Decode windows (their samples, and where they lie in the file) in batched calls; text segments in file time."""
+    """Decode windows (their samples, and where they lie in the file) in batched calls; text segments in file time.
+
+    ``encoded`` keeps the encoder's output of each window decoded through it, so that decoding the same window
+    again with it (the translation pass, a guard retry) runs no second encoder pass.
+    """
     from faster_whisper import BatchedInferencePipeline
 
     placed: list[tuple[float, float]] = []  # (buffer start s, length s)
@@ -54,9 +60,9 @@ def decode_windows(
     buffer = np.concatenate(parts)
     # Half a sample in, so int(v * rate) inside faster-whisper gives back exactly our sample index.
     clips = [{"start": start + 0.5 / SAMPLE_RATE, "end": start + length} for start, length in placed]
-    # On the CPU the windows of a call are encoded and word-timed one by one (see PerWindowModel); on a GPU
+    # On the CPU the windows of a call are encoded and word-timed one by one (see CallModel); on a GPU
     # batched passes are the throughput, and their memory is sized by the batch size.
-    whisper = PerWindowModel(model.model) if model.placement.device == "cpu" else model.model
+    whisper = CallModel(model.model, per_window=model.placement.device == "cpu", encoded=encoded)
     pipeline = BatchedInferencePipeline(whisper)
     segments, _ = pipeline.transcribe(
         buffer,
@@ -86,19 +92,60 @@ def decode_windows(
     return out
 
 
-class PerWindowModel:
-    """A faster-whisper ``WhisperModel`` that encodes and word-times the windows of a batch one at a time.
+class EncoderCache:
+    """The encoder's output for windows already encoded in one call, by their features.
 
-    Both passes take memory for every window they are given at once: the encoder for its self-attention
-    scores (heads × 1500 × 1500 a window), word timing (CTranslate2's ``align``) more the more windows it
-    aligns together. These are the largest allocations of a CPU call, while their CPU time per window is the
-    same or less one at a time (``python benchmarks/call_costs.py``; the figures are in docs/benchmarks.md,
-    "Cost of a Whisper call"). The outputs are the same numbers, so the decoder between the two passes still
-    runs the whole batch at once.
+    A window's features are a function of its samples alone (each window is cut from the call's buffer on a
+    frame boundary), so the same window decoded again gives the same features and finds its output here.
     """
 
-    def __init__(self, model: Any) -> None:  # noqa: ANN401 - a faster_whisper.WhisperModel
+    def __init__(self) -> None:
+        self._outputs: dict[bytes, Any] = {}
+        #: Windows encoded through this cache (each a full 30 s encoder pass); found ones are not counted.
+        self.windows = 0
+
+    @staticmethod
+    def _key(features: np.ndarray) -> bytes:
+        digest = hashlib.blake2b(str(features.shape).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(features).tobytes())
+        return digest.digest()
+
+    def get(self, features: np.ndarray) -> Any:  # noqa: ANN401 - a numpy view or a ctranslate2.StorageView
+        """The stored output for ``features``, or None."""
+        return self._outputs.get(self._key(features))
+
+    def put(self, features: np.ndarray, output: Any) -> None:  # noqa: ANN401 - as get returns it
+        """Keep ``output``, the encoder's output for ``features``."""
+        self._outputs[self._key(features)] = output
+        self.windows += 1 if features.ndim == 2 else features.shape[0]
+
+
+class CallModel:
+    """A faster-whisper ``WhisperModel`` as one decoding call uses it.
+
+    With ``encoded``, a window (or, batched, a whole batch) encoded before is not encoded again: the
+    translation pass decodes the windows the transcription pass just encoded, and a guard retry decodes a
+    window again with other options, and the encoder is the largest part of a window's cost (docs/benchmarks.md,
+    "Cost of a Whisper call").
+
+    With ``per_window`` (on the CPU), the encoder and word timing take the windows of a batch one at a time.
+    Both passes take memory for every window they are given at once: the encoder for its self-attention scores
+    (heads × 1500 × 1500 a window), word timing (CTranslate2's ``align``) more the more windows it aligns
+    together. These are the largest allocations of a CPU call, while their CPU time per window is the same or
+    less one at a time (``python benchmarks/call_costs.py``; the figures are in docs/benchmarks.md). The
+    outputs are the same numbers, so the decoder between the two passes still runs the whole batch at once.
+    On a GPU the batched passes are the throughput, and their memory is what the batch size is chosen for.
+    """
+
+    def __init__(
+        self,
+        model: Any,  # noqa: ANN401 - a faster_whisper.WhisperModel
+        per_window: bool = True,
+        encoded: EncoderCache | None = None,
+    ) -> None:
         self._model = model
+        self._per_window = per_window
+        self._encoded = encoded
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the model's
         return getattr(self._model, name)
@@ -106,11 +153,29 @@ class PerWindowModel:
     def encode(self, features: np.ndarray) -> Any:  # noqa: ANN401 - a ctranslate2.StorageView
         import ctranslate2
 
-        if features.ndim == 2 or features.shape[0] == 1:
-            return self._model.encode(features)
+        if not self._per_window or features.ndim == 2 or (features.shape[0] == 1 and self._encoded is None):
+            return self._encode(features)
+        rows = [features[i : i + 1] for i in range(features.shape[0])]
+        found = [self._encoded.get(row) if self._encoded is not None else None for row in rows]
         # np.asarray views each output; concatenate copies them into one array that the StorageView keeps alive.
-        parts = [np.asarray(self._model.encode(features[i : i + 1])) for i in range(features.shape[0])]
-        return ctranslate2.StorageView.from_array(np.concatenate(parts))
+        joined = np.concatenate(
+            [np.asarray(self._model.encode(row)) if out is None else out for row, out in zip(rows, found)]
+        )
+        if self._encoded is not None:
+            for i, row in enumerate(rows):
+                if found[i] is None:
+                    self._encoded.put(row, joined[i : i + 1])  # a view: the cache holds nothing the call does not
+        return ctranslate2.StorageView.from_array(joined)
+
+    def _encode(self, features: np.ndarray) -> Any:  # noqa: ANN401 - a ctranslate2.StorageView
+        """The whole batch at once, through the cache when there is one."""
+        if self._encoded is None:
+            return self._model.encode(features)
+        output = self._encoded.get(features)
+        if output is None:
+            output = self._model.encode(features)
+            self._encoded.put(features, output)
+        return output
 
     def add_word_timestamps(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - faster-whisper's own
         from faster_whisper import WhisperModel
@@ -126,10 +191,10 @@ class PerWindowModel:
         num_frames: int | list[int],
         median_filter_width: int = 7,
     ) -> list[list[dict[str, Any]]]:
-        """faster-whisper's ``find_alignment``, one window at a time."""
+        """faster-whisper's ``find_alignment``, one window at a time when ``per_window``."""
         import ctranslate2
 
-        if len(text_tokens) <= 1:
+        if not self._per_window or len(text_tokens) <= 1:
             return self._model.find_alignment(tokenizer, text_tokens, encoder_output, num_frames, median_filter_width)
         frames = num_frames if isinstance(num_frames, list) else [num_frames] * len(text_tokens)
         encoded = np.asarray(encoder_output)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.asr.decode import decode_windows, window_time
+from pipeline.asr.decode import EncoderCache, decode_windows, window_time
 from pipeline.asr.guard import Problem, judge
 from pipeline.asr.models import LoadedModel
 from pipeline.core.constants import SAMPLE_RATE
@@ -29,9 +29,11 @@ def apply_guard(
     guard: GuardSettings,
     dropped: list[list[str]],
     task: str = "transcribe",
+    encoded: EncoderCache | None = None,
 ) -> int:
     """Judge each window's result in place: keep it, replace it by a fallback decoding, or drop it.
 
+    ``encoded``: the encoder outputs of the first decoding, so a window decoded again is not encoded again.
     Returns the number of windows decoded again."""
     retry: list[tuple[int, Problem]] = []
     for w, segs in enumerate(decoded):
@@ -58,6 +60,7 @@ def apply_guard(
         language,
         no_repeat_ngram_size=3,
         task=task,
+        encoded=encoded,
     )
     for (w, problem), segs in zip(retry, again):
         second = judge(segs, guard, audio[w])
@@ -126,6 +129,7 @@ def cover_skipped_speech(
     guard: GuardSettings,
     recovered: list[list[str]],
     task: str = "transcribe",
+    encoded: EncoderCache | None = None,
 ) -> int:
     """Decode again, on its own, any long stretch of a window's speech that its words skipped.
 
@@ -134,7 +138,8 @@ def cover_skipped_speech(
     without words was judged as a whole), and only stretches of at least ``guard.coverage_gap_s`` of VAD
     speech with no word within :data:`_COVER_TOLERANCE_S`. All such stretches of the call go in one batched
     call; a result the guard rejects is ignored. Each stretch is noted in ``recovered`` (for the log and the
-    JSON). Returns the number of stretches decoded again.
+    JSON). ``encoded`` is the call's encoder cache (the translation pass finds the same stretches again).
+    Returns the number of stretches decoded again.
     """
     if not guard.enabled or guard.coverage_gap_s <= 0 or not settings.word_timestamps:
         return 0
@@ -158,7 +163,9 @@ def cover_skipped_speech(
                 todo.append((w, amount, Window(pieces), audio[w][first:last]))
     if not todo:
         return 0
-    again = decode_windows(model, [x[3] for x in todo], [x[2] for x in todo], settings, language, task=task)
+    again = decode_windows(
+        model, [x[3] for x in todo], [x[2] for x in todo], settings, language, task=task, encoded=encoded
+    )
     for (w, amount, stretch, samples), segs in zip(todo, again):
         entry = f"{stretch.start:.2f}-{stretch.end:.2f} s: {amount:.1f} s of speech without words"
         if not segs or judge(segs, guard, samples) is not None:

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from pipeline.asr.decode import decode_windows
+from pipeline.asr.decode import EncoderCache, decode_windows
 from pipeline.asr.guard import drop_repeated_lines, level_db
 from pipeline.asr.inputs import SegmentAudio
 from pipeline.asr.models import LoadedModel, ModelRunner
@@ -123,16 +123,28 @@ def transcribe_segments(
     per_pass: list[list[list[TextSegment]]] = []
     redecoded = covered = 0
     infer_s = 0.0
+    # The translation pass and the guard's retries decode the same windows again: each is encoded once.
+    encoded = EncoderCache()
     t0 = time.perf_counter()
     for task in passes:
         t = time.perf_counter()
-        decoded = decode_windows(model, audio, placed, settings, language, task=task)
+        decoded = decode_windows(model, audio, placed, settings, language, task=task, encoded=encoded)
         infer_s += time.perf_counter() - t
         redecoded += apply_guard(
-            model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner], task
+            model, audio, placed, decoded, settings, language, guard, [dropped[i] for i in owner], task, encoded
         )
         covered += cover_skipped_speech(
-            model, audio, placed, speech, decoded, settings, language, guard, [recovered[i] for i in owner], task
+            model,
+            audio,
+            placed,
+            speech,
+            decoded,
+            settings,
+            language,
+            guard,
+            [recovered[i] for i in owner],
+            task,
+            encoded,
         )
         # Lines repeated inside each window. Repeats across windows are removed by the runner over the whole
         # file: doing it per call would make a window's result depend on which windows shared its batch.
@@ -147,9 +159,9 @@ def transcribe_segments(
     stats = {
         "windows": len(audio),
         "calls": 1,
-        # What the encoder sees: every window is padded to Whisper's 30 s context.
         "audio_fed_s": round(fed, 3),
-        "padded_s": round(30.0 * (len(audio) * len(passes) + redecoded + covered), 3),
+        # What the encoder sees: every window it encodes is padded to Whisper's 30 s context.
+        "padded_s": round(30.0 * encoded.windows, 3),
         "infer_s": round(infer_s, 4),
         "guard_redecodes": redecoded + covered,
         "coverage_redecodes": covered,
