@@ -12,8 +12,8 @@ pipeline, and this process measures:
 * whether the text is the same in both modes.
 
 ``batched`` is faster-whisper's own passes (every window of the call at once); ``per window`` is
-:class:`pipeline.asr.decode.CallModel` with ``per_window``, what ours uses on the CPU: encoder and word timing a window at a
-time, the decoder on the whole batch.
+:class:`pipeline.asr.decode.CallModel` with ``per_window``, what ours uses on the CPU: encoder and word timing a
+window at a time, the decoder on the whole batch.
 
 Usage::
 
