@@ -28,7 +28,12 @@ def worktree(rev: str, out: Path) -> Path:
     """A worktree of ``rev`` under ``out`` (the working tree itself for ``.``)."""
     if rev == ".":
         return REPO
-    sha = subprocess.run(["git", "rev-parse", rev], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"error: {rev!r} is not a commit of {REPO}; give a hash, a branch, a tag or '.'")
+    sha = found.stdout
     path = out / "trees" / sha.strip()[:12]
     if not path.exists():
         subprocess.run(

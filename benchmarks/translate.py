@@ -38,6 +38,7 @@ from revisions import worktree
 
 from pipeline.asr.inputs import to_float
 from pipeline.asr.packaged import BASE_PACKAGED
+from pipeline.core.errors import InputError
 from pipeline.lab.evaluation import language_clips, read_srt, score_language
 from pipeline.media.decode import decode_all
 
@@ -123,8 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--revisions", help="two git revisions of ours, 'A,B' ('.': the working tree), instead of the peers")
     p.add_argument("--out", type=Path, default=Path("bench-out/translate"), help="inputs and runs")
     ns = p.parse_args(argv)
+    if ns.revisions and len(ns.revisions.split(",")) != 2:
+        p.error(f"--revisions takes two revisions, A,B (got {ns.revisions!r})")
     out = ns.out.resolve()
-    items = [build_input(language, out / "inputs") for language in ns.languages.split(",")]
+    try:
+        items = [build_input(language, out / "inputs") for language in ns.languages.split(",")]
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from None
     tools: list[tuple[str, str, Path | None]] = [("ours", "ours", None), ("fw", "fw", None)]
     if ns.revisions:
         tools = [("ours", rev, worktree(rev, out)) for rev in ns.revisions.split(",")]
