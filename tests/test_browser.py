@@ -98,93 +98,94 @@ def test_workbench_in_a_browser(app_url: str, gate: threading.Event, data_dir: P
 
 def _walk_through(page: Any, app_url: str, gate: threading.Event, data_dir: Path) -> None:  # noqa: ANN401
     video = data_dir / "video" / "manifesto.mp4"
-    if True:
-        page.goto(app_url)
-        page.wait_for_selector("#v2s-model-status", timeout=60_000)
+    page.goto(app_url)
+    page.wait_for_selector("#v2s-model-status", timeout=60_000)
 
-        # 1. The model status: loading while the load is held, then ready once it is let go.
-        page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'loading'", timeout=30_000)
-        assert "loading" in page.inner_text("#v2s-model-status").lower()
-        page.screenshot(path=str(ARTIFACTS / "model-loading.png"))
-        gate.set()
-        page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'ready'", timeout=120_000)
-        assert "ready" in page.inner_text("#v2s-model-status").lower()
+    # 1. The model status: loading while the load is held, then ready once it is let go.
+    page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'loading'", timeout=30_000)
+    assert "loading" in page.inner_text("#v2s-model-status").lower()
+    page.screenshot(path=str(ARTIFACTS / "model-loading.png"))
+    gate.set()
+    page.wait_for_function("document.querySelector('#v2s-model-status').dataset.state == 'ready'", timeout=120_000)
+    assert "ready" in page.inner_text("#v2s-model-status").lower()
 
-        # 2. Upload and start; progress shows while it runs; the API answers meanwhile (the UI never blocks).
-        # On a fresh install the first upload was once never listed (a fresh-clone CI run, 2026-12-07; the same
-        # clone passed on rerun): it is sent once more before the test fails.
-        for attempt in range(2):
-            page.locator("#v2s-files input[type=file]").set_input_files(str(video))
-            try:
-                page.wait_for_selector("#v2s-files >> text=manifesto.mp4", timeout=30_000)
-                break
-            except PlaywrightTimeout:
-                if attempt:
-                    raise
-        page.click("#v2s-start")
-        seen: set[str] = set()
-        api_ms: list[float] = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            stages = page.eval_on_selector_all("#v2s-progress .v2s-job", "els => els.map(e => e.dataset.stage)")
-            seen.update(stages)
-            if stages and "running" in stages and "running-shot" not in seen:
-                seen.add("running-shot")
-                page.screenshot(path=str(ARTIFACTS / "transcribe-running.png"), full_page=True)
-            if stages == ["done"]:
-                break
-            t = time.monotonic()
-            assert page.request.get(f"{app_url}/api/jobs").ok
-            api_ms.append(1000 * (time.monotonic() - t))
-            time.sleep(0.2)
-        assert "done" in seen, f"the job did not finish: stages seen {seen}"
-        assert seen & {"queued", "starting", "waiting_for_model", "running", "writing"}, seen
-        assert api_ms, "the job finished before the progress could be seen"
-        facts = page.inner_text("#v2s-progress")
-        assert "Segments" in facts and "manifesto.mp4" in facts and "Done" in facts
+    # 2. Upload and start; progress shows while it runs; the API answers meanwhile (the UI never blocks).
+    # On a fresh install the first upload was once never listed (a fresh-clone CI run, 2026-12-07; the same
+    # clone passed on rerun): it is sent once more before the test fails.
+    for attempt in range(2):
+        page.locator("#v2s-files input[type=file]").set_input_files(str(video))
+        try:
+            page.wait_for_selector("#v2s-files >> text=manifesto.mp4", timeout=30_000)
+            break
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+    page.click("#v2s-start")
+    seen: set[str] = set()
+    api_ms: list[float] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        stages = page.eval_on_selector_all("#v2s-progress .v2s-job", "els => els.map(e => e.dataset.stage)")
+        seen.update(stages)
+        if stages and "running" in stages and "running-shot" not in seen:
+            seen.add("running-shot")
+            page.screenshot(path=str(ARTIFACTS / "transcribe-running.png"), full_page=True)
+        if stages == ["done"]:
+            break
+        t = time.monotonic()
+        assert page.request.get(f"{app_url}/api/jobs").ok
+        api_ms.append(1000 * (time.monotonic() - t))
+        time.sleep(0.2)
+    assert "done" in seen, f"the job did not finish: stages seen {seen}"
+    assert seen & {"queued", "starting", "waiting_for_model", "running", "writing"}, seen
+    assert api_ms, "the job finished before the progress could be seen"
+    facts = page.inner_text("#v2s-progress")
+    assert "Segments" in facts and "manifesto.mp4" in facts and "Done" in facts
 
-        # 3. The subtitles, the preview with its subtitle track, and the SRT download.
-        page.wait_for_selector("#v2s-downloads [data-testid=download-link]", timeout=60_000)
-        shown = page.input_value("#v2s-subtitles textarea")
-        assert "communist" in shown.lower()
-        track = page.eval_on_selector("#v2s-preview video", "v => (v.querySelector('track') || {}).src")
-        assert track and track.endswith(".vtt"), track
-        page.eval_on_selector("#v2s-preview video", "v => { v.textTracks[0].mode = 'showing'; v.currentTime = 6; }")
-        srt_link = page.locator("#v2s-downloads a[download$='.srt']")
-        assert srt_link.count() == 1
-        with page.expect_download() as download:
-            srt_link.click()
-        saved = ARTIFACTS / "manifesto.srt"
-        download.value.save_as(saved)
-        text = saved.read_text(encoding="utf-8")
-        cues = list(srt.parse(text))
-        assert len(cues) >= 10 and all(c.end > c.start for c in cues)
-        reference = srt_text(data_dir / "video" / "manifesto.auto-captions.srt")
-        wer = corpus_wer([reference], [srt_text(saved)])
-        assert wer is not None and wer < 0.25, f"WER {wer:.1%} against the video's captions"
-        time.sleep(1)
-        page.screenshot(path=str(ARTIFACTS / "transcribe.png"), full_page=True)
+    # 3. The subtitles, the preview with its subtitle track, and the SRT download.
+    page.wait_for_selector("#v2s-downloads [data-testid=download-link]", timeout=60_000)
+    shown = page.input_value("#v2s-subtitles textarea")
+    assert "communist" in shown.lower()
+    track = page.eval_on_selector("#v2s-preview video", "v => (v.querySelector('track') || {}).src")
+    assert track and track.endswith(".vtt"), track
+    page.eval_on_selector("#v2s-preview video", "v => { v.textTracks[0].mode = 'showing'; v.currentTime = 6; }")
+    srt_link = page.locator("#v2s-downloads a[download$='.srt']")
+    assert srt_link.count() == 1
+    # Only the formats asked for (SRT alone by default): the JSON the job folder keeps for review is not offered.
+    assert page.locator("#v2s-downloads a[download]").count() == 1
+    with page.expect_download() as download:
+        srt_link.click()
+    saved = ARTIFACTS / "manifesto.srt"
+    download.value.save_as(saved)
+    text = saved.read_text(encoding="utf-8")
+    cues = list(srt.parse(text))
+    assert len(cues) >= 10 and all(c.end > c.start for c in cues)
+    reference = srt_text(data_dir / "video" / "manifesto.auto-captions.srt")
+    wer = corpus_wer([reference], [srt_text(saved)])
+    assert wer is not None and wer < 0.25, f"WER {wer:.1%} against the video's captions"
+    time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / "transcribe.png"), full_page=True)
 
-        # 4. Every tab, as a newcomer sees it.
-        for tab in TABS[1:]:
-            page.get_by_role("tab", name=tab).click()
-            time.sleep(2.5)  # a refresh of the live parts (timers: 1–3 s)
-            page.screenshot(path=str(ARTIFACTS / f"{tab.lower()}.png"), full_page=True)
-            body = page.inner_text("body")
-            if tab == "Jobs":
-                assert "manifesto.mp4" in body and "Done" in body
-                # Choose the job by its row, then get its files.
-                page.locator("#v2s-jobs .body-cell", has_text="manifesto.mp4").first.click()
-                page.wait_for_function("document.querySelector('#v2s-job-id textarea, #v2s-job-id input').value")
-                page.get_by_role("button", name="Get files").click()
-                page.wait_for_selector("#v2s-job-files a[download='manifesto.srt']", timeout=30_000)
-            elif tab == "Models":
-                assert "tiny.en" in body
-            elif tab == "Hardware":
-                assert "Settings chosen for this machine" in body and "Batch size" in body
-                assert page.locator(".js-plotly-plot").count() >= 3
-            elif tab == "Cluster":
-                assert "where jobs run" in body.lower() and "in-process" in body
+    # 4. Every tab, as a newcomer sees it.
+    for tab in TABS[1:]:
+        page.get_by_role("tab", name=tab).click()
+        time.sleep(2.5)  # a refresh of the live parts (timers: 1–3 s)
+        page.screenshot(path=str(ARTIFACTS / f"{tab.lower()}.png"), full_page=True)
+        body = page.inner_text("body")
+        if tab == "Jobs":
+            assert "manifesto.mp4" in body and "Done" in body
+            # Choose the job by its row, then get its files.
+            page.locator("#v2s-jobs .body-cell", has_text="manifesto.mp4").first.click()
+            page.wait_for_function("document.querySelector('#v2s-job-id textarea, #v2s-job-id input').value")
+            page.get_by_role("button", name="Get files").click()
+            page.wait_for_selector("#v2s-job-files a[download='manifesto.srt']", timeout=30_000)
+        elif tab == "Models":
+            assert "tiny.en" in body
+        elif tab == "Hardware":
+            assert "Settings chosen for this machine" in body and "Batch size" in body
+            assert page.locator(".js-plotly-plot").count() >= 3
+        elif tab == "Cluster":
+            assert "where jobs run" in body.lower() and "in-process" in body
 
 
 def _raw_get(url: str, path: str) -> tuple[int, str]:

@@ -211,6 +211,8 @@ class Workbench:
     def export(self, job_id: str, with_ass: bool = False) -> dict[str, Path]:
         """Write the job's finished results as ``<input stem>.<fmt>`` files for download.
 
+        Only the formats the job asked for (the job folder also keeps the JSON for review, asked or not).
+
         Args:
             job_id: The job.
             with_ass: Include the styled ASS even when the job did not ask for it (the Review tab).
@@ -224,9 +226,10 @@ class Workbench:
         stem = Path(str(status.get("input_name") or "subtitles")).stem or "subtitles"
         folder = EXPORT_ROOT / status["job_id"]
         out: dict[str, Path] = {}
-        written = self.manager.store.open(status["job_id"]).result_formats()
+        job = self.manager.store.open(status["job_id"])
+        asked = set(job.settings().output.formats) & set(job.result_formats())
         for fmt in FORMATS:
-            if fmt not in written and not (fmt == "ass" and with_ass):
+            if fmt not in asked and not (fmt == "ass" and with_ass):
                 continue
             try:
                 data, partial = self.manager.result(job_id, fmt)

@@ -90,7 +90,7 @@ class ReviewManager:
         return job
 
     def _settings(self, job: Job) -> Settings:
-        return Settings.from_dict(job.read_job().get("settings") or {}, jobs_dir=job.dir.parent)
+        return job.settings()
 
     def _transcript(self, job: Job) -> Transcript:
         try:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import CheckpointError
+from pipeline.core.settings import Settings
 from pipeline.core.states import JobState
 from pipeline.core.types import Segment, SegmentResult
 from pipeline.jobs.files import (
@@ -86,6 +87,10 @@ class Job:
                 "it was made by another version of video2srt — run it again from the input"
             )
         return data
+
+    def settings(self) -> Settings:
+        """The settings the job was created with (its ``job.json``)."""
+        return Settings.from_dict(self.read_job().get("settings") or {}, jobs_dir=self.dir.parent)
 
     def update_job(self, **fields: Any) -> None:
         data = self.read_job()
