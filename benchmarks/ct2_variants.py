@@ -27,7 +27,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import DEFAULT_DATA_DIR, bundled_model_path  # noqa: E402 - the scripts run as files
+from bench_common import DEFAULT_DATA_DIR, bundled_model_path, load_sets  # noqa: E402 - the scripts run as files
+
+from pipeline.core.errors import InputError  # noqa: E402
+from pipeline.lab.evaluation import data_dir as find_data_dir  # noqa: E402
 
 #: name → (environment, compute type). The first is the default every other is compared with.
 VARIANTS: dict[str, tuple[dict[str, str], str]] = {
@@ -39,6 +42,8 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "CT2_USE_MKL=1 + packed GEMM · int8": ({"CT2_USE_MKL": "1", "CT2_USE_EXPERIMENTAL_PACKED_GEMM": "1"}, "int8"),
     "CT2_FORCE_CPU_ISA=AVX2 · int8": ({"CT2_FORCE_CPU_ISA": "AVX2"}, "int8"),
 }
+#: The English sets whose clips, end to end, are cut into the windows.
+SETS = ("fleurs_en", "harvard", "ljspeech")
 WINDOW_S = 28
 WINDOWS = 6
 
@@ -49,8 +54,8 @@ def child(compute_type: str, data_dir: Path) -> dict[str, object]:
     import numpy as np
     from faster_whisper import WhisperModel, decode_audio
 
-    files = [p for name in ("fleurs_en", "harvard", "ljspeech") for p in sorted((data_dir / name).iterdir())]
-    audio = np.concatenate([decode_audio(str(p)) for p in files if p.suffix in (".ogg", ".mp3", ".wav", ".flac")])
+    sets = load_sets(data_dir)
+    audio = np.concatenate([decode_audio(str(clip.path)) for name in SETS for clip in sets[name]])
     n = 16000 * WINDOW_S
     windows = [audio[i : i + n] for i in range(0, audio.size - n, n)][:WINDOWS]
     model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type=compute_type, cpu_threads=1)
@@ -111,6 +116,14 @@ def main() -> int:
     if ns.child:
         print(json.dumps(child(ns.child, ns.data)))
         return 0
+    if ns.repeat < 1:
+        print(f"error: --repeat {ns.repeat}: give 1 or more rounds", file=sys.stderr)
+        return 2
+    try:
+        ns.data = find_data_dir(ns.data)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     names = [n.strip() for n in ns.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

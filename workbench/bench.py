@@ -226,8 +226,7 @@ class Workbench:
         stem = Path(str(status.get("input_name") or "subtitles")).stem or "subtitles"
         folder = EXPORT_ROOT / status["job_id"]
         out: dict[str, Path] = {}
-        job = self.manager.store.open(status["job_id"])
-        asked = set(job.settings().output.formats) & set(job.result_formats())
+        asked = self.manager.store.open(status["job_id"]).settings().output.formats
         for fmt in FORMATS:
             if fmt not in asked and not (fmt == "ass" and with_ass):
                 continue

@@ -206,8 +206,7 @@ class Runner:
             cancel: Set it to stop the job at its next step.
             fresh: The job was just created from its input (skips re-hashing the input).
         """
-        meta = job.read_job()
-        s = Settings.from_dict(meta.get("settings") or {}, jobs_dir=job.dir.parent)
+        s = job.settings()
         # Finished segments made under other settings, model files or code are transcribed again.
         note = job.match_settings(fingerprint_of(s))
         if note:
